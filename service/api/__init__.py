@@ -1,0 +1,1 @@
+"""HTTP routes, one router per noun: thin, validate, call core, return."""

@@ -1,0 +1,30 @@
+"""Dependency aliases that keep routes to a few lines."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Header, Request
+
+from service.core.auth import Principal, authenticate
+
+if TYPE_CHECKING:
+    from service.app import Titan
+
+
+def get_titan(request: Request) -> Titan:
+    """The application's core objects."""
+    titan: Titan = request.app.state.titan
+    return titan
+
+
+def current_principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid one."""
+    with get_titan(request).resources.sessions() as session:
+        return authenticate(session, authorization)
+
+
+TitanDep = Annotated["Titan", Depends(get_titan)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,89 @@
+"""Read and act on resources: list, get, recipe, history, logs, start, stop, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from service.api.deps import CurrentPrincipal, TitanDep
+from service.core.state import Target
+
+router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
+ONE = "/{type}/{name}"
+Owner = Annotated[str | None, Query(description="owner; default: the caller")]
+
+
+@router.get("")
+def list_resources(
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    type: str | None = None,
+    owner: str | None = None,
+) -> list[dict[str, Any]]:
+    """The resources the caller may see."""
+    return titan.resources.list_visible(principal, type, owner)
+
+
+@router.get(ONE)
+def get_resource(
+    type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+) -> dict[str, Any]:
+    """One resource: target, status, processes and endpoints."""
+    return titan.resources.get(principal, type, name, owner)
+
+
+@router.get(ONE + "/recipe")
+def get_recipe(
+    type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+) -> dict[str, Any]:
+    """The resource as a recipe that applies unchanged."""
+    return titan.resources.recipe(principal, type, name, owner)
+
+
+@router.get(ONE + "/history")
+def get_history(
+    type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+) -> list[dict[str, Any]]:
+    """Every status change, oldest first."""
+    return titan.resources.history(principal, type, name, owner)
+
+
+@router.get(ONE + "/logs")
+async def get_logs(
+    type: str,
+    name: str,
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    owner: Owner = None,
+    process: str | None = None,
+    tail: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Output of each process, from ``offset`` or the last ``tail`` lines."""
+    return await titan.resources.logs(principal, type, name, owner, process, tail, offset)
+
+
+def _target_route(target: Target, doc: str) -> Any:
+    def route(
+        type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+    ) -> dict[str, Any]:
+        return titan.resources.set_target(principal, type, name, owner, target)
+
+    route.__doc__ = doc
+    route.__name__ = f"set_{target.value}"
+    return route
+
+
+router.add_api_route(
+    ONE + "/start", _target_route(Target.RUNNING, "Run the resource (a finished job runs again)."),
+    methods=["POST"], status_code=202,
+)  # fmt: skip
+router.add_api_route(
+    ONE + "/stop", _target_route(Target.STOPPED, "Stop every process of the resource."),
+    methods=["POST"], status_code=202,
+)  # fmt: skip
+router.add_api_route(
+    ONE, _target_route(Target.DELETED, "Stop the resource and forget it."),
+    methods=["DELETE"], status_code=202,
+)  # fmt: skip

@@ -1,0 +1,175 @@
+"""``create_app(settings)``: the FastAPI application, its lifespan and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import health, recipes, resources, users
+from service.backends.base import Backend
+from service.backends.local import LocalBackend
+from service.config import Settings
+from service.core.auth import bootstrap_admin, server_key
+from service.core.reconciler import Reconciler
+from service.core.resources import ResourceService
+from service.core.users import UserService
+from service.errors import InvalidInput, PayloadTooLarge, TitanError
+from service.store.db import make_engine, migrate, session_factory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Titan:
+    """What routes reach through ``request.app.state.titan``."""
+
+    settings: Settings
+    resources: ResourceService
+    users: UserService
+    reconciler: Reconciler
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend the settings name."""
+    if settings.backend == "local":
+        return LocalBackend(
+            settings.data_dir / "processes",
+            start_timeout=settings.start_timeout_seconds,
+            stop_timeout=settings.stop_timeout_seconds,
+        )
+    raise ValueError(f"TITAN_BACKEND: unknown backend {settings.backend!r}; use 'local'")
+
+
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
+    """The Titan API. Migrations, the first admin token and the reconciler start with it."""
+    settings = settings or Settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    sessions = session_factory(engine)
+    chosen = backend or make_backend(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(migrate, engine)
+        secret = await asyncio.to_thread(bootstrap_admin, sessions, settings)
+        if secret is not None:
+            sys.stderr.write(
+                f"\nTitan: first start. Admin token (shown once, saved to "
+                f"{settings.admin_token_file}):\n  {secret}\n\n"
+            )
+        key = await asyncio.to_thread(server_key, settings)
+        reconciler = Reconciler(sessions, chosen, settings, key)
+        app.state.titan = Titan(
+            settings=settings,
+            resources=ResourceService(sessions, settings, chosen, reconciler.wake, key),
+            users=UserService(sessions),
+            reconciler=reconciler,
+        )
+        await reconciler.start()
+        try:
+            yield
+        finally:
+            await reconciler.close()
+            await chosen.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Titan",
+        version="0.1.0",
+        description="Self-hosted GPU compute: workspaces, Dask clusters and jobs from recipes.",
+        lifespan=lifespan,
+    )
+    for router in (health.router, recipes.router, resources.router, users.router):
+        app.include_router(router)
+    _map_errors(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def _map_errors(app: FastAPI) -> None:
+    @app.exception_handler(TitanError)
+    async def titan_error(_request: Request, exc: TitanError) -> JSONResponse:
+        return JSONResponse(exc.to_body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {
+                "path": ".".join(str(part) for part in err["loc"]),
+                "message": str(err["msg"]).removeprefix("Value error, "),
+                "value": err.get("input") if _plain(err.get("input")) else None,
+            }
+            for err in exc.errors()
+        ]
+        message = "; ".join(f"{p['path']}: {p['message']}" for p in problems)
+        error = InvalidInput(message, problems)
+        return JSONResponse(error.to_body(), status_code=error.status_code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        body = {"error": {"code": f"http_{exc.status_code}", "message": exc.detail,
+                          "details": None}}  # fmt: skip
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        request_id = uuid.uuid4().hex[:12]
+        log.error("request %s %s failed (id %s)", request.method, request.url.path, request_id,
+                  exc_info=exc)  # fmt: skip
+        message = f"internal error (request id {request_id}); the server log has details"
+        body = {"error": {"code": "internal", "message": message, "details": None}}
+        return JSONResponse(body, status_code=500)
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, str | int | float | bool | type(None))
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLarge(self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"request body is over {self.limit} bytes (TITAN_MAX_BODY_BYTES)"
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(PayloadTooLarge(self._message()).to_body(), status_code=413)
+        await response({"type": "http"}, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}

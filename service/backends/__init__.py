@@ -1,0 +1,1 @@
+"""Backends turn "start this process with these resources" into something real."""

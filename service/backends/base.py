@@ -1,0 +1,93 @@
+"""The backend contract: a handful of async methods every backend implements.
+
+A backend knows nothing of recipes, users or the database. It starts one
+process from a :class:`ProcessSpec`, reports on it through a JSON-serialisable
+handle, and stops it. The reconciler stores handles, so a restarted control
+plane can ask the backend about processes it started before.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["scheduler", "worker", "jupyter", "job"]
+Handle = dict[str, Any]
+Checkpoint = Callable[[Handle], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """Everything a backend needs to start one process of a resource."""
+
+    resource_id: str
+    name: str
+    role: Role
+    args: list[str]
+    env: dict[str, str]
+    cpu: float = 1.0
+    memory_bytes: int | None = None
+    gpus: list[str] = field(default_factory=list)
+    image: str | None = None
+    working_directory: str | None = None
+    start_script: str | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    """A process that is up: its handle and the addresses it serves."""
+
+    handle: Handle
+    endpoints: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    """What a backend observes of a process now."""
+
+    running: bool
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Log text from ``offset`` on, and the offset to ask for next time."""
+
+    text: str
+    next_offset: int
+
+
+class Backend(abc.ABC):
+    """Where processes run. Every method is safe to call again (idempotent)."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def start(self, spec: ProcessSpec, checkpoint: Checkpoint) -> Started:
+        """Start ``spec`` and wait until it is ready.
+
+        ``checkpoint`` is awaited with the handle as soon as something exists
+        to clean up, so a failure later in the start can be undone by
+        ``stop``. Raises BackendError if the process fails to become ready.
+        """
+
+    @abc.abstractmethod
+    async def stop(self, handle: Handle) -> None:
+        """Stop the process and everything it started; a no-op if it is already gone."""
+
+    @abc.abstractmethod
+    async def status(self, handle: Handle) -> ProcessState:
+        """Whether the process still runs, and its exit code once known."""
+
+    @abc.abstractmethod
+    async def logs(self, handle: Handle, tail: int | None = None, offset: int = 0) -> LogChunk:
+        """The process's output from byte ``offset`` on, or its last ``tail`` lines."""
+
+    @abc.abstractmethod
+    async def adopt(self) -> list[Handle]:
+        """Handles of every process this backend finds running, started by any Titan run."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the backend holds (not the processes); called on shutdown."""

@@ -1,0 +1,93 @@
+"""Settings of the control plane, read from ``TITAN_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/titan``, else ``~/.local/share/titan``: one per user."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "titan"
+
+
+class InstanceType(BaseModel):
+    """One entry of the operator's size catalog."""
+
+    cpu: float = Field(gt=0, description="CPU cores")
+    memory: str = Field(description="memory, e.g. '4GiB'")
+    gpu: int = Field(default=0, ge=0, description="whole GPUs")
+
+
+DEFAULT_INSTANCE_TYPES: dict[str, InstanceType] = {
+    "cpu-small": InstanceType(cpu=1, memory="2GiB"),
+    "cpu-medium": InstanceType(cpu=2, memory="8GiB"),
+    "cpu-large": InstanceType(cpu=4, memory="16GiB"),
+    "gpu-1": InstanceType(cpu=4, memory="32GiB", gpu=1),
+    "gpu-2": InstanceType(cpu=8, memory="64GiB", gpu=2),
+}
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is ``TITAN_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TITAN_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="where the SQLite store, the admin token and process logs live",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; default: SQLite in WAL mode under data_dir. "
+        "PostgreSQL: postgresql+psycopg://user:password@host/db",
+    )
+    host: str = Field(default="127.0.0.1", description="address the API server listens on")
+    port: int = Field(default=8686, ge=0, le=65535, description="port of the API server (0: any)")
+    public_url: str | None = Field(
+        default=None,
+        description="URL processes use to reach the API (TITAN_URL); default http://host:port",
+    )
+    backend: str = Field(default="local", description="where processes run: 'local'")
+    max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="largest request body accepted (bytes)"
+    )
+    instance_types: dict[str, InstanceType] = Field(
+        default_factory=lambda: dict(DEFAULT_INSTANCE_TYPES),
+        description="size catalog recipes name with instance_type (JSON object)",
+    )
+    reconcile_parallelism: int = Field(
+        default=4, ge=1, description="resources reconciled at the same time"
+    )
+    resync_seconds: float = Field(
+        default=2.0, gt=0, description="how often every resource is checked against reality"
+    )
+    backoff_base_seconds: float = Field(
+        default=1.0, gt=0, description="first retry delay after a failed reconcile"
+    )
+    backoff_max_seconds: float = Field(default=300.0, gt=0, description="longest retry delay")
+    start_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="how long a process may take to become ready"
+    )
+    stop_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="grace period between SIGTERM and SIGKILL"
+    )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The store URL, defaulting to ``sqlite:///<data_dir>/titan.db``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'titan.db'}"
+
+    @property
+    def api_url(self) -> str:
+        """The URL handed to processes as ``TITAN_URL``."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def admin_token_file(self) -> Path:
+        """The 0600 file holding the first admin token."""
+        return self.data_dir / "admin-token"

@@ -1,0 +1,1 @@
+"""The logic of the control plane: no HTTP here."""

@@ -1,0 +1,149 @@
+"""Tokens and who may do what.
+
+Tokens are random secrets shown once; only their SHA-256 is stored. A token
+belongs to a user; a resource token is also bound to one resource and can
+act only for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from service.recipes.models import _DNS_LABEL
+from service.store.models import Resource, Token, User
+
+log = logging.getLogger(__name__)
+TOKEN_PREFIX = "titan_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, optionally narrowed to one resource."""
+
+    user_id: int
+    user_name: str
+    is_admin: bool
+    resource_id: str | None = None
+
+
+def hash_token(secret: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_token(
+    session: Session, user: User, name: str = "", resource_id: str | None = None
+) -> str:
+    """Create a token for ``user`` and return its secret (the only time it is seen)."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        Token(user_id=user.id, name=name, resource_id=resource_id, token_hash=hash_token(secret))
+    )
+    return secret
+
+
+def authenticate(session: Session, authorization: str | None) -> Principal:
+    """The principal behind an ``Authorization: Bearer`` header, or Unauthenticated."""
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated(
+            "send 'Authorization: Bearer <token>'; `titan token create` makes one"
+        )
+    token = session.scalar(select(Token).where(Token.token_hash == hash_token(secret.strip())))
+    if token is None:
+        raise Unauthenticated("the token is not valid; it may have been revoked")
+    return Principal(token.user.id, token.user.name, token.user.is_admin, token.resource_id)
+
+
+def require_user(principal: Principal) -> None:
+    """Refuse resource tokens: the action is for users only."""
+    if principal.resource_id is not None:
+        raise Forbidden("a resource token can only act for its own resource")
+
+
+def require_admin(principal: Principal) -> None:
+    """Refuse everyone but admins."""
+    require_user(principal)
+    if not principal.is_admin:
+        raise Forbidden("only an admin may do this")
+
+
+def check_access(principal: Principal, resource: Resource) -> None:
+    """Allow owners, admins and the resource's own tokens; others get 404 (no leaks)."""
+    if principal.resource_id is not None:
+        if principal.resource_id != resource.id:
+            raise Forbidden("a resource token can only act for its own resource")
+        return
+    if not principal.is_admin and resource.owner != principal.user_name:
+        raise NotFound(f"{resource.type} {resource.name!r} not found")
+
+
+def resolve_owner(session: Session, principal: Principal, owner: str | None) -> User:
+    """The user a new resource belongs to: the caller, or (admins only) someone else."""
+    require_user(principal)
+    name = owner or principal.user_name
+    if name != principal.user_name and not principal.is_admin:
+        raise Forbidden(f"owner {name!r}: you may only create resources you own")
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise InvalidInput(f"owner: no user named {name!r}; create it with `titan user create`")
+    return user
+
+
+def create_user(session: Session, name: str, is_admin: bool = False) -> User:
+    """A new user; InvalidInput if the name is not a DNS label or already taken."""
+    if not _DNS_LABEL.match(name):
+        raise InvalidInput("name: must be a DNS label (a-z, 0-9, '-'; 1-63 characters)")
+    if session.scalar(select(User).where(User.name == name)) is not None:
+        raise InvalidInput(f"name: a user named {name!r} already exists")
+    user = User(name=name, is_admin=is_admin)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def bootstrap_admin(sessions: sessionmaker[Session], settings: Settings) -> str | None:
+    """On the very first start, create user ``admin`` with a token saved to a 0600 file.
+
+    Returns the token secret when one was created, None when users already exist.
+    """
+    with sessions.begin() as session:
+        if session.scalar(select(User).limit(1)) is not None:
+            return None
+        admin = create_user(session, "admin", is_admin=True)
+        secret = issue_token(session, admin, name="first admin token")
+    write_private(settings.admin_token_file, secret + "\n")
+    return secret
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(text)
+    os.chmod(path, 0o600)
+
+
+def server_key(settings: Settings) -> bytes:
+    """The control plane's own secret (``<data_dir>/server.key``, 0600), made once."""
+    path = settings.data_dir / "server.key"
+    if not path.exists():
+        write_private(path, secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def jupyter_token(key: bytes, resource_id: str) -> str:
+    """The JupyterLab token of a workspace: derived, never stored."""
+    return hmac.new(key, f"jupyter:{resource_id}".encode(), hashlib.sha256).hexdigest()[:48]

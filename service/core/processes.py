@@ -1,0 +1,131 @@
+"""What processes a recipe asks for: a cluster is one scheduler plus N workers.
+
+``planned_processes`` is pure: the reconciler compares its result with what
+runs, and ``plan`` compares it between two recipes, so both agree on what a
+change restarts. A process restarts exactly when its ``spec_hash`` changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from service.backends.base import Role
+from service.config import InstanceType
+from service.recipes.models import (
+    CommonSpec,
+    DaskFields,
+    JobRecipe,
+    RecipeBase,
+    Resources,
+    WorkspaceRecipe,
+)
+from service.recipes.units import parse_memory
+
+SCHEDULER = "scheduler"
+
+
+@dataclass(frozen=True)
+class PlannedProcess:
+    """One process a recipe asks for, before it has a token or an address."""
+
+    name: str
+    role: Role
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cpu: float = 1.0
+    memory_bytes: int | None = None
+    gpu: int = 0
+    image: str | None = None
+    working_directory: str | None = None
+    start_script: str | None = None
+    needs_scheduler: bool = False
+
+    @property
+    def spec_hash(self) -> str:
+        """Fingerprint of everything that requires a restart when it changes."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def size_of(spec: CommonSpec, catalog: dict[str, InstanceType]) -> Resources:
+    """The size a spec asks for: its resources, its instance type, or the default."""
+    if spec.resources is not None:
+        return spec.resources
+    if spec.instance_type is not None and spec.instance_type in catalog:
+        entry = catalog[spec.instance_type]
+        return Resources(cpu=entry.cpu, memory=entry.memory, gpu=entry.gpu)
+    return Resources()
+
+
+def worker_count(dask: DaskFields) -> int:
+    """Workers to run now: ``n_workers``, kept within the adaptive bounds if any."""
+    if dask.adaptive is None:
+        return dask.n_workers
+    return min(max(dask.n_workers, dask.adaptive.minimum), dask.adaptive.maximum)
+
+
+def planned_processes(
+    recipe: RecipeBase, catalog: dict[str, InstanceType]
+) -> dict[str, PlannedProcess]:
+    """Every process ``recipe`` runs, by name; the scheduler (if any) first."""
+    spec: CommonSpec = recipe.spec  # type: ignore[attr-defined]
+    size = size_of(spec, catalog)
+    common: dict[str, Any] = {
+        "env": dict(spec.environment_variables),
+        "image": spec.image,
+        "working_directory": spec.working_directory,
+        "start_script": spec.start_script,
+    }
+    processes: dict[str, PlannedProcess] = {}
+    dask = recipe.dask
+    if dask is not None:
+        memory = dask.scheduler.memory
+        processes[SCHEDULER] = PlannedProcess(
+            name=SCHEDULER,
+            role="scheduler",
+            args=[],
+            memory_bytes=parse_memory(memory) if memory else None,
+            **common,
+        )
+        worker_memory = parse_memory(dask.worker.memory or size.memory)
+        gpus = dask.worker.gpu or (size.gpu if recipe.dask is spec else 0)
+        for index in range(worker_count(dask)):
+            name = f"worker-{index}"
+            args = ["--name", name, "--nthreads", str(dask.worker.nthreads)]
+            args += ["--memory-limit", str(worker_memory)] + (["--gpu"] if gpus else [])
+            processes[name] = PlannedProcess(
+                name=name,
+                role="worker",
+                args=args,
+                cpu=float(dask.worker.nthreads),
+                memory_bytes=worker_memory,
+                gpu=gpus,
+                needs_scheduler=True,
+                **common,
+            )
+    main = _main_process(recipe)
+    if main is not None:
+        processes[main[0]] = PlannedProcess(
+            name=main[0],
+            role=main[1],
+            args=main[2],
+            cpu=size.cpu,
+            memory_bytes=parse_memory(size.memory),
+            gpu=size.gpu,
+            needs_scheduler=dask is not None,
+            **common,
+        )
+    return processes
+
+
+def _main_process(recipe: RecipeBase) -> tuple[str, Role, list[str]] | None:
+    if isinstance(recipe, WorkspaceRecipe):
+        return "jupyter", "jupyter", []
+    if isinstance(recipe, JobRecipe):
+        command = recipe.spec.command
+        args = ["--shell", command] if isinstance(command, str) else ["--", *command]
+        return "job", "job", args
+    return None

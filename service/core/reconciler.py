@@ -1,0 +1,441 @@
+"""The reconciler: moves every resource from its observed status toward its target.
+
+A de-duplicating queue of resource ids feeds a bounded number of workers; a
+resource is never reconciled twice at once. A periodic resync re-checks every
+resource against reality, so a process that dies is noticed and restarted.
+Failures back off exponentially (the delay is stored, so it survives restarts).
+All database work runs in threads; backend calls are async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from service.backends.base import Backend, Handle, ProcessSpec, ProcessState
+from service.config import Settings
+from service.core.auth import issue_token, jupyter_token
+from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
+from service.core.state import Status, Target, set_status
+from service.recipes.models import parse_recipe
+from service.store.models import Process, Resource, Token, User, utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A recorded process and what the backend says of it now."""
+
+    name: str
+    spec_hash: str
+    handle: Handle | None
+    scheduler_address: str | None
+    state: ProcessState
+
+
+class Reconciler:
+    """Drives resources to their targets through one backend."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        backend: Backend,
+        settings: Settings,
+        key: bytes,
+    ) -> None:
+        self.sessions = sessions
+        self.backend = backend
+        self.settings = settings
+        self.key = key
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._active: set[str] = set()
+        self._dirty: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Stop orphans the store does not know of, then begin reconciling."""
+        self._loop = asyncio.get_running_loop()
+        await self.stop_orphans()
+        for index in range(self.settings.reconcile_parallelism):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"reconcile-{index}"))
+        self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+
+    async def close(self) -> None:
+        """Stop reconciling; running processes are left alone to be adopted later."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def wake(self, resource_id: str) -> None:
+        """Queue ``resource_id`` for reconciling; safe to call from any thread."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._enqueue, resource_id)
+
+    def _enqueue(self, resource_id: str) -> None:
+        if resource_id in self._active:
+            self._dirty.add(resource_id)  # reconcile again once the current pass ends
+        elif resource_id not in self._queued:
+            self._queued.add(resource_id)
+            self._queue.put_nowait(resource_id)
+
+    async def _work(self) -> None:
+        while True:
+            resource_id = await self._queue.get()
+            self._queued.discard(resource_id)
+            self._active.add(resource_id)
+            try:
+                await self.reconcile(resource_id)
+            except Exception as exc:
+                log.exception("reconciling %s failed", resource_id)
+                await self._db(self._record_failure, resource_id, str(exc) or repr(exc))
+            finally:
+                self._active.discard(resource_id)
+                if resource_id in self._dirty:
+                    self._dirty.discard(resource_id)
+                    self._enqueue(resource_id)
+
+    async def _resync(self) -> None:
+        while True:
+            try:
+                for resource_id in await self._db(_due_resources):
+                    self._enqueue(resource_id)
+            except Exception:
+                log.exception("resync failed; trying again")
+            await asyncio.sleep(self.settings.resync_seconds)
+
+    async def stop_orphans(self) -> None:
+        """Stop running processes no resource records (a start cut short by a crash)."""
+        known = await self._db(_recorded_pids)
+        for handle in await self.backend.adopt():
+            if (handle.get("resource_id"), handle.get("name"), handle.get("pid")) not in known:
+                log.warning("stopping orphan process %s of %s", handle.get("name"),
+                            handle.get("resource_id"))  # fmt: skip
+                await self.backend.stop(handle)
+
+    # -- one resource -------------------------------------------------------------------
+
+    async def reconcile(self, resource_id: str) -> None:
+        """One pass for one resource; raises on failure (the caller backs off)."""
+        resource = await self._db(_load, resource_id)
+        if resource is None:
+            return
+        if resource.next_attempt_at is not None and resource.next_attempt_at > utcnow():
+            return  # backing off; the resync brings it back when due
+        observed = {p.name: await self._observe(p) for p in resource.processes}
+        if resource.target == Target.RUNNING:
+            await self._run(resource, observed)
+        else:
+            await self._halt(resource, observed)
+
+    async def _observe(self, process: Process) -> Observed:
+        if process.handle is None:  # crashed before the backend reported anything
+            state = ProcessState(running=False)
+        elif process.state == "exited":
+            state = ProcessState(running=False, exit_code=process.exit_code)
+        else:
+            state = await self.backend.status(process.handle)
+        return Observed(
+            process.name, process.spec_hash, process.handle, process.scheduler_address, state
+        )
+
+    async def _halt(self, resource: Resource, observed: dict[str, Observed]) -> None:
+        running = [o for o in observed.values() if o.state.running]
+        verb = "delete" if resource.target == Target.DELETED else "stop"
+        if running:
+            await self._db(self._set_status, resource.id, Status.STOPPING, f"{verb} requested")
+        await self._stop(resource.id, running)
+        if resource.target == Target.DELETED:
+            await self._db(_delete_resource, resource.id)
+            log.info("deleted %s %s/%s (%s)", resource.type, resource.owner, resource.name,
+                     resource.id[:8])  # fmt: skip
+            return
+        if (
+            resource.type == "job"
+            and resource.status in (Status.STOPPED, Status.FAILED)
+            and (not running)
+        ):
+            return  # a finished job keeps its result
+        await self._db(_forget_processes, resource.id, [n for n in observed])
+        await self._db(self._set_status, resource.id, Status.STOPPED, "stopped by request")
+
+    async def _run(self, resource: Resource, observed: dict[str, Observed]) -> None:
+        recipe = parse_recipe(resource.recipe)
+        desired = planned_processes(recipe, self.settings.instance_types)
+        job = observed.get("job")
+        if job is not None and not job.state.running and job.spec_hash == desired["job"].spec_hash:
+            await self._finish_job(resource, observed, job)
+            return
+        dead = [o for o in observed.values() if not o.state.running]
+        if dead:
+            await self._db(_forget_processes, resource.id, [o.name for o in dead])
+            if resource.status in (Status.RUNNING, Status.STARTING):
+                what = ", ".join(f"{o.name} (exit code {o.state.exit_code})" for o in dead)
+                raise ProcessDied(f"{what} exited unexpectedly")
+        alive = {n: o for n, o in observed.items() if o.state.running}
+        outdated = [o for n, o in alive.items() if n not in desired or o.spec_hash
+                    != desired[n].spec_hash]  # fmt: skip
+        if SCHEDULER in desired and (SCHEDULER not in alive or alive[SCHEDULER] in outdated):
+            # A new scheduler means a new address: everything attached must restart.
+            outdated += [o for n, o in alive.items() if n != SCHEDULER and o not in outdated]
+        elif SCHEDULER in alive:
+            address = await self._db(_address, resource.id)
+            outdated += [o for o in alive.values() if o.scheduler_address not in (None, address)
+                         and o not in outdated]  # fmt: skip
+        if outdated:
+            await self._stop(resource.id, outdated)
+            await self._db(_forget_processes, resource.id, [o.name for o in outdated])
+            for process in outdated:
+                alive.pop(process.name, None)
+        missing = [p for n, p in desired.items() if n not in alive]
+        if not missing:
+            await self._db(self._mark_running, resource.id, len(desired), bool(outdated))
+            return
+        serving = SCHEDULER in alive or (SCHEDULER not in desired and len(alive) > 0)
+        if not (serving and resource.status == Status.RUNNING):
+            names = ", ".join(p.name for p in missing)
+            await self._db(self._set_status, resource.id, Status.STARTING, f"starting {names}")
+        await self._start_all(resource, missing)
+        await self._db(self._mark_running, resource.id, len(desired), True)
+
+    async def _start_all(self, resource: Resource, missing: list[PlannedProcess]) -> None:
+        scheduler = [p for p in missing if p.name == SCHEDULER]
+        for planned in scheduler:
+            await self._start_one(resource, planned, None)
+        address = await self._db(_address, resource.id)
+        rest = [p for p in missing if p.name != SCHEDULER]
+        results = await asyncio.gather(
+            *(self._start_one(resource, p, address) for p in rest), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+
+    async def _start_one(
+        self, resource: Resource, planned: PlannedProcess, address: str | None
+    ) -> None:
+        secret = await self._db(_prepare_process, resource.id, planned)
+        env = {
+            **planned.env,
+            "TITAN_URL": self.settings.api_url,
+            "TITAN_TOKEN": secret,
+            "TITAN_RESOURCE": f"{resource.owner}/{resource.type}/{resource.name}",
+        }
+        if planned.needs_scheduler and address:
+            env["DASK_SCHEDULER_ADDRESS"] = address
+        if planned.role == "jupyter":
+            env["JUPYTER_TOKEN"] = jupyter_token(self.key, resource.id)
+        spec = ProcessSpec(
+            resource_id=resource.id,
+            name=planned.name,
+            role=planned.role,
+            args=planned.args,
+            env=env,
+            cpu=planned.cpu,
+            memory_bytes=planned.memory_bytes,
+            image=planned.image,
+            working_directory=planned.working_directory,
+            start_script=planned.start_script,
+        )
+
+        async def checkpoint(handle: Handle) -> None:
+            await self._db(_checkpoint, resource.id, planned.name, handle)
+
+        try:
+            started = await self.backend.start(spec, checkpoint)
+        except BaseException:
+            handle = await self._db(_handle_of, resource.id, planned.name)
+            if handle is not None:  # clean up what the failed start left
+                await self.backend.stop(handle)
+            await self._db(_forget_processes, resource.id, [planned.name])
+            raise
+        await self._db(_mark_started, resource.id, planned.name, started.endpoints, address)
+
+    async def _finish_job(
+        self, resource: Resource, observed: dict[str, Observed], job: Observed
+    ) -> None:
+        others = [o for n, o in observed.items() if n != "job" and o.state.running]
+        await self._stop(resource.id, others)
+        await self._db(_forget_processes, resource.id, [o.name for o in observed.values()
+                                                        if o.name != "job"])  # fmt: skip
+        await self._db(self._record_job_exit, resource.id, job.state.exit_code)
+
+    async def _stop(self, resource_id: str, processes: list[Observed]) -> None:
+        handles = [o.handle for o in processes if o.handle is not None]
+        await asyncio.gather(*(self.backend.stop(h) for h in handles))
+        await self._db(_revoke_tokens, resource_id, [o.name for o in processes])
+
+    # -- database steps (run in a thread) ----------------------------------------------
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._in_session, fn, *args)
+
+    def _in_session(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.sessions.begin() as session:
+            return fn(session, *args)
+
+    def _set_status(self, session: Session, resource_id: str, status: Status, reason: str) -> None:
+        resource = session.get(Resource, resource_id)
+        if resource is not None:
+            set_status(session, resource, status, reason)
+
+    def _mark_running(self, session: Session, resource_id: str, count: int, changed: bool) -> None:
+        resource = session.get(Resource, resource_id)
+        if resource is None:
+            return
+        if resource.status != Status.RUNNING or changed:
+            set_status(session, resource, Status.RUNNING, f"{count} process(es) running")
+        elif resource.failures:
+            resource.failures = 0  # it stayed up for a whole resync: healthy again
+            resource.next_attempt_at = None
+
+    def _record_failure(self, session: Session, resource_id: str, message: str) -> None:
+        resource = session.get(Resource, resource_id)
+        if resource is None:
+            return
+        resource.failures += 1
+        delay = min(
+            self.settings.backoff_base_seconds * 2 ** (resource.failures - 1),
+            self.settings.backoff_max_seconds,
+        )
+        resource.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+        set_status(session, resource, Status.FAILED, f"{first_line}; retrying in {delay:.0f}s")
+
+    def _record_job_exit(self, session: Session, resource_id: str, code: int | None) -> None:
+        resource = session.get(Resource, resource_id)
+        if resource is None:
+            return
+        process = next((p for p in resource.processes if p.name == "job"), None)
+        duration = ""
+        if process is not None:
+            if process.state != "exited":
+                process.state, process.exit_code, process.finished_at = "exited", code, utcnow()
+            seconds = ((process.finished_at or utcnow()) - process.started_at).total_seconds()
+            duration = f" after {seconds:.1f}s"
+        resource.target = Target.STOPPED
+        status = Status.STOPPED if code == 0 else Status.FAILED
+        set_status(session, resource, status, f"job exited with code {code}{duration}")
+
+
+class ProcessDied(Exception):
+    """A process of a running resource exited without being asked to."""
+
+
+def _load(session: Session, resource_id: str) -> Resource | None:
+    return session.scalar(
+        select(Resource).options(selectinload(Resource.processes)).where(Resource.id == resource_id)
+    )
+
+
+def _due_resources(session: Session) -> list[str]:
+    now = utcnow()
+    query = select(Resource.id).where(
+        or_(Resource.next_attempt_at.is_(None), Resource.next_attempt_at <= now)
+    )
+    return list(session.scalars(query))
+
+
+def _recorded_pids(session: Session) -> set[tuple[Any, Any, Any]]:
+    rows = session.scalars(select(Process).where(Process.handle.is_not(None)))
+    return {(p.resource_id, p.name, (p.handle or {}).get("pid")) for p in rows}
+
+
+def _prepare_process(session: Session, resource_id: str, planned: PlannedProcess) -> str:
+    """Record the process as starting and mint its resource token; return the secret."""
+    resource = session.get(Resource, resource_id)
+    if resource is None:
+        raise LookupError(f"resource {resource_id} vanished")
+    owner = session.scalar(select(User).where(User.name == resource.owner))
+    if owner is None:
+        raise LookupError(f"owner {resource.owner!r} of {resource.name!r} no longer exists")
+    session.execute(
+        delete(Process).where(Process.resource_id == resource_id, Process.name == planned.name)
+    )
+    session.add(
+        Process(
+            resource_id=resource_id,
+            name=planned.name,
+            role=planned.role,
+            spec_hash=planned.spec_hash,
+            state="starting",
+            endpoints={},
+        )
+    )
+    return issue_token(session, owner, name=f"process:{planned.name}", resource_id=resource_id)
+
+
+def _process(session: Session, resource_id: str, name: str) -> Process | None:
+    return session.scalar(
+        select(Process).where(Process.resource_id == resource_id, Process.name == name)
+    )
+
+
+def _checkpoint(session: Session, resource_id: str, name: str, handle: Handle) -> None:
+    process = _process(session, resource_id, name)
+    if process is not None:
+        process.handle = handle
+
+
+def _handle_of(session: Session, resource_id: str, name: str) -> Handle | None:
+    process = _process(session, resource_id, name)
+    return process.handle if process is not None else None
+
+
+def _mark_started(
+    session: Session, resource_id: str, name: str, endpoints: dict[str, str], address: str | None
+) -> None:
+    process = _process(session, resource_id, name)
+    if process is not None:
+        process.state = "running"
+        process.endpoints = endpoints
+        process.scheduler_address = address
+
+
+def _address(session: Session, resource_id: str) -> str | None:
+    process = _process(session, resource_id, SCHEDULER)
+    if process is None or process.state != "running":
+        return None
+    return (process.endpoints or {}).get("scheduler")
+
+
+def _forget_processes(session: Session, resource_id: str, names: list[str]) -> None:
+    if names:
+        session.execute(
+            delete(Process).where(Process.resource_id == resource_id, Process.name.in_(names))
+        )
+        _revoke_tokens(session, resource_id, names)
+
+
+def _revoke_tokens(session: Session, resource_id: str, names: list[str]) -> None:
+    if names:
+        session.execute(
+            delete(Token).where(
+                Token.resource_id == resource_id,
+                Token.name.in_([f"process:{name}" for name in names]),
+            )
+        )
+
+
+def _delete_resource(session: Session, resource_id: str) -> None:
+    session.execute(delete(Token).where(Token.resource_id == resource_id))
+    resource = session.get(Resource, resource_id)
+    if resource is not None:
+        session.delete(resource)

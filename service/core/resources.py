@@ -1,0 +1,327 @@
+"""Resource operations behind the API: apply, plan, read, start, stop, delete, logs.
+
+Each records intent in one transaction and wakes the reconciler; none of them
+starts or stops anything itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from service.backends.base import Backend
+from service.config import Settings
+from service.core.auth import Principal, check_access, jupyter_token, resolve_owner
+from service.core.processes import planned_processes
+from service.core.state import Status, Target
+from service.errors import Conflict, InvalidInput, NotFound
+from service.recipes.diff import field_changes, process_changes
+from service.recipes.models import RecipeBase, RecipeInvalid, parse_recipe, recipe_document
+from service.store.models import Process, Resource, StatusEvent, utcnow
+
+RESOURCE_TYPES = ("workspace", "cluster", "job")
+
+
+class ResourceService:
+    """The resource operations a caller may perform, with ownership checked."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        backend: Backend,
+        wake: Callable[[str], None],
+        key: bytes,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.backend = backend
+        self.wake = wake
+        self.key = key
+
+    # -- apply and plan -------------------------------------------------------------
+
+    def parse(self, data: Any) -> RecipeBase:
+        """A validated recipe, or InvalidInput listing every problem."""
+        try:
+            return parse_recipe(data, self.settings.instance_types)
+        except RecipeInvalid as exc:
+            count = len(exc.problems)
+            raise InvalidInput(
+                f"the recipe has {count} problem{'s' * (count != 1)}: {exc}", exc.problems
+            ) from None
+
+    def apply(self, principal: Principal, data: Any) -> dict[str, Any]:
+        """Create or update the resource ``data`` describes; idempotent.
+
+        Returns ``{"action": "created"|"updated"|"unchanged", "resource", "plan"}``.
+        """
+        recipe = self.parse(data)
+        try:
+            with self.sessions.begin() as session:
+                result = self._apply(session, principal, recipe)
+        except IntegrityError:
+            raise Conflict(
+                f"{recipe.type} {recipe.name!r} was created at the same moment; apply again"
+            ) from None
+        if result["action"] != "unchanged":
+            self.wake(result["resource"]["id"])
+        return result
+
+    def _apply(self, session: Session, principal: Principal, recipe: RecipeBase) -> dict[str, Any]:
+        owner = resolve_owner(session, principal, recipe.owner).name
+        recipe = recipe.model_copy(update={"owner": owner})
+        document = recipe_document(recipe)
+        existing = _find(session, owner, recipe.type, recipe.name)
+        plan = self._plan(existing, recipe)
+        if existing is None:
+            now = utcnow()
+            resource = Resource(
+                id=uuid.uuid4().hex,
+                owner=owner,
+                type=recipe.type,
+                name=recipe.name,
+                recipe=document,
+                generation=1,
+                target=Target.RUNNING,
+                status=Status.PENDING,
+                status_reason="created; waiting for the reconciler",
+                status_changed_at=now,
+            )
+            session.add(resource)
+            session.add(
+                StatusEvent(
+                    resource_id=resource.id,
+                    at=now,
+                    from_status=None,
+                    to_status=Status.PENDING,
+                    reason=resource.status_reason,
+                )
+            )
+            session.flush()
+            return {"action": "created", "resource": self.view(resource), "plan": plan}
+        if existing.target == Target.DELETED:
+            raise Conflict(f"{existing.type} {existing.name!r} is being deleted; apply it after")
+        if existing.recipe == document:
+            return {"action": "unchanged", "resource": self.view(existing), "plan": plan}
+        existing.recipe = document
+        existing.generation += 1
+        existing.target = Target.RUNNING
+        existing.failures = 0
+        existing.next_attempt_at = None
+        existing.updated_at = utcnow()
+        session.flush()
+        return {"action": "updated", "resource": self.view(existing), "plan": plan}
+
+    def plan(self, principal: Principal, data: Any) -> dict[str, Any]:
+        """What applying ``data`` would change, applying nothing."""
+        recipe = self.parse(data)
+        with self.sessions() as session:
+            owner = resolve_owner(session, principal, recipe.owner).name
+            recipe = recipe.model_copy(update={"owner": owner})
+            existing = _find(session, owner, recipe.type, recipe.name)
+            action = "create" if existing is None else "update"
+            plan = self._plan(existing, recipe)
+            if existing is not None and not plan["changes"]:
+                action = "unchanged"
+            return {"action": action, **plan}
+
+    def _plan(self, existing: Resource | None, recipe: RecipeBase) -> dict[str, Any]:
+        catalog = self.settings.instance_types
+        new = planned_processes(recipe, catalog)
+        if existing is None:
+            old_doc: dict[str, Any] = {}
+            old: dict[str, Any] = {}
+        else:
+            old_doc = existing.recipe
+            running = existing.target == Target.RUNNING and existing.status != Status.STOPPED
+            old = planned_processes(parse_recipe(old_doc), catalog) if running else {}
+        return {
+            "changes": field_changes(old_doc, recipe_document(recipe)),
+            "processes": process_changes(old, new),
+        }
+
+    # -- reading --------------------------------------------------------------------
+
+    def list_visible(
+        self, principal: Principal, type: str | None = None, owner: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The resources the caller may see, optionally of one type or owner."""
+        with self.sessions() as session:
+            query = select(Resource).options(selectinload(Resource.processes))
+            if principal.resource_id is not None:
+                query = query.where(Resource.id == principal.resource_id)
+            elif not principal.is_admin:
+                query = query.where(Resource.owner == principal.user_name)
+            if type is not None:
+                query = query.where(Resource.type == _check_type(type))
+            if owner is not None:
+                query = query.where(Resource.owner == owner)
+            rows = session.scalars(query.order_by(Resource.owner, Resource.type, Resource.name))
+            return [self.view(row) for row in rows]
+
+    def get(self, principal: Principal, type: str, name: str, owner: str | None) -> dict[str, Any]:
+        """One resource as the API shows it."""
+        with self.sessions() as session:
+            return self.view(self._load(session, principal, type, name, owner))
+
+    def recipe(
+        self, principal: Principal, type: str, name: str, owner: str | None
+    ) -> dict[str, Any]:
+        """The resource's recipe, ready to be applied again unchanged."""
+        with self.sessions() as session:
+            return dict(self._load(session, principal, type, name, owner).recipe)
+
+    def history(
+        self, principal: Principal, type: str, name: str, owner: str | None
+    ) -> list[dict[str, Any]]:
+        """Every status change of the resource, oldest first."""
+        with self.sessions() as session:
+            resource = self._load(session, principal, type, name, owner)
+            events = session.scalars(
+                select(StatusEvent)
+                .where(StatusEvent.resource_id == resource.id)
+                .order_by(StatusEvent.id)
+            )
+            return [
+                {
+                    "at": e.at.isoformat(),
+                    "from": e.from_status,
+                    "to": e.to_status,
+                    "reason": e.reason,
+                    "generation": e.generation,
+                }
+                for e in events
+            ]
+
+    # -- changing the target ----------------------------------------------------------
+
+    def set_target(
+        self, principal: Principal, type: str, name: str, owner: str | None, target: Target
+    ) -> dict[str, Any]:
+        """Record that the resource should be running, stopped or deleted."""
+        with self.sessions.begin() as session:
+            resource = self._load(session, principal, type, name, owner)
+            if target != Target.RUNNING or resource.target != Target.RUNNING:
+                if resource.target == Target.DELETED and target != Target.DELETED:
+                    raise Conflict(f"{type} {name!r} is being deleted")
+                if target == Target.RUNNING and resource.type == "job":
+                    # Starting a finished job runs it again.
+                    for process in list(resource.processes):
+                        if process.state == "exited":
+                            resource.processes.remove(process)
+                resource.target = target
+                resource.failures = 0
+                resource.next_attempt_at = None
+                resource.updated_at = utcnow()
+            view = self.view(resource)
+        self.wake(view["id"])
+        return view
+
+    # -- logs -----------------------------------------------------------------------------
+
+    async def logs(
+        self,
+        principal: Principal,
+        type: str,
+        name: str,
+        owner: str | None,
+        process: str | None = None,
+        tail: int | None = None,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """Output of the resource's processes: ``{"processes": {name: {"text", "offset"}}}``."""
+
+        def load() -> list[tuple[str, dict[str, Any]]]:
+            with self.sessions() as session:
+                resource = self._load(session, principal, type, name, owner)
+                handles = [(p.name, p.handle) for p in resource.processes if p.handle]
+                if process is not None:
+                    handles = [h for h in handles if h[0] == process]
+                    if not handles:
+                        known = ", ".join(p.name for p in resource.processes) or "none running"
+                        raise NotFound(f"process {process!r} not found; processes: {known}")
+                return [(n, h) for n, h in handles if h is not None]
+
+        handles = await asyncio.to_thread(load)
+        out: dict[str, Any] = {}
+        for process_name, handle in handles:
+            chunk = await self.backend.logs(handle, tail=tail, offset=offset)
+            out[process_name] = {"text": chunk.text, "offset": chunk.next_offset}
+        return {"processes": out}
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _load(
+        self, session: Session, principal: Principal, type: str, name: str, owner: str | None
+    ) -> Resource:
+        _check_type(type)
+        owner = owner or _default_owner(session, principal)
+        resource = _find(session, owner, type, name)
+        if resource is None:
+            raise NotFound(f"{type} {name!r} of owner {owner!r} not found")
+        check_access(principal, resource)
+        return resource
+
+    def view(self, resource: Resource) -> dict[str, Any]:
+        """A resource as the API returns it."""
+        endpoints: dict[str, str] = {}
+        for process in resource.processes:
+            endpoints.update(process.endpoints or {})
+        if "jupyter" in endpoints:
+            token = jupyter_token(self.key, resource.id)
+            endpoints["jupyter"] = endpoints["jupyter"].rstrip("/") + f"/lab?token={token}"
+        return {
+            "id": resource.id,
+            "owner": resource.owner,
+            "type": resource.type,
+            "name": resource.name,
+            "generation": resource.generation,
+            "target": resource.target,
+            "status": resource.status,
+            "status_reason": resource.status_reason,
+            "status_changed_at": resource.status_changed_at.isoformat(),
+            "created_at": resource.created_at.isoformat(),
+            "updated_at": resource.updated_at.isoformat(),
+            "endpoints": endpoints,
+            "processes": [_process_view(p) for p in resource.processes],
+        }
+
+
+def _process_view(process: Process) -> dict[str, Any]:
+    return {
+        "name": process.name,
+        "role": process.role,
+        "state": process.state,
+        "exit_code": process.exit_code,
+        "started_at": process.started_at.isoformat(),
+        "finished_at": process.finished_at.isoformat() if process.finished_at else None,
+        "endpoints": process.endpoints,
+    }
+
+
+def _find(session: Session, owner: str, type: str, name: str) -> Resource | None:
+    return session.scalar(
+        select(Resource)
+        .options(selectinload(Resource.processes))
+        .where(Resource.owner == owner, Resource.type == type, Resource.name == name)
+    )
+
+
+def _default_owner(session: Session, principal: Principal) -> str:
+    if principal.resource_id is not None:
+        resource = session.get(Resource, principal.resource_id)
+        return resource.owner if resource is not None else principal.user_name
+    return principal.user_name
+
+
+def _check_type(type: str) -> str:
+    if type not in RESOURCE_TYPES:
+        raise NotFound(f"unknown resource type {type!r}; use one of {', '.join(RESOURCE_TYPES)}")
+    return type

@@ -1,0 +1,52 @@
+"""The target/status pair of a resource and the history of its status."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from service.store.models import Resource, StatusEvent, utcnow
+
+
+class Target(StrEnum):
+    """What the user wants a resource to be."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    DELETED = "deleted"
+
+
+class Status(StrEnum):
+    """What the resource is, as last observed."""
+
+    PENDING = "pending"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+def set_status(session: Session, resource: Resource, status: Status, reason: str) -> bool:
+    """Move ``resource`` to ``status`` and keep the change in its history.
+
+    A no-op (returns False) when both status and reason are unchanged.
+    """
+    if resource.status == status and resource.status_reason == reason:
+        return False
+    now = utcnow()
+    session.add(
+        StatusEvent(
+            resource_id=resource.id,
+            at=now,
+            from_status=resource.status,
+            to_status=status,
+            reason=reason,
+            generation=resource.generation,
+        )
+    )
+    resource.status = status
+    resource.status_reason = reason
+    resource.status_changed_at = now
+    return True

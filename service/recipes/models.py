@@ -1,0 +1,321 @@
+"""Recipe models: what a user may write, checked strictly.
+
+Unknown keys are errors everywhere (a typo must never be silently ignored).
+``parse_recipe`` turns a JSON value into a :data:`Recipe` or raises
+:class:`RecipeInvalid` listing every problem with its JSON path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from service.recipes.units import parse_duration, parse_memory
+
+SCHEMA_VERSION = 1
+RESOURCE_TYPES = ("workspace", "cluster", "job")
+RESERVED_TYPES = ("deployment",)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
+# Set by Titan for every process; a recipe may not override them.
+RESERVED_ENV = ("TITAN_URL", "TITAN_TOKEN", "TITAN_RESOURCE", "DASK_SCHEDULER_ADDRESS")
+MAX_MEMORY = 64 * 1024**4  # 64 TiB: anything above is a typo
+MIN_MEMORY = 64 * 1024**2
+
+
+def _check_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            "must be a DNS label: 1-63 characters of a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _check_memory(value: str) -> str:
+    size = parse_memory(value)
+    if not MIN_MEMORY <= size <= MAX_MEMORY:
+        raise ValueError("must be between 64MiB and 64TiB")
+    return value
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Label = Annotated[str, AfterValidator(_check_label)]
+Memory = Annotated[str, AfterValidator(_check_memory)]
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+class StrictModel(BaseModel):
+    """A model that rejects unknown keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Resources(StrictModel):
+    """An explicit size for one process."""
+
+    cpu: float = Field(default=1, gt=0, le=1024, description="CPU cores")
+    memory: Memory = Field(default="2GiB", description="memory, e.g. '4GiB'")
+    gpu: int = Field(default=0, ge=0, le=64, description="whole GPUs")
+
+
+class DaskWorker(StrictModel):
+    """How each Dask worker runs."""
+
+    nthreads: int = Field(default=1, ge=1, le=1024, description="threads per worker")
+    memory: Memory | None = Field(default=None, description="memory limit per worker")
+    gpu: int = Field(default=0, ge=0, le=64, description="GPUs per worker (dask-cuda worker)")
+
+
+class DaskScheduler(StrictModel):
+    """How the Dask scheduler runs."""
+
+    memory: Memory | None = Field(default=None, description="memory for the scheduler")
+
+
+class Adaptive(StrictModel):
+    """Bounds for adaptive scaling of the worker count."""
+
+    minimum: int = Field(default=0, ge=0, le=1000)
+    maximum: int = Field(default=1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Adaptive:
+        if self.maximum < self.minimum:
+            raise ValueError(f"maximum ({self.maximum}) must be >= minimum ({self.minimum})")
+        return self
+
+
+class DaskFields(StrictModel):
+    """The fields of a Dask cluster, shared by ``cluster`` specs and attached clusters."""
+
+    n_workers: int = Field(default=1, ge=0, le=1000, description="number of Dask workers")
+    worker: DaskWorker = Field(default_factory=DaskWorker)
+    scheduler: DaskScheduler = Field(default_factory=DaskScheduler)
+    adaptive: Adaptive | None = Field(default=None, description="scale between bounds")
+
+
+class DaskClusterSpec(DaskFields):
+    """A Dask cluster attached to a workspace or a job."""
+
+
+class CommonSpec(StrictModel):
+    """Fields every resource's spec has."""
+
+    image: str | None = Field(default=None, description="container image (docker backend)")
+    instance_type: str | None = Field(default=None, description="a size from the catalog")
+    resources: Resources | None = Field(default=None, description="an explicit size")
+    environment_variables: dict[str, str] = Field(default_factory=dict, max_length=256)
+    start_script: str | None = Field(default=None, max_length=65536)
+    working_directory: str | None = Field(default=None, max_length=4096)
+    auto_shutoff: Duration = Field(default="never", description="idle time before stopping")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE.match(value):
+            raise ValueError("must be an image reference such as 'titan/cpu:latest'")
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str | None, info: ValidationInfo) -> str | None:
+        catalog = (info.context or {}).get("instance_types")
+        if value is not None and catalog is not None and value not in catalog:
+            known = ", ".join(sorted(catalog)) or "none configured"
+            raise ValueError(f"unknown instance type {value!r}; choose one of: {known}")
+        return value
+
+    @field_validator("environment_variables")
+    @classmethod
+    def _environment(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
+            if key in RESERVED_ENV or key.startswith("TITAN_"):
+                raise ValueError(f"{key!r} is reserved for Titan; choose another name")
+            if len(item) > 32768:
+                raise ValueError(f"value of {key!r} is longer than 32768 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _one_size(self) -> CommonSpec:
+        if self.instance_type is not None and self.resources is not None:
+            raise ValueError("give either instance_type or resources, not both")
+        return self
+
+
+class WorkspaceSpec(CommonSpec):
+    """A JupyterLab server, optionally with its own Dask cluster."""
+
+    dask_cluster: DaskClusterSpec | None = None
+
+
+class ClusterSpec(CommonSpec, DaskFields):
+    """A Dask cluster: one scheduler and ``n_workers`` workers."""
+
+
+class JobSpec(CommonSpec):
+    """A command run to completion, optionally with its own Dask cluster."""
+
+    command: str | list[str] = Field(description="shell command, or argv list")
+    dask_cluster: DaskClusterSpec | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str | list[str]) -> str | list[str]:
+        if not value or (isinstance(value, list) and not all(value)):
+            raise ValueError("must be a non-empty command")
+        return value
+
+
+class RecipeBase(StrictModel):
+    """The envelope every recipe shares."""
+
+    type: str
+
+    schema_version: Literal[1] = Field(default=1, description="always 1 for now")
+    name: Label = Field(description="DNS label, unique per owner and type")
+    owner: Label | None = Field(default=None, description="user or group; default: the caller")
+    description: str = Field(default="", max_length=2000)
+
+    @property
+    def dask(self) -> DaskFields | None:
+        """The Dask cluster this resource runs, if any."""
+        spec = getattr(self, "spec", None)
+        if isinstance(spec, DaskFields):
+            return spec
+        return getattr(spec, "dask_cluster", None)
+
+
+class WorkspaceRecipe(RecipeBase):
+    """A JupyterLab workspace."""
+
+    type: Literal["workspace"]
+    spec: WorkspaceSpec = Field(default_factory=WorkspaceSpec)
+
+
+class ClusterRecipe(RecipeBase):
+    """A Dask cluster."""
+
+    type: Literal["cluster"]
+    spec: ClusterSpec = Field(default_factory=ClusterSpec)
+
+
+class JobRecipe(RecipeBase):
+    """A job: a command run once."""
+
+    type: Literal["job"]
+    spec: JobSpec
+
+
+Recipe = Annotated[WorkspaceRecipe | ClusterRecipe | JobRecipe, Field(discriminator="type")]
+RECIPE_ADAPTER: TypeAdapter[Recipe] = TypeAdapter(Recipe)
+_BY_TYPE: dict[str, type[RecipeBase]] = {
+    "workspace": WorkspaceRecipe,
+    "cluster": ClusterRecipe,
+    "job": JobRecipe,
+}
+
+
+class RecipeInvalid(ValueError):
+    """A recipe failed validation; ``problems`` lists each with path, message and value."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{p['path']}: {p['message']}" for p in problems))
+        self.problems = problems
+
+
+def parse_recipe(data: Any, instance_types: dict[str, Any] | None = None) -> Recipe:
+    """Validate ``data`` as a recipe; raise RecipeInvalid naming every problem."""
+    if not isinstance(data, dict):
+        raise RecipeInvalid([_problem("", "a recipe must be a JSON object", data)])
+    kind = data.get("type")
+    if kind in RESERVED_TYPES:
+        raise RecipeInvalid(
+            [_problem("type", f"{kind!r} is reserved for a later version of Titan", kind)]
+        )
+    if kind not in RESOURCE_TYPES:
+        allowed = ", ".join(RESOURCE_TYPES)
+        raise RecipeInvalid([_problem("type", f"must be one of: {allowed}", kind)])
+    context = {"instance_types": instance_types} if instance_types is not None else None
+    from pydantic import ValidationError
+
+    try:
+        return RECIPE_ADAPTER.validate_python(data, context=context)
+    except ValidationError as exc:
+        model = _BY_TYPE[kind]
+        raise RecipeInvalid([_describe(model, err) for err in exc.errors()]) from None
+
+
+def _describe(model: type[BaseModel], err: Any) -> dict[str, Any]:
+    loc = list(err["loc"])
+    if loc and loc[0] in RESOURCE_TYPES:
+        loc = loc[1:]  # the discriminator tag is not part of the user's document
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        message = "unknown field; check the spelling" + (
+            f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        )
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    return _problem(_path(loc), message, err.get("input"))
+
+
+def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    for arg in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _path(loc: list[Any]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _problem(path: str, message: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, str | int | float | bool | type(None)):
+        value = repr(value)
+    if isinstance(value, str) and len(value) > 200:
+        value = value[:200] + "…"
+    return {"path": path, "message": message, "value": value}
+
+
+def recipe_document(recipe: RecipeBase) -> dict[str, Any]:
+    """The canonical JSON form of a recipe: what is stored, compared and read back."""
+    return recipe.model_dump(mode="json", exclude_none=True)

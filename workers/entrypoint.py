@@ -1,0 +1,135 @@
+"""Start a scheduler, worker, JupyterLab server or job command with the right flags.
+
+Usage: ``python -m workers.entrypoint ROLE [OPTIONS]``. Every role first runs
+``TITAN_START_SCRIPT`` (if set) with ``sh -e``, then runs its program as a child,
+forwards SIGTERM/SIGINT to it, and writes ``{"exit_code", "finished_at"}`` to
+``TITAN_EXIT_FILE`` (if set) when it ends, so the exit code survives a restart
+of the control plane.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def scheduler_command(args: argparse.Namespace) -> list[str]:
+    """``dask scheduler`` on a free port, writing its address to the scheduler file."""
+    return [
+        sys.executable, "-m", "dask", "scheduler",
+        "--host", args.host, "--port", "0",
+        "--dashboard-address", f"{args.host}:0",
+        "--scheduler-file", args.scheduler_file,
+    ]  # fmt: skip
+
+
+def worker_command(args: argparse.Namespace) -> list[str]:
+    """``dask cuda worker`` where GPUs are allocated, ``dask worker`` elsewhere."""
+    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if not address:
+        raise SystemExit("worker: DASK_SCHEDULER_ADDRESS is not set")
+    program = ["cuda", "worker"] if args.gpu else ["worker"]
+    command = [sys.executable, "-m", "dask", *program, address, "--name", args.name]
+    command += ["--host", args.host, "--dashboard-address", f"{args.host}:0"]
+    if not args.gpu:  # dask-cuda runs one thread per GPU by design
+        command += ["--nthreads", str(args.nthreads)]
+    if args.memory_limit:
+        command += ["--memory-limit", args.memory_limit]
+    return command
+
+
+def jupyter_command(args: argparse.Namespace) -> list[str]:
+    """JupyterLab on a free port; its token comes from ``JUPYTER_TOKEN``."""
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser",
+        f"--ServerApp.ip={args.host}", "--ServerApp.port=0",
+        f"--ServerApp.root_dir={args.root_dir}",
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    return command
+
+
+def job_command(args: argparse.Namespace) -> list[str]:
+    """The job's own command: an argv list, or a string run by ``sh -c``."""
+    if args.shell is not None:
+        return ["/bin/sh", "-c", args.shell]
+    if not args.argv:
+        raise SystemExit("job: give --shell COMMAND or -- ARGV...")
+    return list(args.argv)
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line of the entrypoint."""
+    parser = argparse.ArgumentParser(prog="python -m workers.entrypoint")
+    parser.add_argument("--host", default="127.0.0.1", help="address servers listen on")
+    roles = parser.add_subparsers(dest="role", required=True)
+    scheduler = roles.add_parser("scheduler")
+    scheduler.add_argument("--scheduler-file", required=True)
+    worker = roles.add_parser("worker")
+    worker.add_argument("--name", required=True)
+    worker.add_argument("--nthreads", type=int, default=1)
+    worker.add_argument("--memory-limit", default=None)
+    worker.add_argument("--gpu", action="store_true", help="run dask cuda worker")
+    jupyter = roles.add_parser("jupyter")
+    jupyter.add_argument("--root-dir", default=".")
+    job = roles.add_parser("job")
+    job.add_argument("--shell", default=None)
+    job.add_argument("argv", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.role == "job" and args.argv and args.argv[0] == "--":
+        args.argv = args.argv[1:]
+    return args
+
+
+COMMANDS = {
+    "scheduler": scheduler_command,
+    "worker": worker_command,
+    "jupyter": jupyter_command,
+    "job": job_command,
+}
+
+
+def run(command: list[str]) -> int:
+    """Run ``command`` as a child, forwarding termination signals; its exit code."""
+    child = subprocess.Popen(command)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return child.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the start script, then the role's program; return its exit code."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS[args.role](args)
+    start_script = os.environ.get("TITAN_START_SCRIPT")
+    code = 0
+    if start_script:
+        print(f"titan: running start script ({len(start_script)} bytes)", flush=True)
+        code = subprocess.call(["/bin/sh", "-ec", start_script])
+        if code != 0:
+            print(f"titan: start script failed with exit code {code}", flush=True)
+    if code == 0:
+        print(f"titan: starting {args.role}: {' '.join(command[:6])} ...", flush=True)
+        code = run(command)
+    exit_file = os.environ.get("TITAN_EXIT_FILE")
+    if exit_file:
+        record = {"exit_code": code, "finished_at": time.time()}
+        Path(exit_file).write_text(json.dumps(record))
+    print(f"titan: {args.role} exited with code {code}", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
