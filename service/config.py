@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def default_data_dir() -> Path:
-    """``$XDG_DATA_HOME/titan``, else ``~/.local/share/titan``: one per user."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "titan"
+from service.client.defaults import data_dir as default_data_dir
 
 
 class InstanceType(BaseModel):

@@ -1,0 +1,278 @@
+"""The ``titan`` command: run the server, apply recipes, watch and manage resources."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service.client import Hub, ResourceRef, TitanClientError
+
+app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+console = Console()
+errors = Console(stderr=True)
+DONE = {"running", "stopped"}
+
+
+class State:
+    """Options every command shares."""
+
+    url: str | None = None
+    token: str | None = None
+    debug: bool = False
+
+
+@app.callback()
+def options(
+    url: Annotated[str | None, typer.Option(help="API URL (default: $TITAN_URL)")] = None,
+    token: Annotated[str | None, typer.Option(help="API token (default: $TITAN_TOKEN)")] = None,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Options for every command."""
+    State.url, State.token, State.debug = url, token, debug
+
+
+def hub() -> Hub:
+    """A client from the command-line options and the environment."""
+    return Hub(State.url, State.token)
+
+
+def read_recipe(path: str) -> dict[str, Any]:
+    """The JSON recipe in ``path`` (``-`` for standard input)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    return data
+
+
+def ref(text: str, owner: str | None = None) -> ResourceRef:
+    """A TYPE/NAME argument."""
+    try:
+        return ResourceRef.parse(text, owner)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+Ref = Annotated[str, typer.Argument(help="TYPE/NAME, e.g. cluster/my-cluster")]
+Owner = Annotated[str | None, typer.Option(help="owner (admins; default: you)")]
+
+
+def show_transition(resource: dict[str, Any]) -> None:
+    """Print one status change as it happens."""
+    stamp = time.strftime("%H:%M:%S")
+    console.print(f"{stamp}  [bold]{resource['status']:<9}[/]  {resource['status_reason']}")
+
+
+@app.command()
+def server(
+    host: Annotated[str | None, typer.Option(help="listen address ($TITAN_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port, 0 for any ($TITAN_PORT)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="data directory ($TITAN_DATA_DIR)")] = None,
+) -> None:
+    """Run the Titan API server and reconciler (SQLite and the local backend by default)."""
+    from service.config import Settings
+    from service.server import serve
+
+    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
+    serve(Settings(**{k: v for k, v in overrides.items() if v is not None}))
+
+
+@app.command()
+def apply(
+    file: Annotated[str, typer.Argument(help="recipe JSON file, or - for stdin")],
+    wait: Annotated[bool, typer.Option(help="follow status until running")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 600,
+) -> None:
+    """Create or update the resource a recipe describes."""
+    result = hub().apply(read_recipe(file))
+    resource = result["resource"]
+    target = ResourceRef(resource["type"], resource["name"], resource["owner"])
+    console.print(f"{target} {result['action']} (generation {resource['generation']})")
+    if wait:
+        until = {"stopped"} if resource["type"] == "job" else {"running"}
+        final = hub().wait(target, until, timeout=timeout, on_change=show_transition)
+        if final["status"] != "running" and final["type"] != "job":
+            raise typer.Exit(1)
+
+
+@app.command()
+def plan(file: Annotated[str, typer.Argument(help="recipe JSON file, or - for stdin")]) -> None:
+    """Show what applying a recipe would change and restart, applying nothing."""
+    result = hub().plan(read_recipe(file))
+    console.print(f"action: [bold]{result['action']}[/]")
+    table = Table("field", "old", "new")
+    for change in result["changes"]:
+        table.add_row(change["path"], json.dumps(change["old"]), json.dumps(change["new"]))
+    if result["changes"]:
+        console.print(table)
+    for verb, names in result["processes"].items():
+        if names and verb != "unchanged":
+            console.print(f"{verb}: {', '.join(names)}")
+
+
+@app.command("ls")
+def list_resources(
+    type: Annotated[str | None, typer.Option("--type", help="only this type")] = None,
+) -> None:
+    """List your resources."""
+    table = Table("resource", "owner", "status", "target", "gen", "reason")
+    for item in hub().resources(type):
+        table.add_row(
+            f"{item['type']}/{item['name']}", item["owner"], item["status"], item["target"],
+            str(item["generation"]), item["status_reason"],
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def get(
+    resource: Ref,
+    owner: Owner = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show one resource: status, processes and endpoints."""
+    item = hub().get(ref(resource, owner))
+    if as_json:
+        console.print_json(data=item)
+        return
+    console.print(f"[bold]{item['type']}/{item['name']}[/] (owner {item['owner']}, "
+                  f"generation {item['generation']})")  # fmt: skip
+    console.print(f"status: {item['status']} - {item['status_reason']} (target {item['target']})")
+    for name, address in item["endpoints"].items():
+        console.print(f"{name}: {address}")
+    table = Table("process", "state", "exit code", "started")
+    for process in item["processes"]:
+        code = "" if process["exit_code"] is None else str(process["exit_code"])
+        table.add_row(process["name"], process["state"], code, process["started_at"])
+    console.print(table)
+
+
+def _act(verb: str, resource: str, owner: str | None) -> None:
+    item = getattr(hub(), verb)(ref(resource, owner))
+    console.print(f"{item['type']}/{item['name']}: {verb} requested")
+
+
+@app.command()
+def start(resource: Ref, owner: Owner = None) -> None:
+    """Run a stopped resource (a finished job runs again)."""
+    _act("start", resource, owner)
+
+
+@app.command()
+def stop(resource: Ref, owner: Owner = None) -> None:
+    """Stop every process of a resource; its recipe is kept."""
+    _act("stop", resource, owner)
+
+
+@app.command()
+def delete(resource: Ref, owner: Owner = None) -> None:
+    """Stop a resource and forget it."""
+    _act("delete", resource, owner)
+
+
+@app.command()
+def logs(
+    resource: Ref,
+    owner: Owner = None,
+    process: Annotated[str | None, typer.Option(help="only this process")] = None,
+    tail: Annotated[int, typer.Option(help="last lines to show")] = 100,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new output")
+    ] = False,
+) -> None:
+    """Print the output of a resource's processes."""
+    client, target = hub(), ref(resource, owner)
+    offsets: dict[str, int] = {}
+    for name, chunk in client.logs(target, process, tail=tail)["processes"].items():
+        for line in chunk["text"].splitlines():
+            console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False)
+        offsets[name] = chunk["offset"]
+    while follow:
+        time.sleep(1)
+        for item in client.get(target)["processes"]:
+            name = item["name"]
+            if process not in (None, name):
+                continue
+            chunk = client.logs(target, name, offset=offsets.get(name, 0))["processes"][name]
+            for line in chunk["text"].splitlines():
+                console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False)
+            offsets[name] = chunk["offset"]
+
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Argument(help="user name (a-z, 0-9, '-')")],
+    admin: Annotated[bool, typer.Option(help="make the user an admin")] = False,
+) -> None:
+    """Create a user and print its first token (shown once)."""
+    result = hub().send_json("POST", "/api/v1/users", {"name": name, "is_admin": admin})
+    console.print(f"user {result['name']} created; token (shown once):\n{result['token']}")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="what the token is for")] = "",
+    user: Annotated[str | None, typer.Option(help="admins: create it for this user")] = None,
+) -> None:
+    """Create an API token and print it (shown once)."""
+    result = hub().send_json("POST", "/api/v1/tokens", {"name": name, "user": user})
+    console.print(f"token for {result['user']} (shown once):\n{result['token']}")
+
+
+@app.command()
+def demo(
+    workers: Annotated[int, typer.Option(help="Dask workers")] = 2,
+    rows: Annotated[int, typer.Option(help="training rows")] = 200_000,
+) -> None:
+    """Start a server if none runs, run a Dask cluster, compute and train on it, tear down."""
+    from service.demo import run_demo
+
+    run_demo(hub(), console, show_transition, workers=workers, rows=rows)
+
+
+def main() -> None:
+    """Entry point: one-line errors and a non-zero exit, tracebacks only with --debug."""
+    try:
+        app(standalone_mode=False)
+    except TitanClientError as exc:
+        if State.debug:
+            raise
+        errors.print(f"[red]error:[/] {exc.message}", highlight=False)
+        for problem in exc.details or [] if isinstance(exc.details, list) else []:
+            errors.print(f"  {problem.get('path')}: {problem.get('message')} "
+                         f"(got {json.dumps(problem.get('value'))})", highlight=False)  # fmt: skip
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        errors.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if State.debug:
+            raise
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""``Hub``: the Titan API from Python, in a sync (``Hub``) and an async (``AsyncHub``) form.
+
+Each operation is described once as a :class:`Call`; the two forms only send it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from service.client import defaults
+from service.client.errors import ServerUnavailable, TitanClientError, raise_for_answer
+
+API = "/api/v1"
+# Statuses at which waiting for a wanted status stops with an error.
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """A resource named as ``type/name`` (and optionally its owner)."""
+
+    type: str
+    name: str
+    owner: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, owner: str | None = None) -> ResourceRef:
+        """``"cluster/my-cluster"`` → ResourceRef; ValueError naming the expected form."""
+        kind, sep, name = text.partition("/")
+        if not sep or not kind or not name or "/" in name:
+            raise ValueError(f"{text!r}: name a resource as TYPE/NAME, e.g. cluster/my-cluster")
+        return cls(kind, name, owner)
+
+    @property
+    def path(self) -> str:
+        """The API path of the resource."""
+        return f"{API}/resources/{self.type}/{self.name}"
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Query parameters naming the owner, if one was given."""
+        return {"owner": self.owner} if self.owner else {}
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request of the API."""
+
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+
+
+def _ref(ref: ResourceRef | str) -> ResourceRef:
+    return ref if isinstance(ref, ResourceRef) else ResourceRef.parse(ref)
+
+
+class Calls:
+    """Every API operation, as data."""
+
+    @staticmethod
+    def apply(recipe: dict[str, Any]) -> Call:
+        return Call("PUT", f"{API}/recipes", body=recipe)
+
+    @staticmethod
+    def plan(recipe: dict[str, Any]) -> Call:
+        return Call("POST", f"{API}/recipes/plan", body=recipe)
+
+    @staticmethod
+    def list(type: str | None = None) -> Call:
+        return Call("GET", f"{API}/resources", params={"type": type} if type else {})
+
+    @staticmethod
+    def get(ref: ResourceRef) -> Call:
+        return Call("GET", ref.path, ref.params)
+
+    @staticmethod
+    def action(ref: ResourceRef, verb: str) -> Call:
+        if verb == "delete":
+            return Call("DELETE", ref.path, ref.params)
+        return Call("POST", f"{ref.path}/{verb}", ref.params)
+
+    @staticmethod
+    def sub(ref: ResourceRef, what: str, **params: Any) -> Call:
+        extra = {k: v for k, v in params.items() if v is not None}
+        return Call("GET", f"{ref.path}/{what}", {**ref.params, **extra})
+
+
+class _Base:
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30):
+        self.url = (url or defaults.server_url()).rstrip("/")
+        self.token = token if token is not None else defaults.token()
+        self.timeout = timeout
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _unavailable(self, exc: Exception) -> ServerUnavailable:
+        return ServerUnavailable(
+            f"no Titan server answers at {self.url} ({exc.__class__.__name__})"
+        )
+
+
+def _finished(resource: dict[str, Any], until: set[str]) -> bool:
+    if resource["status"] in until:
+        return True
+    if resource["status"] == FAILED:
+        raise TitanClientError(
+            f"{resource['type']}/{resource['name']} failed: {resource['status_reason']}"
+        )
+    return False
+
+
+class Hub(_Base):
+    """Synchronous client. Without arguments it uses ``TITAN_URL``/``TITAN_TOKEN`` or the
+    local server's URL and admin token file."""
+
+    def send(self, call: Call) -> Any:
+        """Send one call; the decoded JSON answer, or a typed TitanClientError."""
+        try:
+            response = httpx.request(
+                call.method, self.url + call.path, params=call.params, json=call.body,
+                headers=self.headers, timeout=self.timeout,
+            )  # fmt: skip
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from exc
+        raise_for_answer(response)
+        return response.json()
+
+    def send_json(self, method: str, path: str, body: Any = None) -> Any:
+        """Send any API request (for operations without a helper, e.g. users and tokens)."""
+        return self.send(Call(method, path, body=body))
+
+    def healthy(self) -> bool:
+        """True if a Titan server answers at the URL."""
+        try:
+            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def apply(self, recipe: dict[str, Any]) -> dict[str, Any]:
+        """Create or update a resource; ``{"action", "resource", "plan"}``."""
+        result: dict[str, Any] = self.send(Calls.apply(recipe))
+        return result
+
+    def plan(self, recipe: dict[str, Any]) -> dict[str, Any]:
+        """What applying ``recipe`` would change; applies nothing."""
+        result: dict[str, Any] = self.send(Calls.plan(recipe))
+        return result
+
+    def resources(self, type: str | None = None) -> list[dict[str, Any]]:
+        """The resources this token may see."""
+        result: list[dict[str, Any]] = self.send(Calls.list(type))
+        return result
+
+    def get(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """One resource."""
+        result: dict[str, Any] = self.send(Calls.get(_ref(ref)))
+        return result
+
+    def start(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """Ask for the resource to run."""
+        result: dict[str, Any] = self.send(Calls.action(_ref(ref), "start"))
+        return result
+
+    def stop(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """Ask for the resource to stop."""
+        result: dict[str, Any] = self.send(Calls.action(_ref(ref), "stop"))
+        return result
+
+    def delete(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """Ask for the resource to be stopped and forgotten."""
+        result: dict[str, Any] = self.send(Calls.action(_ref(ref), "delete"))
+        return result
+
+    def recipe(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """The resource as a recipe that re-applies unchanged."""
+        result: dict[str, Any] = self.send(Calls.sub(_ref(ref), "recipe"))
+        return result
+
+    def history(self, ref: ResourceRef | str) -> list[dict[str, Any]]:
+        """The resource's status changes, oldest first."""
+        result: list[dict[str, Any]] = self.send(Calls.sub(_ref(ref), "history"))
+        return result
+
+    def logs(
+        self, ref: ResourceRef | str, process: str | None = None, tail: int | None = None,
+        offset: int = 0,
+    ) -> dict[str, Any]:  # fmt: skip
+        """``{"processes": {name: {"text", "offset"}}}``."""
+        call = Calls.sub(_ref(ref), "logs", process=process, tail=tail, offset=offset)
+        result: dict[str, Any] = self.send(call)
+        return result
+
+    def wait(
+        self,
+        ref: ResourceRef | str,
+        until: set[str],
+        timeout: float = 300,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+        interval: float = 0.25,
+    ) -> dict[str, Any]:
+        """Poll until the resource's status is in ``until``; TitanClientError if it fails.
+
+        ``on_change`` is called with the resource at every status change.
+        """
+        deadline = time.monotonic() + timeout
+        seen: tuple[str, str] | None = None
+        while True:
+            resource = self.get(ref)
+            if (resource["status"], resource["status_reason"]) != seen:
+                seen = (resource["status"], resource["status_reason"])
+                if on_change is not None:
+                    on_change(resource)
+            if _finished(resource, until):
+                return resource
+            if time.monotonic() > deadline:
+                raise TitanClientError(f"{ref} is still {resource['status']} after {timeout:.0f}s")
+            time.sleep(interval)
+
+    def wait_gone(self, ref: ResourceRef | str, timeout: float = 60) -> None:
+        """Poll until the resource no longer exists (after ``delete``)."""
+        from service.client.errors import NotFoundError
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.get(ref)
+            except NotFoundError:
+                return
+            time.sleep(0.25)
+        raise TitanClientError(f"{ref} still exists after {timeout:.0f}s")
+
+
+class AsyncHub(_Base):
+    """Asynchronous client: the same operations as :class:`Hub`, awaited."""
+
+    async def send(self, call: Call) -> Any:
+        """Send one call; the decoded JSON answer, or a typed TitanClientError."""
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.request(
+                    call.method, self.url + call.path, params=call.params, json=call.body,
+                    headers=self.headers,
+                )  # fmt: skip
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from exc
+        raise_for_answer(response)
+        return response.json()
+
+    async def apply(self, recipe: dict[str, Any]) -> dict[str, Any]:
+        """Create or update a resource."""
+        result: dict[str, Any] = await self.send(Calls.apply(recipe))
+        return result
+
+    async def get(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """One resource."""
+        result: dict[str, Any] = await self.send(Calls.get(_ref(ref)))
+        return result
+
+    async def resources(self, type: str | None = None) -> list[dict[str, Any]]:
+        """The resources this token may see."""
+        result: list[dict[str, Any]] = await self.send(Calls.list(type))
+        return result
+
+    async def delete(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """Ask for the resource to be stopped and forgotten."""
+        result: dict[str, Any] = await self.send(Calls.action(_ref(ref), "delete"))
+        return result
+
+    async def wait(
+        self, ref: ResourceRef | str, until: set[str], timeout: float = 300, interval: float = 0.25
+    ) -> dict[str, Any]:
+        """Poll until the resource's status is in ``until``; TitanClientError if it fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            resource = await self.get(ref)
+            if _finished(resource, until):
+                return resource
+            if time.monotonic() > deadline:
+                raise TitanClientError(f"{ref} is still {resource['status']} after {timeout:.0f}s")
+            await asyncio.sleep(interval)

@@ -1,0 +1,39 @@
+"""Run the API server: bind first (port 0 picks a free port), then serve."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+
+import uvicorn
+
+from service.app import create_app
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> None:
+    """Serve the API until interrupted; records the URL in ``<data_dir>/server.json``."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    port = sock.getsockname()[1]
+    settings = settings.model_copy(update={"port": port})
+    url = f"http://{settings.host}:{port}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    record = settings.data_dir / "server.json"
+    record.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = uvicorn.Config(create_app(settings), log_level="info", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(record.read_text()).get("pid") == os.getpid():
+                record.unlink()
