@@ -1,0 +1,93 @@
+"""What a recipe runs and what a change restarts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.config import DEFAULT_INSTANCE_TYPES
+from service.core.processes import planned_processes
+from service.recipes.diff import field_changes, process_changes
+from service.recipes.models import parse_recipe
+
+
+def plan(data: dict[str, Any]) -> dict[str, Any]:
+    return planned_processes(parse_recipe(data), DEFAULT_INSTANCE_TYPES)
+
+
+def cluster(**spec: Any) -> dict[str, Any]:
+    return {"type": "cluster", "name": "c", "spec": spec}
+
+
+def test_a_cluster_is_a_scheduler_and_its_workers() -> None:
+    processes = plan(cluster(n_workers=3, worker={"nthreads": 2, "memory": "1GiB"}))
+    assert list(processes) == ["scheduler", "worker-0", "worker-1", "worker-2"]
+    worker = processes["worker-1"]
+    assert worker.needs_scheduler and worker.role == "worker"
+    assert worker.args[worker.args.index("--nthreads") + 1] == "2"
+    assert worker.memory_bytes == 1024**3
+
+
+def test_instance_type_sizes_workers_and_gpu_workers_run_dask_cuda() -> None:
+    processes = plan(cluster(instance_type="gpu-1", n_workers=1))
+    assert processes["worker-0"].gpu == 1
+    assert "--gpu" in processes["worker-0"].args
+    assert "--gpu" not in plan(cluster(instance_type="cpu-small"))["worker-0"].args
+
+
+def test_workspace_with_cluster_and_job() -> None:
+    workspace = plan({"type": "workspace", "name": "w", "spec": {"dask_cluster": {}}})
+    assert set(workspace) == {"scheduler", "worker-0", "jupyter"}
+    assert workspace["jupyter"].needs_scheduler
+    job = plan({"type": "job", "name": "j", "spec": {"command": "echo hi"}})
+    assert list(job) == ["job"] and job["job"].args == ["--shell", "echo hi"]
+    assert not job["job"].needs_scheduler
+
+
+def test_adaptive_bounds_clamp_the_worker_count() -> None:
+    processes = plan(cluster(n_workers=10, adaptive={"minimum": 1, "maximum": 3}))
+    assert len([n for n in processes if n.startswith("worker")]) == 3
+
+
+def test_scaling_up_starts_workers_and_restarts_nothing() -> None:
+    change = process_changes(plan(cluster(n_workers=2)), plan(cluster(n_workers=4)))
+    assert change["start"] == ["worker-2", "worker-3"]
+    assert change["restart"] == [] and change["stop"] == []
+    assert "scheduler" in change["unchanged"]
+
+
+def test_scaling_down_stops_workers() -> None:
+    change = process_changes(plan(cluster(n_workers=3)), plan(cluster(n_workers=1)))
+    assert change["stop"] == ["worker-1", "worker-2"] and change["restart"] == []
+
+
+def test_a_new_image_restarts_everything() -> None:
+    change = process_changes(plan(cluster(image="a:1")), plan(cluster(image="a:2")))
+    assert sorted(change["restart"]) == ["scheduler", "worker-0"]
+
+
+def test_a_scheduler_change_restarts_what_is_attached() -> None:
+    old = plan(cluster(n_workers=2))
+    new = plan(cluster(n_workers=2, scheduler={"memory": "1GiB"}))
+    assert sorted(process_changes(old, new)["restart"]) == ["scheduler", "worker-0", "worker-1"]
+
+
+def test_a_new_command_restarts_the_job() -> None:
+    old = plan({"type": "job", "name": "j", "spec": {"command": "a"}})
+    new = plan({"type": "job", "name": "j", "spec": {"command": "b"}})
+    assert process_changes(old, new)["restart"] == ["job"]
+
+
+def test_the_hash_is_stable_and_sensitive() -> None:
+    assert plan(cluster())["scheduler"].spec_hash == plan(cluster())["scheduler"].spec_hash
+    env = plan(cluster(environment_variables={"A": "1"}))["worker-0"].spec_hash
+    assert env != plan(cluster())["worker-0"].spec_hash
+
+
+def test_field_changes_name_leaf_paths() -> None:
+    old = {"spec": {"n_workers": 2, "worker": {"nthreads": 1}}, "name": "c"}
+    new = {"spec": {"n_workers": 4, "worker": {"nthreads": 1}, "image": "x"}, "name": "c"}
+    assert field_changes(old, new) == [
+        {"path": "spec.image", "old": None, "new": "x"},
+        {"path": "spec.n_workers", "old": 2, "new": 4},
+    ]
+    assert field_changes(old, old) == []

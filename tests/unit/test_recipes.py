@@ -1,0 +1,154 @@
+"""Recipe validation: every example is valid, every mistake is named with its path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.config import DEFAULT_INSTANCE_TYPES
+from service.recipes.models import RecipeInvalid, parse_recipe, recipe_document
+from service.recipes.schema import render
+from service.recipes.units import parse_duration, parse_memory
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+EXAMPLES = sorted(p for p in RECIPES.glob("*.json") if p.name != "schema.json")
+
+
+def problems(data: Any) -> dict[str, dict[str, Any]]:
+    with pytest.raises(RecipeInvalid) as info:
+        parse_recipe(data, DEFAULT_INSTANCE_TYPES)
+    return {p["path"]: p for p in info.value.problems}
+
+
+def test_there_are_examples_for_each_use() -> None:
+    names = {p.stem for p in EXAMPLES}
+    assert {"cpu-cluster", "gpu-cluster", "workspace-with-cluster", "training-job"} <= names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_recipe_is_valid(path: Path) -> None:
+    recipe = parse_recipe(json.loads(path.read_text()), DEFAULT_INSTANCE_TYPES)
+    assert recipe.name == json.loads(path.read_text())["name"]
+
+
+def test_schema_file_is_current() -> None:
+    assert (RECIPES / "schema.json").read_text() == render(), (
+        "recipes/schema.json is stale: run python -m service.recipes.schema > recipes/schema.json"
+    )
+
+
+def test_schema_rejects_unknown_keys_too() -> None:
+    schema = json.loads(render())
+    assert schema["$defs"]["ClusterSpec"]["additionalProperties"] is False
+
+
+def test_defaults_fill_a_minimal_cluster() -> None:
+    recipe = parse_recipe({"type": "cluster", "name": "c"})
+    assert recipe.dask is not None and recipe.dask.n_workers == 1
+    assert recipe_document(recipe)["spec"]["auto_shutoff"] == "never"
+
+
+def test_typos_are_errors_with_the_allowed_fields() -> None:
+    found = problems({"type": "cluster", "name": "c", "spec": {"nworkers": 3}})
+    assert "unknown field" in found["spec.nworkers"]["message"]
+    assert "n_workers" in found["spec.nworkers"]["message"]
+    assert found["spec.nworkers"]["value"] == 3
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    found = problems(
+        {
+            "type": "cluster",
+            "name": "ok",
+            "spec": {"n_workers": -1, "worker": {"memory": "lots"}, "instance_type": "huge"},
+        }
+    )
+    assert set(found) == {"spec.n_workers", "spec.worker.memory", "spec.instance_type"}
+    assert found["spec.n_workers"]["value"] == -1
+    assert "cpu-small" in found["spec.instance_type"]["message"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a/b",
+        "../etc",
+        "UPPER",
+        "-lead",
+        "trail-",
+        "",
+        "x" * 64,
+        "café",
+        "a\u200bb",
+        "ｆｕｌｌ",
+        "a b",
+    ],
+)
+def test_names_must_be_dns_labels(name: str) -> None:
+    assert (
+        "DNS label"
+        in problems({"type": "job", "name": name, "spec": {"command": "true"}})["name"]["message"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        ({"n_workers": 100000}, "spec.n_workers"),
+        ({"resources": {"cpu": -2}}, "spec.resources.cpu"),
+        ({"resources": {"memory": "900TiB"}}, "spec.resources.memory"),
+        ({"resources": {"gpu": 10000}}, "spec.resources.gpu"),
+        ({"worker": {"nthreads": 0}}, "spec.worker.nthreads"),
+        ({"adaptive": {"minimum": 5, "maximum": 2}}, "spec.adaptive"),
+        ({"auto_shutoff": "soon"}, "spec.auto_shutoff"),
+        ({"environment_variables": {"TITAN_TOKEN": "x"}}, "spec.environment_variables"),
+        ({"environment_variables": {"1BAD": "x"}}, "spec.environment_variables"),
+        ({"image": "bad image!"}, "spec.image"),
+        ({"instance_type": "cpu-small", "resources": {"cpu": 1}}, "spec"),
+    ],
+)
+def test_bad_sizes_and_values_name_their_path(spec: dict[str, Any], path: str) -> None:
+    assert path in problems({"type": "cluster", "name": "c", "spec": spec})
+
+
+def test_job_needs_a_command() -> None:
+    assert problems({"type": "job", "name": "j", "spec": {}})["spec.command"]["message"] == (
+        "required field is missing"
+    )
+    assert "spec.command" in problems({"type": "job", "name": "j", "spec": {"command": ""}})
+
+
+def test_deployment_is_reserved_and_unknown_types_rejected() -> None:
+    assert "reserved" in problems({"type": "deployment", "name": "d"})["type"]["message"]
+    assert "workspace" in problems({"type": "vm", "name": "d"})["type"]["message"]
+    assert "" in problems([1, 2])
+
+
+def test_schema_version_is_checked() -> None:
+    assert "schema_version" in problems({"schema_version": 2, "type": "cluster", "name": "c"})
+
+
+def test_workspace_and_job_can_attach_a_cluster() -> None:
+    recipe = parse_recipe(
+        {
+            "type": "job",
+            "name": "j",
+            "spec": {"command": ["python", "-V"], "dask_cluster": {"n_workers": 3}},
+        }
+    )
+    assert recipe.dask is not None and recipe.dask.n_workers == 3
+
+
+def test_units() -> None:
+    assert parse_memory("2GiB") == 2 * 1024**3
+    assert parse_memory("512MB") == 512 * 1000**2
+    assert parse_memory("1024") == 1024
+    assert parse_duration("90m") == 5400
+    assert parse_duration("never") is None
+    with pytest.raises(ValueError, match="not a size"):
+        parse_memory("2 apples")
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("1 week")

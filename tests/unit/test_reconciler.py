@@ -1,0 +1,333 @@
+"""The reconciler against fault-injection backends, on a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from service.core.auth import Principal, bootstrap_admin, hash_token
+from service.core.reconciler import Reconciler
+from service.core.resources import ResourceService
+from service.core.state import Target
+from service.store.db import make_engine, migrate, session_factory
+from service.store.models import Resource, StatusEvent, Token, User
+from tests.conftest import make_settings
+from tests.fakes import FakeBackend
+
+
+@dataclass
+class Plane:
+    """A control plane without HTTP: service + reconciler + fake backend."""
+
+    service: ResourceService
+    reconciler: Reconciler
+    backend: FakeBackend
+    admin: Principal
+
+    def apply(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self.service.apply(self.admin, data)
+
+    def get(self, type: str, name: str) -> dict[str, Any]:
+        return self.service.get(self.admin, type, name, None)
+
+    def history(self, type: str, name: str) -> list[dict[str, Any]]:
+        return self.service.history(self.admin, type, name, None)
+
+    def target(self, type: str, name: str, target: Target) -> None:
+        self.service.set_target(self.admin, type, name, None, target)
+
+    async def until(self, check: Callable[[], bool], timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(check):
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached in time")
+            await asyncio.sleep(0.05)
+
+    async def status(self, type: str, name: str, status: str, timeout: float = 10) -> None:
+        await self.until(lambda: self.get(type, name)["status"] == status, timeout)
+
+
+@asynccontextmanager
+async def plane(
+    tmp_path: Path, database_url: str, backend: FakeBackend | None = None
+) -> AsyncIterator[Plane]:
+    settings = make_settings(tmp_path, database_url)
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    bootstrap_admin(sessions, settings)
+    with sessions() as session:
+        admin = session.scalars(select(User)).one()
+        principal = Principal(admin.id, admin.name, True)
+    fake = backend or FakeBackend()
+    reconciler = Reconciler(sessions, fake, settings, b"k" * 32)
+    service = ResourceService(sessions, settings, fake, reconciler.wake, b"k" * 32)
+    await reconciler.start()
+    try:
+        yield Plane(service, reconciler, fake, principal)
+    finally:
+        await reconciler.close()
+        engine.dispose()
+
+
+CLUSTER = {"type": "cluster", "name": "c", "spec": {"n_workers": 2}}
+
+
+def test_a_cluster_converges_with_tokens_and_addresses(tmp_path: Path, database_url: str) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, database_url) as p:
+            assert p.apply(CLUSTER)["action"] == "created"
+            await p.status("cluster", "c", "running")
+            assert p.backend.running() == ["scheduler", "worker-0", "worker-1"]
+            worker = p.backend.specs[p.backend.pid_of("worker-0")]
+            scheduler = p.get("cluster", "c")["endpoints"]["scheduler"]
+            assert worker.env["DASK_SCHEDULER_ADDRESS"] == scheduler
+            assert worker.env["TITAN_RESOURCE"] == "admin/cluster/c"
+            with p.service.sessions() as session:
+                token = session.scalar(
+                    select(Token).where(Token.token_hash == hash_token(worker.env["TITAN_TOKEN"]))
+                )
+                assert token is not None and token.resource_id == p.get("cluster", "c")["id"]
+            steps = [(e["from"], e["to"]) for e in p.history("cluster", "c")]
+            assert steps == [(None, "pending"), ("pending", "starting"), ("starting", "running")]
+
+    asyncio.run(scenario())
+
+
+def test_slow_start_is_reported_as_starting(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", FakeBackend(start_delay=0.5)) as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "starting")
+            await p.status("cluster", "c", "running")
+
+    asyncio.run(scenario())
+
+
+def test_failure_at_step_n_is_cleaned_up_and_retried(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", FakeBackend(fail_at=2)) as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            failed = [e for e in p.history("cluster", "c") if e["to"] == "failed"]
+            assert failed and "failed at start 2" in failed[0]["reason"]
+            assert "retrying in" in failed[0]["reason"]
+            # The process whose start failed was stopped, not leaked.
+            assert p.backend.stops.count(p.backend.starts[1]) == 1
+            assert len(p.backend.running()) == 3
+
+    asyncio.run(scenario())
+
+
+def test_repeated_failures_back_off_exponentially(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", FakeBackend(fail_names=frozenset({"worker-1"}))) as p:
+            p.apply(CLUSTER)
+            await asyncio.sleep(2.5)
+            attempts = p.backend.starts.count("worker-1")
+            # base 0.2s doubling (0.2, 0.4, 0.8, 1.6): a handful of tries, not one per resync.
+            assert 2 <= attempts <= 5, attempts
+            resource = p.get("cluster", "c")
+            assert resource["status"] == "failed"
+            assert "worker-1" not in p.backend.running()
+
+    asyncio.run(scenario())
+
+
+def test_a_process_that_dies_later_is_restarted(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            scheduler = p.backend.pid_of("scheduler")
+            p.backend.exit("worker-1", -9)
+            await p.until(lambda: "worker-1" in p.backend.running())
+            await p.status("cluster", "c", "running")
+            reasons = [e["reason"] for e in p.history("cluster", "c")]
+            assert any("worker-1 (exit code -9) exited unexpectedly" in r for r in reasons)
+            assert p.backend.pid_of("scheduler") == scheduler
+
+    asyncio.run(scenario())
+
+
+def test_a_dead_scheduler_restarts_its_workers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            worker = p.backend.pid_of("worker-0")
+            p.backend.exit("scheduler", 1)
+            await p.until(lambda: p.backend.running() == ["scheduler", "worker-0", "worker-1"])
+            await p.status("cluster", "c", "running")
+            assert p.backend.pid_of("worker-0") != worker
+            new_address = p.get("cluster", "c")["endpoints"]["scheduler"]
+            spec = p.backend.specs[p.backend.pid_of("worker-0")]
+            assert spec.env["DASK_SCHEDULER_ADDRESS"] == new_address
+
+    asyncio.run(scenario())
+
+
+def test_scaling_up_keeps_the_scheduler(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            before = {n: p.backend.pid_of(n) for n in p.backend.running()}
+            result = p.apply({**CLUSTER, "spec": {"n_workers": 4}})
+            assert result["action"] == "updated" and result["resource"]["generation"] == 2
+            await p.until(lambda: len(p.backend.running()) == 5)
+            assert all(p.backend.pid_of(n) == pid for n, pid in before.items())
+            statuses = [e["to"] for e in p.history("cluster", "c")]
+            assert statuses.count("starting") == 1  # scaling did not go back to starting
+
+    asyncio.run(scenario())
+
+
+def test_a_new_image_restarts_every_process(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            before = set(p.backend.specs)
+            p.apply({**CLUSTER, "spec": {"n_workers": 2, "image": "titan/cpu:2"}})
+            await p.until(lambda: not (set(p.backend.specs) & before) and
+                          len(p.backend.running()) == 3)  # fmt: skip
+            await p.status("cluster", "c", "running")
+
+    asyncio.run(scenario())
+
+
+def test_apply_is_idempotent(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            starts = len(p.backend.starts)
+            again = p.apply(CLUSTER)
+            assert again["action"] == "unchanged" and again["resource"]["generation"] == 1
+            readback = p.service.recipe(p.admin, "cluster", "c", None)
+            assert p.apply(readback)["action"] == "unchanged"
+            await asyncio.sleep(0.5)
+            assert len(p.backend.starts) == starts
+
+    asyncio.run(scenario())
+
+
+def test_stop_start_and_delete(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            p.target("cluster", "c", Target.STOPPED)
+            await p.status("cluster", "c", "stopped")
+            assert p.backend.running() == [] and p.get("cluster", "c")["processes"] == []
+            with p.service.sessions() as session:
+                assert (
+                    session.scalars(select(Token).where(Token.resource_id.is_not(None))).all() == []
+                )
+            p.target("cluster", "c", Target.RUNNING)
+            await p.status("cluster", "c", "running")
+            p.target("cluster", "c", Target.DELETED)
+
+            def gone() -> bool:
+                with p.service.sessions() as session:
+                    return session.scalar(select(Resource)) is None
+
+            await p.until(gone)
+            assert p.backend.running() == []
+            with p.service.sessions() as session:
+                assert session.scalars(select(StatusEvent)).all() == []
+
+    asyncio.run(scenario())
+
+
+def test_a_job_records_its_exit_and_stops_its_cluster(tmp_path: Path) -> None:
+    job = {"type": "job", "name": "j", "spec": {"command": "x", "dask_cluster": {}}}
+
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(job)
+            await p.status("job", "j", "running")
+            p.backend.exit("job", 3)
+            await p.status("job", "j", "failed")
+            resource = p.get("job", "j")
+            assert resource["target"] == "stopped"
+            assert "job exited with code 3" in resource["status_reason"]
+            assert [(x["name"], x["exit_code"]) for x in resource["processes"]] == [("job", 3)]
+            assert p.backend.running() == []
+            await asyncio.sleep(0.5)
+            assert p.backend.starts.count("job") == 1  # a finished job is not re-run
+            p.target("job", "j", Target.RUNNING)  # ...unless started again
+            await p.until(lambda: p.backend.starts.count("job") == 2)
+            p.backend.exit("job", 0)
+            await p.status("job", "j", "stopped")
+
+    asyncio.run(scenario())
+
+
+def test_orphans_of_a_crashed_start_are_stopped(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+
+        async def ignore(_handle: Any) -> None:
+            return None
+
+        from service.backends.base import ProcessSpec
+
+        await backend.start(ProcessSpec("nope", "worker-9", "worker", [], {}), ignore)
+        async with plane(tmp_path, "", backend) as p:
+            assert p.backend.running() == []
+            assert p.backend.stops == ["worker-9"]
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_control_plane_adopts_what_runs(tmp_path: Path, database_url: str) -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        async with plane(tmp_path, database_url, backend) as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+        starts = len(backend.starts)
+        pids = dict(backend.specs)
+        backend.exit("worker-0")  # dies while the control plane is down
+        async with plane(tmp_path, database_url, backend) as p:
+            await p.until(lambda: len(backend.running()) == 3)
+            await p.status("cluster", "c", "running")
+            assert backend.starts[starts:] == ["worker-0"]
+            assert backend.pid_of("scheduler") in pids
+
+    asyncio.run(scenario())
+
+
+def test_the_queue_never_reconciles_one_resource_twice_at_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", FakeBackend(start_delay=0.2)) as p:
+            active, most, calls = 0, 0, 0
+            original = p.reconciler.reconcile
+
+            async def counted(resource_id: str) -> None:
+                nonlocal active, most, calls
+                active, calls = active + 1, calls + 1
+                most = max(most, active)
+                try:
+                    await original(resource_id)
+                finally:
+                    active -= 1
+
+            p.reconciler.reconcile = counted  # type: ignore[method-assign]
+            resource_id = p.apply(CLUSTER)["resource"]["id"]
+            for _ in range(200):
+                p.reconciler.wake(resource_id)
+            await p.status("cluster", "c", "running")
+            assert most == 1
+            assert calls < 20
+
+    asyncio.run(scenario())
