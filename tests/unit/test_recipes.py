@@ -83,7 +83,7 @@ def test_every_problem_is_listed_at_once() -> None:
         "x" * 64,
         "café",
         "a\u200bb",
-        "ｆｕｌｌ",
+        "\uff46\uff55\uff4c\uff4c",
         "a b",
     ],
 )
