@@ -1,0 +1,91 @@
+"""A real Titan server on 127.0.0.1:0 (uvicorn in a thread) with the local backend."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from service.app import create_app
+from service.client import Hub, ResourceRef
+from service.config import Settings
+from tests.conftest import make_settings
+
+
+class RunningServer:
+    """A live server: its URL, settings and the first admin token."""
+
+    def __init__(self, settings: Settings) -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.settings = settings.model_copy(update={"port": port, "public_url": self.url})
+        config = uvicorn.Config(create_app(self.settings), log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        self.token = self.settings.admin_token_file.read_text().strip()
+
+    def hub(self, token: str | None = None) -> Hub:
+        """A client with the admin token, or ``token``."""
+        return Hub(self.url, self.token if token is None else token)
+
+    def request(
+        self, method: str, path: str, token: str | None = None, **kw: Any
+    ) -> httpx.Response:
+        """A raw HTTP request with the admin token (or ``token``; "" for none)."""
+        headers = kw.pop("headers", {})
+        secret = self.token if token is None else token
+        if secret:
+            headers.setdefault("Authorization", f"Bearer {secret}")
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kw)
+
+    def stop(self) -> None:
+        """Stop the server (its processes keep running, as after a crash)."""
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+ServerFactory = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start servers on tmp_path; every resource is deleted and every server stopped after."""
+    servers: list[RunningServer] = []
+
+    def start(database_url: str | None = None, **overrides: Any) -> RunningServer:
+        server = RunningServer(make_settings(tmp_path / "data", database_url, **overrides))
+        servers.append(server)
+        return server
+
+    yield start
+    live = [s for s in servers if s.thread.is_alive()]
+    if live:
+        hub = live[-1].hub()
+        refs = [ResourceRef(i["type"], i["name"], i["owner"]) for i in hub.resources()]
+        for ref in refs:
+            hub.delete(ref)
+        for ref in refs:
+            hub.wait_gone(ref, timeout=60)
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: ServerFactory) -> RunningServer:
+    """One server on SQLite."""
+    return start_server()
