@@ -72,7 +72,13 @@ class LocalBackend(Backend):
         if spec.role == "scheduler":
             args += ["--scheduler-file", str(folder / "scheduler.json")]
         command = [sys.executable, "-m", "workers.entrypoint", spec.role, *args]
-        cwd = Path(spec.working_directory).expanduser() if spec.working_directory else folder
+        if spec.working_directory:
+            cwd = Path(spec.working_directory).expanduser()
+        elif spec.role == "jupyter":  # notebooks outlive restarts of the workspace
+            cwd = self.root.parent / "home" / spec.resource_id
+            cwd.mkdir(parents=True, exist_ok=True)
+        else:
+            cwd = folder
         if not cwd.is_dir():
             raise BackendError(f"working_directory {str(cwd)!r} does not exist on this machine")
         with open(folder / "output.log", "ab") as output:

@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service.backends.base import Backend
 from service.config import Settings
-from service.core.auth import Principal, check_access, jupyter_token, resolve_owner
+from service.core.auth import (
+    Principal,
+    check_access,
+    jupyter_token,
+    require_user,
+    resolve_owner,
+)
 from service.core.processes import planned_processes
 from service.core.state import Status, Target
 from service.errors import Conflict, InvalidInput, NotFound
@@ -62,6 +68,7 @@ class ResourceService:
 
         Returns ``{"action": "created"|"updated"|"unchanged", "resource", "plan"}``.
         """
+        require_user(principal)
         recipe = self.parse(data)
         try:
             with self.sessions.begin() as session:
@@ -121,6 +128,7 @@ class ResourceService:
 
     def plan(self, principal: Principal, data: Any) -> dict[str, Any]:
         """What applying ``data`` would change, applying nothing."""
+        require_user(principal)
         recipe = self.parse(data)
         with self.sessions() as session:
             owner = resolve_owner(session, principal, recipe.owner).name

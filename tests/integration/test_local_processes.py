@@ -1,0 +1,208 @@
+"""Real processes on the local backend: Dask clusters, JupyterLab, jobs, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from distributed import Client
+from sqlalchemy import create_engine, select
+
+from service.store.models import Process
+from tests.integration.conftest import RunningServer, ServerFactory
+
+pytestmark = pytest.mark.slow
+
+
+def cluster(name: str = "c", **spec: Any) -> dict[str, Any]:
+    return {"type": "cluster", "name": name, "spec": {"n_workers": 2, **spec}}
+
+
+def pids(server: RunningServer, ref: str) -> dict[str, int]:
+    """The pid of each process of ``ref``, from the handles the store recorded."""
+    resource_id = server.hub().get(ref)["id"]
+    engine = create_engine(server.settings.sqlalchemy_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Process.name, Process.handle).where(Process.resource_id == resource_id)
+        ).all()
+    engine.dispose()
+    return {name: int(handle["pid"]) for name, handle in rows if handle}
+
+
+def test_a_cluster_runs_real_dask_and_scales_without_restarting_the_scheduler(
+    server: RunningServer,
+) -> None:
+    hub = server.hub()
+    hub.apply(cluster())
+    running = hub.wait("cluster/c", {"running"}, timeout=120)
+    address = running["endpoints"]["scheduler"]
+    assert address.startswith("tcp://127.0.0.1:")
+    assert running["endpoints"]["dashboard"].startswith("http://127.0.0.1:")
+    before = pids(server, "cluster/c")
+    with Client(address, timeout="30s") as client:
+        client.wait_for_workers(2, timeout=60)
+        assert client.submit(sum, [1, 2, 3]).result() == 6
+        names = sorted(w["name"] for w in client.scheduler_info()["workers"].values())
+        assert names == ["worker-0", "worker-1"]
+        hub.apply(cluster(n_workers=4))
+        client.wait_for_workers(4, timeout=60)
+        hub.wait("cluster/c", {"running"})
+    after = pids(server, "cluster/c")
+    assert after["scheduler"] == before["scheduler"]
+    assert after["worker-0"] == before["worker-0"]
+    assert set(after) == {"scheduler", "worker-0", "worker-1", "worker-2", "worker-3"}
+    hub.apply(cluster(n_workers=4, environment_variables={"MODE": "b"}))
+    hub.wait("cluster/c", {"running"})
+
+    def restarted() -> bool:
+        current = pids(server, "cluster/c")
+        return len(current) == 5 and current.get("scheduler") not in (None, before["scheduler"])
+
+    _eventually(restarted)
+    hub.stop("cluster/c")
+    hub.wait("cluster/c", {"stopped"})
+    assert hub.get("cluster/c")["processes"] == []
+    for pid in after.values():
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_a_job_gets_its_environment_and_a_token_for_itself_only(server: RunningServer) -> None:
+    hub = server.hub()
+    hub.apply({"type": "job", "name": "other", "spec": {"command": "true"}})
+    script = (
+        "import os, json, httpx;"
+        "h={'Authorization': 'Bearer '+os.environ['TITAN_TOKEN']};"
+        "u=os.environ['TITAN_URL']+'/api/v1/resources/';"
+        "own=httpx.get(u+'job/probe', headers=h).status_code;"
+        "other=httpx.get(u+'job/other', headers=h).status_code;"
+        "r=os.environ['TITAN_URL']+'/api/v1/recipes';"
+        "apply=httpx.put(r, headers=h, json={}).status_code;"
+        "print(json.dumps({'resource': os.environ['TITAN_RESOURCE'], 'own': own, 'other': other,"
+        " 'apply': apply, 'dask': os.environ.get('DASK_SCHEDULER_ADDRESS'),"
+        " 'greeting': os.environ['GREETING'], 'cwd': os.getcwd()}))"
+    )
+    workdir = Path(server.settings.data_dir).parent / "work"
+    workdir.mkdir()
+    hub.apply({
+        "type": "job",
+        "name": "probe",
+        "spec": {
+            "command": [sys.executable, "-c", script],
+            "environment_variables": {"GREETING": "hi"},
+            "start_script": "echo preparing > prepared.txt",
+            "working_directory": str(workdir),
+        },
+    })  # fmt: skip
+    done = hub.wait("job/probe", {"stopped"}, timeout=60)
+    assert done["processes"][0]["exit_code"] == 0 and done["target"] == "stopped"
+    assert "job exited with code 0 after" in done["status_reason"]
+    output = hub.logs("job/probe", "job")["processes"]["job"]["text"]
+    seen = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+    assert seen == {"resource": "admin/job/probe", "own": 200, "other": 403, "apply": 403,
+                    "dask": None, "greeting": "hi", "cwd": str(workdir)}  # fmt: skip
+    assert (workdir / "prepared.txt").read_text() == "preparing\n"
+    # Its token died with it.
+    assert hub.get("job/probe")["processes"][0]["state"] == "exited"
+
+
+def test_a_failing_job_records_its_exit_code(server: RunningServer) -> None:
+    hub = server.hub()
+    hub.apply({"type": "job", "name": "bad", "spec": {"command": "echo oops >&2; exit 7"}})
+    with pytest.raises(Exception, match="job exited with code 7"):
+        hub.wait("job/bad", {"stopped"}, timeout=60)
+    resource = hub.get("job/bad")
+    assert resource["status"] == "failed" and resource["processes"][0]["exit_code"] == 7
+    assert "oops" in hub.logs("job/bad", tail=5)["processes"]["job"]["text"]
+
+
+def test_a_training_job_uses_its_attached_cluster(server: RunningServer) -> None:
+    hub = server.hub()
+    recipe = json.loads((Path(__file__).parents[2] / "recipes" / "training-job.json").read_text())
+    recipe["spec"]["command"] = [sys.executable, "-m", "workers.training", "--rows", "20000",
+                                 "--rounds", "10"]  # fmt: skip
+    recipe["spec"]["dask_cluster"]["n_workers"] = 1
+    hub.apply(recipe)
+    done = hub.wait("job/train-xgboost", {"stopped"}, timeout=180)
+    assert done["status"] == "stopped"
+    text = hub.logs("job/train-xgboost", "job")["processes"]["job"]["text"]
+    result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+    assert result["device"] == "cpu" and result["rmse"] < result["baseline_rmse"] / 2
+    assert [p["name"] for p in done["processes"]] == ["job"]  # the cluster was stopped
+
+
+def test_a_workspace_runs_jupyterlab_with_its_own_token(server: RunningServer) -> None:
+    hub = server.hub()
+    hub.apply({"type": "workspace", "name": "lab", "spec": {"dask_cluster": {"n_workers": 1}}})
+    running = hub.wait("workspace/lab", {"running"}, timeout=180)
+    url = running["endpoints"]["jupyter"]
+    base, token = url.split("/lab?token=")
+    assert httpx.get(f"{base}/api/status", params={"token": token}).status_code == 200
+    assert httpx.get(f"{base}/api/status").status_code in (401, 403)
+    assert httpx.get(f"{base}/api/status", params={"token": server.token}).status_code in (401, 403)
+    assert {p["name"] for p in running["processes"]} == {"jupyter", "scheduler", "worker-0"}
+    # The notebook's folder persists across restarts of the workspace.
+    home = server.settings.data_dir / "home" / running["id"]
+    assert home.is_dir()
+
+
+def test_a_killed_worker_is_restarted(server: RunningServer) -> None:
+    hub = server.hub()
+    hub.apply(cluster(n_workers=1))
+    hub.wait("cluster/c", {"running"}, timeout=120)
+    before = pids(server, "cluster/c")
+    os.killpg(before["worker-0"], signal.SIGKILL)
+
+    def replaced() -> bool:
+        current = hub.get("cluster/c")
+        return current["status"] == "running" and pids(server, 'cluster/c').get("worker-0") not in (
+            None, before["worker-0"])  # fmt: skip
+
+    _eventually(replaced, timeout=60)
+    reasons = [e["reason"] for e in hub.history("cluster/c")]
+    assert any("worker-0" in r and "exited unexpectedly" in r for r in reasons)
+    assert pids(server, "cluster/c")["scheduler"] == before["scheduler"]
+
+
+def test_a_restarted_control_plane_keeps_what_runs(start_server: ServerFactory) -> None:
+    first = start_server()
+    hub = first.hub()
+    hub.apply(cluster(n_workers=1))
+    running = hub.wait("cluster/c", {"running"}, timeout=120)
+    before = pids(first, "cluster/c")
+    hub.apply({"type": "job", "name": "sleeper", "spec": {"command": "sleep 3; exit 4"}})
+    hub.wait("job/sleeper", {"running"}, timeout=60)
+    first.stop()  # the control plane goes away; its processes do not
+    assert all(psutil.pid_exists(pid) for pid in before.values())
+    os.killpg(before["worker-0"], signal.SIGKILL)  # and one dies while it is down
+    second = start_server()
+    hub = second.hub()
+    assert hub.get("cluster/c")["endpoints"]["scheduler"] == running["endpoints"]["scheduler"]
+
+    def recovered() -> bool:
+        current = pids(second, "cluster/c")
+        return hub.get("cluster/c")["status"] == "running" and current.get("worker-0") not in (
+            None, before["worker-0"])  # fmt: skip
+
+    _eventually(recovered, timeout=60)
+    assert pids(second, "cluster/c")["scheduler"] == before["scheduler"]
+    # The job finished while nobody watched; its exit code still arrives.
+    _eventually(lambda: hub.get("job/sleeper")["status"] == "failed", timeout=30)
+    assert hub.get("job/sleeper")["processes"][0]["exit_code"] == 4
+
+
+def _eventually(check: Any, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{check.__name__} did not become true in {timeout}s")
+        time.sleep(0.2)
