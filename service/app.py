@@ -117,15 +117,21 @@ def _map_errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        body = {"error": {"code": f"http_{exc.status_code}", "message": exc.detail,
-                          "details": None}}  # fmt: skip
+        body = {
+            "error": {"code": f"http_{exc.status_code}", "message": exc.detail, "details": None}
+        }
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         request_id = uuid.uuid4().hex[:12]
-        log.error("request %s %s failed (id %s)", request.method, request.url.path, request_id,
-                  exc_info=exc)  # fmt: skip
+        log.error(
+            "request %s %s failed (id %s)",
+            request.method,
+            request.url.path,
+            request_id,
+            exc_info=exc,
+        )
         message = f"internal error (request id {request_id}); the server log has details"
         body = {"error": {"code": "internal", "message": message, "details": None}}
         return JSONResponse(body, status_code=500)

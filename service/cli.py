@@ -133,9 +133,13 @@ def list_resources(
     table = Table("resource", "owner", "status", "target", "gen", "reason")
     for item in hub().resources(type):
         table.add_row(
-            f"{item['type']}/{item['name']}", item["owner"], item["status"], item["target"],
-            str(item["generation"]), item["status_reason"],
-        )  # fmt: skip
+            f"{item['type']}/{item['name']}",
+            item["owner"],
+            item["status"],
+            item["target"],
+            str(item["generation"]),
+            item["status_reason"],
+        )
     console.print(table)
 
 
@@ -150,8 +154,10 @@ def get(
     if as_json:
         console.print_json(data=item)
         return
-    console.print(f"[bold]{item['type']}/{item['name']}[/] (owner {item['owner']}, "
-                  f"generation {item['generation']})")  # fmt: skip
+    console.print(
+        f"[bold]{item['type']}/{item['name']}[/] (owner {item['owner']}, "
+        f"generation {item['generation']})"
+    )
     console.print(f"status: {item['status']} - {item['status_reason']} (target {item['target']})")
     for name, address in item["endpoints"].items():
         console.print(f"{name}: {address}")
@@ -254,8 +260,11 @@ def main() -> None:
             raise
         errors.print(f"[red]error:[/] {exc.message}", highlight=False)
         for problem in exc.details or [] if isinstance(exc.details, list) else []:
-            errors.print(f"  {problem.get('path')}: {problem.get('message')} "
-                         f"(got {json.dumps(problem.get('value'))})", highlight=False)  # fmt: skip
+            errors.print(
+                f"  {problem.get('path')}: {problem.get('message')} "
+                f"(got {json.dumps(problem.get('value'))})",
+                highlight=False,
+            )
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

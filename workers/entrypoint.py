@@ -23,11 +23,19 @@ from pathlib import Path
 def scheduler_command(args: argparse.Namespace) -> list[str]:
     """``dask scheduler`` on a free port, writing its address to the scheduler file."""
     return [
-        sys.executable, "-m", "dask", "scheduler",
-        "--host", args.host, "--port", "0",
-        "--dashboard-address", f"{args.host}:0",
-        "--scheduler-file", args.scheduler_file,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "dask",
+        "scheduler",
+        "--host",
+        args.host,
+        "--port",
+        "0",
+        "--dashboard-address",
+        f"{args.host}:0",
+        "--scheduler-file",
+        args.scheduler_file,
+    ]
 
 
 def worker_command(args: argparse.Namespace) -> list[str]:
@@ -48,10 +56,14 @@ def worker_command(args: argparse.Namespace) -> list[str]:
 def jupyter_command(args: argparse.Namespace) -> list[str]:
     """JupyterLab on a free port; its token comes from ``JUPYTER_TOKEN``."""
     command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
-        f"--ServerApp.ip={args.host}", "--ServerApp.port=0",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--ServerApp.ip={args.host}",
+        "--ServerApp.port=0",
         f"--ServerApp.root_dir={args.root_dir}",
-    ]  # fmt: skip
+    ]
     if os.geteuid() == 0:
         command.append("--allow-root")
     return command

@@ -76,14 +76,20 @@ def _target_route(target: Target, doc: str) -> Any:
 
 
 router.add_api_route(
-    ONE + "/start", _target_route(Target.RUNNING, "Run the resource (a finished job runs again)."),
-    methods=["POST"], status_code=202,
-)  # fmt: skip
+    ONE + "/start",
+    _target_route(Target.RUNNING, "Run the resource (a finished job runs again)."),
+    methods=["POST"],
+    status_code=202,
+)
 router.add_api_route(
-    ONE + "/stop", _target_route(Target.STOPPED, "Stop every process of the resource."),
-    methods=["POST"], status_code=202,
-)  # fmt: skip
+    ONE + "/stop",
+    _target_route(Target.STOPPED, "Stop every process of the resource."),
+    methods=["POST"],
+    status_code=202,
+)
 router.add_api_route(
-    ONE, _target_route(Target.DELETED, "Stop the resource and forget it."),
-    methods=["DELETE"], status_code=202,
-)  # fmt: skip
+    ONE,
+    _target_route(Target.DELETED, "Stop the resource and forget it."),
+    methods=["DELETE"],
+    status_code=202,
+)

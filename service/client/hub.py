@@ -130,9 +130,13 @@ class Hub(_Base):
         """Send one call; the decoded JSON answer, or a typed TitanClientError."""
         try:
             response = httpx.request(
-                call.method, self.url + call.path, params=call.params, json=call.body,
-                headers=self.headers, timeout=self.timeout,
-            )  # fmt: skip
+                call.method,
+                self.url + call.path,
+                params=call.params,
+                json=call.body,
+                headers=self.headers,
+                timeout=self.timeout,
+            )
         except httpx.TransportError as exc:
             raise self._unavailable(exc) from exc
         raise_for_answer(response)
@@ -195,9 +199,12 @@ class Hub(_Base):
         return result
 
     def logs(
-        self, ref: ResourceRef | str, process: str | None = None, tail: int | None = None,
+        self,
+        ref: ResourceRef | str,
+        process: str | None = None,
+        tail: int | None = None,
         offset: int = 0,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """``{"processes": {name: {"text", "offset"}}}``."""
         call = Calls.sub(_ref(ref), "logs", process=process, tail=tail, offset=offset)
         result: dict[str, Any] = self.send(call)
@@ -251,9 +258,12 @@ class AsyncHub(_Base):
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.request(
-                    call.method, self.url + call.path, params=call.params, json=call.body,
+                    call.method,
+                    self.url + call.path,
+                    params=call.params,
+                    json=call.body,
                     headers=self.headers,
-                )  # fmt: skip
+                )
         except httpx.TransportError as exc:
             raise self._unavailable(exc) from exc
         raise_for_answer(response)

@@ -126,8 +126,11 @@ class Reconciler:
         known = await self._db(_recorded_pids)
         for handle in await self.backend.adopt():
             if (handle.get("resource_id"), handle.get("name"), handle.get("pid")) not in known:
-                log.warning("stopping orphan process %s of %s", handle.get("name"),
-                            handle.get("resource_id"))  # fmt: skip
+                log.warning(
+                    "stopping orphan process %s of %s",
+                    handle.get("name"),
+                    handle.get("resource_id"),
+                )
                 await self.backend.stop(handle)
 
     # -- one resource -------------------------------------------------------------------
@@ -164,8 +167,13 @@ class Reconciler:
         await self._stop(resource.id, running)
         if resource.target == Target.DELETED:
             await self._db(_delete_resource, resource.id)
-            log.info("deleted %s %s/%s (%s)", resource.type, resource.owner, resource.name,
-                     resource.id[:8])  # fmt: skip
+            log.info(
+                "deleted %s %s/%s (%s)",
+                resource.type,
+                resource.owner,
+                resource.name,
+                resource.id[:8],
+            )
             return
         if (
             resource.type == "job"
@@ -190,15 +198,19 @@ class Reconciler:
                 what = ", ".join(f"{o.name} (exit code {o.state.exit_code})" for o in dead)
                 raise ProcessDied(f"{what} exited unexpectedly")
         alive = {n: o for n, o in observed.items() if o.state.running}
-        outdated = [o for n, o in alive.items() if n not in desired or o.spec_hash
-                    != desired[n].spec_hash]  # fmt: skip
+        outdated = [
+            o for n, o in alive.items() if n not in desired or o.spec_hash != desired[n].spec_hash
+        ]
         if SCHEDULER in desired and (SCHEDULER not in alive or alive[SCHEDULER] in outdated):
             # A new scheduler means a new address: everything attached must restart.
             outdated += [o for n, o in alive.items() if n != SCHEDULER and o not in outdated]
         elif SCHEDULER in alive:
             address = await self._db(_address, resource.id)
-            outdated += [o for o in alive.values() if o.scheduler_address not in (None, address)
-                         and o not in outdated]  # fmt: skip
+            outdated += [
+                o
+                for o in alive.values()
+                if o.scheduler_address not in (None, address) and o not in outdated
+            ]
         if outdated:
             await self._stop(resource.id, outdated)
             await self._db(_forget_processes, resource.id, [o.name for o in outdated])
@@ -273,8 +285,9 @@ class Reconciler:
     ) -> None:
         others = [o for n, o in observed.items() if n != "job" and o.state.running]
         await self._stop(resource.id, others)
-        await self._db(_forget_processes, resource.id, [o.name for o in observed.values()
-                                                        if o.name != "job"])  # fmt: skip
+        await self._db(
+            _forget_processes, resource.id, [o.name for o in observed.values() if o.name != "job"]
+        )
         await self._db(self._record_job_exit, resource.id, job.state.exit_code)
 
     async def _stop(self, resource_id: str, processes: list[Observed]) -> None:

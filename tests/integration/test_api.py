@@ -108,8 +108,9 @@ def test_admin_may_apply_for_another_owner(server: RunningServer) -> None:
 
 def test_bad_bodies_get_clear_4xx(server: RunningServer) -> None:
     path = "/api/v1/recipes"
-    malformed = server.request("PUT", path, content=b'{"type": "job",',
-                               headers={"Content-Type": "application/json"})  # fmt: skip
+    malformed = server.request(
+        "PUT", path, content=b'{"type": "job",', headers={"Content-Type": "application/json"}
+    )
     assert malformed.status_code == 400 and "not valid JSON" in error(malformed)["message"]
     binary = server.request(
         "PUT", path, content=b"\xff\xfe", headers={"Content-Type": "application/json"}
@@ -120,8 +121,9 @@ def test_bad_bodies_get_clear_4xx(server: RunningServer) -> None:
     )
     assert wrong_type.status_code == 415 and "application/json" in error(wrong_type)["message"]
     huge = json.dumps({**JOB, "description": "x" * (server.settings.max_body_bytes + 10)})
-    too_big = server.request("PUT", path, content=huge.encode(),
-                             headers={"Content-Type": "application/json"})  # fmt: skip
+    too_big = server.request(
+        "PUT", path, content=huge.encode(), headers={"Content-Type": "application/json"}
+    )
     assert too_big.status_code == 413 and "TITAN_MAX_BODY_BYTES" in error(too_big)["message"]
     assert apply(server, [1, 2]).status_code == 422
     assert server.request("GET", "/api/v1/resources/job/x/logs?tail=-5").status_code == 422

@@ -91,23 +91,32 @@ def test_a_job_gets_its_environment_and_a_token_for_itself_only(server: RunningS
     )
     workdir = Path(server.settings.data_dir).parent / "work"
     workdir.mkdir()
-    hub.apply({
-        "type": "job",
-        "name": "probe",
-        "spec": {
-            "command": [sys.executable, "-c", script],
-            "environment_variables": {"GREETING": "hi"},
-            "start_script": "echo preparing > prepared.txt",
-            "working_directory": str(workdir),
-        },
-    })  # fmt: skip
+    hub.apply(
+        {
+            "type": "job",
+            "name": "probe",
+            "spec": {
+                "command": [sys.executable, "-c", script],
+                "environment_variables": {"GREETING": "hi"},
+                "start_script": "echo preparing > prepared.txt",
+                "working_directory": str(workdir),
+            },
+        }
+    )
     done = hub.wait("job/probe", {"stopped"}, timeout=60)
     assert done["processes"][0]["exit_code"] == 0 and done["target"] == "stopped"
     assert "job exited with code 0 after" in done["status_reason"]
     output = hub.logs("job/probe", "job")["processes"]["job"]["text"]
     seen = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
-    assert seen == {"resource": "admin/job/probe", "own": 200, "other": 403, "apply": 403,
-                    "dask": None, "greeting": "hi", "cwd": str(workdir)}  # fmt: skip
+    assert seen == {
+        "resource": "admin/job/probe",
+        "own": 200,
+        "other": 403,
+        "apply": 403,
+        "dask": None,
+        "greeting": "hi",
+        "cwd": str(workdir),
+    }
     assert (workdir / "prepared.txt").read_text() == "preparing\n"
     # Its token died with it.
     assert hub.get("job/probe")["processes"][0]["state"] == "exited"
@@ -126,8 +135,15 @@ def test_a_failing_job_records_its_exit_code(server: RunningServer) -> None:
 def test_a_training_job_uses_its_attached_cluster(server: RunningServer) -> None:
     hub = server.hub()
     recipe = json.loads((Path(__file__).parents[2] / "recipes" / "training-job.json").read_text())
-    recipe["spec"]["command"] = [sys.executable, "-m", "workers.training", "--rows", "20000",
-                                 "--rounds", "10"]  # fmt: skip
+    recipe["spec"]["command"] = [
+        sys.executable,
+        "-m",
+        "workers.training",
+        "--rows",
+        "20000",
+        "--rounds",
+        "10",
+    ]
     recipe["spec"]["dask_cluster"]["n_workers"] = 1
     hub.apply(recipe)
     done = hub.wait("job/train-xgboost", {"stopped"}, timeout=180)
@@ -162,8 +178,10 @@ def test_a_killed_worker_is_restarted(server: RunningServer) -> None:
 
     def replaced() -> bool:
         current = hub.get("cluster/c")
-        return current["status"] == "running" and pids(server, 'cluster/c').get("worker-0") not in (
-            None, before["worker-0"])  # fmt: skip
+        return current["status"] == "running" and pids(server, "cluster/c").get("worker-0") not in (
+            None,
+            before["worker-0"],
+        )
 
     _eventually(replaced, timeout=60)
     reasons = [e["reason"] for e in hub.history("cluster/c")]
@@ -189,7 +207,9 @@ def test_a_restarted_control_plane_keeps_what_runs(start_server: ServerFactory) 
     def recovered() -> bool:
         current = pids(second, "cluster/c")
         return hub.get("cluster/c")["status"] == "running" and current.get("worker-0") not in (
-            None, before["worker-0"])  # fmt: skip
+            None,
+            before["worker-0"],
+        )
 
     _eventually(recovered, timeout=60)
     assert pids(second, "cluster/c")["scheduler"] == before["scheduler"]

@@ -197,8 +197,9 @@ def test_a_new_image_restarts_every_process(tmp_path: Path) -> None:
             await p.status("cluster", "c", "running")
             before = set(p.backend.specs)
             p.apply({**CLUSTER, "spec": {"n_workers": 2, "image": "titan/cpu:2"}})
-            await p.until(lambda: not (set(p.backend.specs) & before) and
-                          len(p.backend.running()) == 3)  # fmt: skip
+            await p.until(
+                lambda: not (set(p.backend.specs) & before) and len(p.backend.running()) == 3
+            )
             await p.status("cluster", "c", "running")
 
     asyncio.run(scenario())

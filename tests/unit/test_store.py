@@ -28,8 +28,15 @@ def test_status_changes_are_kept_as_history(database_url: str) -> None:
     migrate(engine)
     sessions = session_factory(engine)
     with sessions.begin() as session:
-        resource = Resource(id="r1", owner="a", type="job", name="j", recipe={},
-                            target="running", status=Status.PENDING)  # fmt: skip
+        resource = Resource(
+            id="r1",
+            owner="a",
+            type="job",
+            name="j",
+            recipe={},
+            target="running",
+            status=Status.PENDING,
+        )
         session.add(resource)
         session.flush()
         assert set_status(session, resource, Status.STARTING, "starting job")

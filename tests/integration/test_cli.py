@@ -1,0 +1,105 @@
+"""The ``titan`` command against a real server, and ``titan demo`` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import RunningServer
+
+pytestmark = pytest.mark.slow
+
+
+def titan(
+    server: RunningServer | None,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
+    if server is not None:
+        base.update(TITAN_URL=server.url, TITAN_TOKEN=server.token)
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env={**base, **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_apply_wait_get_plan_logs_stop_delete(server: RunningServer, tmp_path: Path) -> None:
+    recipe = tmp_path / "job.json"
+    recipe.write_text(
+        json.dumps({"type": "job", "name": "hi", "spec": {"command": "echo hi there"}})
+    )
+    applied = titan(server, "apply", str(recipe), "--wait")
+    assert applied.returncode == 0, applied.stderr
+    assert "job/hi created" in applied.stdout
+    assert "stopped" in applied.stdout and "job exited with code 0" in applied.stdout
+    again = titan(server, "apply", str(recipe))
+    assert "unchanged" in again.stdout
+    listing = titan(server, "ls")
+    assert "job/hi" in listing.stdout and "stopped" in listing.stdout
+    shown = titan(server, "get", "job/hi", "--json")
+    assert json.loads(shown.stdout)["processes"][0]["exit_code"] == 0
+    logs = titan(server, "logs", "job/hi")
+    assert "hi there" in logs.stdout
+    recipe.write_text(json.dumps({"type": "job", "name": "hi", "spec": {"command": "echo bye"}}))
+    plan = titan(server, "plan", str(recipe))
+    assert "update" in plan.stdout and "spec.command" in plan.stdout
+    assert "echo hi there" in plan.stdout
+    cluster = json.dumps({"type": "cluster", "name": "c", "spec": {"n_workers": 1}})
+    assert titan(server, "apply", "-", "--wait", stdin=cluster).returncode == 0
+    assert "stop requested" in titan(server, "stop", "cluster/c").stdout
+    server.hub().wait("cluster/c", {"stopped"})
+    assert "delete requested" in titan(server, "delete", "cluster/c").stdout
+    server.hub().wait_gone("cluster/c")
+
+
+def test_users_and_tokens(server: RunningServer) -> None:
+    created = titan(server, "user", "create", "dana")
+    assert created.returncode == 0 and "user dana created" in created.stdout
+    token = created.stdout.strip().splitlines()[-1]
+    other = titan(server, "token", "create", "--name", "ci", env={"TITAN_TOKEN": token})
+    assert other.returncode == 0 and "token for dana" in other.stdout
+    denied = titan(server, "user", "create", "eve", env={"TITAN_TOKEN": token})
+    assert denied.returncode == 1 and "only an admin" in denied.stderr
+
+
+def test_errors_are_one_line_without_traceback(server: RunningServer, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"type": "cluster", "name": "x", "spec": {"n_workers": -1}}))
+    answer = titan(server, "apply", str(bad))
+    assert answer.returncode == 1
+    assert "error:" in answer.stderr and "spec.n_workers" in answer.stderr
+    assert "Traceback" not in answer.stderr
+    missing = titan(server, "get", "cluster/nope")
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    wrong = titan(server, "get", "no-slash")
+    assert wrong.returncode != 0 and "TYPE/NAME" in wrong.stderr
+    nobody = titan(None, "ls", env={"TITAN_URL": "http://127.0.0.1:9", "TITAN_TOKEN": "x"})
+    assert nobody.returncode == 1 and "no Titan server answers" in nobody.stderr
+    assert "Traceback" not in nobody.stderr
+    debug = titan(None, "--debug", "ls", env={"TITAN_URL": "http://127.0.0.1:9"})
+    assert "Traceback" in debug.stderr
+
+
+def test_demo_runs_end_to_end_on_an_embedded_server(tmp_path: Path) -> None:
+    env = {"TITAN_URL": "http://127.0.0.1:9", "TMPDIR": str(tmp_path)}
+    demo = titan(None, "demo", "--rows", "20000", env=env, timeout=400)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    out = demo.stdout
+    assert "started an embedded server" in out
+    assert "(exact: True)" in out
+    assert "xgboost on cpu: RMSE" in out
+    assert "demo finished" in out
+    assert list(tmp_path.glob("titan-demo-*")) == []  # its data directory was cleaned up
