@@ -105,7 +105,9 @@ def apply(
     console.print(f"{target} {result['action']} (generation {resource['generation']})")
     if wait:
         until = {"stopped"} if resource["type"] == "job" else {"running"}
-        final = hub().wait(target, until, timeout=timeout, on_change=show_transition)
+        final = hub().wait(
+            target, until, timeout, show_transition, generation=resource["generation"]
+        )
         if final["status"] != "running" and final["type"] != "job":
             raise typer.Exit(1)
 

@@ -112,7 +112,9 @@ class _Base:
         )
 
 
-def _finished(resource: dict[str, Any], until: set[str]) -> bool:
+def _finished(resource: dict[str, Any], until: set[str], generation: int) -> bool:
+    if resource.get("observed_generation", 0) < generation:
+        return False  # the reconciler has not acted on the latest apply yet
     if resource["status"] in until:
         return True
     if resource["status"] == FAILED:
@@ -217,10 +219,12 @@ class Hub(_Base):
         timeout: float = 300,
         on_change: Callable[[dict[str, Any]], None] | None = None,
         interval: float = 0.25,
+        generation: int = 0,
     ) -> dict[str, Any]:
         """Poll until the resource's status is in ``until``; TitanClientError if it fails.
 
-        ``on_change`` is called with the resource at every status change.
+        With ``generation``, wait until the reconciler has acted on that generation
+        (what ``apply`` returned). ``on_change`` is called at every status change.
         """
         deadline = time.monotonic() + timeout
         seen: tuple[str, str] | None = None
@@ -230,7 +234,7 @@ class Hub(_Base):
                 seen = (resource["status"], resource["status_reason"])
                 if on_change is not None:
                     on_change(resource)
-            if _finished(resource, until):
+            if _finished(resource, until, generation):
                 return resource
             if time.monotonic() > deadline:
                 raise TitanClientError(f"{ref} is still {resource['status']} after {timeout:.0f}s")
@@ -290,13 +294,18 @@ class AsyncHub(_Base):
         return result
 
     async def wait(
-        self, ref: ResourceRef | str, until: set[str], timeout: float = 300, interval: float = 0.25
+        self,
+        ref: ResourceRef | str,
+        until: set[str],
+        timeout: float = 300,
+        interval: float = 0.25,
+        generation: int = 0,
     ) -> dict[str, Any]:
-        """Poll until the resource's status is in ``until``; TitanClientError if it fails."""
+        """Poll until the resource's status is in ``until`` (at ``generation``, if given)."""
         deadline = time.monotonic() + timeout
         while True:
             resource = await self.get(ref)
-            if _finished(resource, until):
+            if _finished(resource, until, generation):
                 return resource
             if time.monotonic() > deadline:
                 raise TitanClientError(f"{ref} is still {resource['status']} after {timeout:.0f}s")

@@ -183,6 +183,7 @@ class Reconciler:
             return  # a finished job keeps its result
         await self._db(_forget_processes, resource.id, [n for n in observed])
         await self._db(self._set_status, resource.id, Status.STOPPED, "stopped by request")
+        await self._db(_observed, resource.id, resource.generation)
 
     async def _run(self, resource: Resource, observed: dict[str, Observed]) -> None:
         recipe = parse_recipe(resource.recipe)
@@ -193,6 +194,7 @@ class Reconciler:
             return
         dead = [o for o in observed.values() if not o.state.running]
         if dead:
+            await self._stop(resource.id, dead)  # sweeps what the dead process left
             await self._db(_forget_processes, resource.id, [o.name for o in dead])
             if resource.status in (Status.RUNNING, Status.STARTING):
                 what = ", ".join(f"{o.name} (exit code {o.state.exit_code})" for o in dead)
@@ -218,14 +220,16 @@ class Reconciler:
                 alive.pop(process.name, None)
         missing = [p for n, p in desired.items() if n not in alive]
         if not missing:
-            await self._db(self._mark_running, resource.id, len(desired), bool(outdated))
+            await self._db(
+                self._mark_running, resource.id, resource.generation, len(desired), bool(outdated)
+            )
             return
         serving = SCHEDULER in alive or (SCHEDULER not in desired and len(alive) > 0)
         if not (serving and resource.status == Status.RUNNING):
             names = ", ".join(p.name for p in missing)
             await self._db(self._set_status, resource.id, Status.STARTING, f"starting {names}")
         await self._start_all(resource, missing)
-        await self._db(self._mark_running, resource.id, len(desired), True)
+        await self._db(self._mark_running, resource.id, resource.generation, len(desired), True)
 
     async def _start_all(self, resource: Resource, missing: list[PlannedProcess]) -> None:
         scheduler = [p for p in missing if p.name == SCHEDULER]
@@ -283,12 +287,11 @@ class Reconciler:
     async def _finish_job(
         self, resource: Resource, observed: dict[str, Observed], job: Observed
     ) -> None:
-        others = [o for n, o in observed.items() if n != "job" and o.state.running]
-        await self._stop(resource.id, others)
+        await self._stop(resource.id, list(observed.values()))
         await self._db(
             _forget_processes, resource.id, [o.name for o in observed.values() if o.name != "job"]
         )
-        await self._db(self._record_job_exit, resource.id, job.state.exit_code)
+        await self._db(self._record_job_exit, resource.id, resource.generation, job.state.exit_code)
 
     async def _stop(self, resource_id: str, processes: list[Observed]) -> None:
         handles = [o.handle for o in processes if o.handle is not None]
@@ -309,10 +312,13 @@ class Reconciler:
         if resource is not None:
             set_status(session, resource, status, reason)
 
-    def _mark_running(self, session: Session, resource_id: str, count: int, changed: bool) -> None:
+    def _mark_running(
+        self, session: Session, resource_id: str, generation: int, count: int, changed: bool
+    ) -> None:
         resource = session.get(Resource, resource_id)
         if resource is None:
             return
+        resource.observed_generation = generation
         if resource.status != Status.RUNNING or changed:
             set_status(session, resource, Status.RUNNING, f"{count} process(es) running")
         elif resource.failures:
@@ -332,10 +338,13 @@ class Reconciler:
         first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
         set_status(session, resource, Status.FAILED, f"{first_line}; retrying in {delay:.0f}s")
 
-    def _record_job_exit(self, session: Session, resource_id: str, code: int | None) -> None:
+    def _record_job_exit(
+        self, session: Session, resource_id: str, generation: int, code: int | None
+    ) -> None:
         resource = session.get(Resource, resource_id)
         if resource is None:
             return
+        resource.observed_generation = generation
         process = next((p for p in resource.processes if p.name == "job"), None)
         duration = ""
         if process is not None:
@@ -420,6 +429,12 @@ def _mark_started(
         process.state = "running"
         process.endpoints = endpoints
         process.scheduler_address = address
+
+
+def _observed(session: Session, resource_id: str, generation: int) -> None:
+    resource = session.get(Resource, resource_id)
+    if resource is not None:
+        resource.observed_generation = generation
 
 
 def _address(session: Session, resource_id: str) -> str | None:

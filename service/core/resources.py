@@ -291,6 +291,7 @@ class ResourceService:
             "type": resource.type,
             "name": resource.name,
             "generation": resource.generation,
+            "observed_generation": resource.observed_generation,
             "target": resource.target,
             "status": resource.status,
             "status_reason": resource.status_reason,

@@ -74,6 +74,7 @@ class Resource(Base):
     name: Mapped[str] = mapped_column(String(63))
     recipe: Mapped[dict[str, Any]] = mapped_column(JSON)
     generation: Mapped[int] = mapped_column(default=1)
+    observed_generation: Mapped[int] = mapped_column(default=0)
     target: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
     status_reason: Mapped[str] = mapped_column(Text, default="")

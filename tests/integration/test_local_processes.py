@@ -54,19 +54,16 @@ def test_a_cluster_runs_real_dask_and_scales_without_restarting_the_scheduler(
         assert names == ["worker-0", "worker-1"]
         hub.apply(cluster(n_workers=4))
         client.wait_for_workers(4, timeout=60)
-        hub.wait("cluster/c", {"running"})
+        hub.wait("cluster/c", {"running"}, generation=2)
     after = pids(server, "cluster/c")
     assert after["scheduler"] == before["scheduler"]
     assert after["worker-0"] == before["worker-0"]
     assert set(after) == {"scheduler", "worker-0", "worker-1", "worker-2", "worker-3"}
     hub.apply(cluster(n_workers=4, environment_variables={"MODE": "b"}))
-    hub.wait("cluster/c", {"running"})
-
-    def restarted() -> bool:
-        current = pids(server, "cluster/c")
-        return len(current) == 5 and current.get("scheduler") not in (None, before["scheduler"])
-
-    _eventually(restarted)
+    hub.wait("cluster/c", {"running"}, generation=3)
+    restarted = pids(server, "cluster/c")
+    assert len(restarted) == 5 and restarted["scheduler"] != before["scheduler"]
+    assert restarted["worker-0"] != before["worker-0"]
     hub.stop("cluster/c")
     hub.wait("cluster/c", {"stopped"})
     assert hub.get("cluster/c")["processes"] == []

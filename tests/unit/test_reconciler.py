@@ -183,6 +183,7 @@ def test_scaling_up_keeps_the_scheduler(tmp_path: Path) -> None:
             result = p.apply({**CLUSTER, "spec": {"n_workers": 4}})
             assert result["action"] == "updated" and result["resource"]["generation"] == 2
             await p.until(lambda: len(p.backend.running()) == 5)
+            await p.until(lambda: p.get("cluster", "c")["observed_generation"] == 2)
             assert all(p.backend.pid_of(n) == pid for n, pid in before.items())
             statuses = [e["to"] for e in p.history("cluster", "c")]
             assert statuses.count("starting") == 1  # scaling did not go back to starting

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=63), nullable=False),
         sa.Column("recipe", sa.JSON(), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("observed_generation", sa.Integer(), nullable=False),
         sa.Column("target", sa.String(length=20), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("status_reason", sa.Text(), nullable=False),
