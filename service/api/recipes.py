@@ -29,6 +29,8 @@ async def read_json(request: Request) -> Any:
         return json.loads(body)
     except UnicodeDecodeError:
         raise MalformedRequest("the body is not UTF-8 text") from None
+    except RecursionError:
+        raise MalformedRequest("the body nests JSON too deeply") from None
     except json.JSONDecodeError as exc:
         raise MalformedRequest(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -216,18 +216,17 @@ class ResourceService:
         """Record that the resource should be running, stopped or deleted."""
         with self.sessions.begin() as session:
             resource = self._load(session, principal, type, name, owner)
-            if target != Target.RUNNING or resource.target != Target.RUNNING:
-                if resource.target == Target.DELETED and target != Target.DELETED:
-                    raise Conflict(f"{type} {name!r} is being deleted")
-                if target == Target.RUNNING and resource.type == "job":
-                    # Starting a finished job runs it again.
-                    for process in list(resource.processes):
-                        if process.state == "exited":
-                            resource.processes.remove(process)
-                resource.target = target
-                resource.failures = 0
-                resource.next_attempt_at = None
-                resource.updated_at = utcnow()
+            if resource.target == Target.DELETED and target != Target.DELETED:
+                raise Conflict(f"{type} {name!r} is being deleted")
+            if target == Target.RUNNING and resource.type == "job":
+                # Starting a finished job runs it again.
+                for process in list(resource.processes):
+                    if process.state == "exited":
+                        resource.processes.remove(process)
+            resource.target = target
+            resource.failures = 0  # an explicit request retries now, not after the backoff
+            resource.next_attempt_at = None
+            resource.updated_at = utcnow()
             view = self.view(resource)
         self.wake(view["id"])
         return view

@@ -7,6 +7,7 @@ Unknown keys are errors everywhere (a typo must never be silently ignored).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -311,6 +312,8 @@ def _path(loc: list[Any]) -> str:
 def _problem(path: str, message: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, str | int | float | bool | type(None)):
         value = repr(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        value = str(value)  # NaN and infinities are not JSON
     if isinstance(value, str) and len(value) > 200:
         value = value[:200] + "…"
     return {"path": path, "message": message, "value": value}

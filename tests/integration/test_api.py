@@ -126,6 +126,20 @@ def test_bad_bodies_get_clear_4xx(server: RunningServer) -> None:
     )
     assert too_big.status_code == 413 and "TITAN_MAX_BODY_BYTES" in error(too_big)["message"]
     assert apply(server, [1, 2]).status_code == 422
+    deep = server.request(
+        "PUT",
+        path,
+        content=b"[" * 200_000 + b"]" * 200_000,
+        headers={"Content-Type": "application/json"},
+    )
+    assert deep.status_code == 400 and "deeply" in error(deep)["message"]
+    nan = server.request(
+        "PUT",
+        path,
+        headers={"Content-Type": "application/json"},
+        content=b'{"type": "cluster", "name": "n", "spec": {"resources": {"cpu": NaN}}}',
+    )
+    assert nan.status_code == 422
     assert server.request("GET", "/api/v1/resources/job/x/logs?tail=-5").status_code == 422
     assert server.request("GET", "/api/v1/nothing-here").status_code == 404
     assert server.request("PATCH", "/api/v1/recipes").status_code == 405
