@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from service.backends.base import Backend, Handle, ProcessSpec, ProcessState
 from service.config import Settings
 from service.core.auth import issue_token, jupyter_token
+from service.core.gpus import GPU, GPUsBusy, allocate, local_gpus, node_name
 from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
 from service.core.state import Status, Target, set_status
 from service.recipes.models import parse_recipe
@@ -52,8 +53,10 @@ class Reconciler:
         backend: Backend,
         settings: Settings,
         key: bytes,
+        gpus: list[GPU] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.gpus = gpus
         self.backend = backend
         self.settings = settings
         self.key = key
@@ -63,12 +66,16 @@ class Reconciler:
         self._dirty: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._allocating = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
         """Stop orphans the store does not know of, then begin reconciling."""
         self._loop = asyncio.get_running_loop()
+        if self.gpus is None:
+            self.gpus = await asyncio.to_thread(local_gpus)
+        log.info("node %s has %d GPU(s)", node_name(), len(self.gpus))
         await self.stop_orphans()
         for index in range(self.settings.reconcile_parallelism):
             self._tasks.append(asyncio.create_task(self._work(), name=f"reconcile-{index}"))
@@ -224,14 +231,25 @@ class Reconciler:
                 self._mark_running, resource.id, resource.generation, len(desired), bool(outdated)
             )
             return
+        needed = sum(p.gpu for p in missing)
+        shortage = await self._db(_gpu_shortage, self.gpus or [], needed) if needed else ""
+        if shortage:  # wait whole: a cluster with half its GPU workers is of no use
+            await self._db(self._set_status, resource.id, Status.PENDING, shortage)
+            await self._db(_observed, resource.id, resource.generation)
+            return
         serving = SCHEDULER in alive or (SCHEDULER not in desired and len(alive) > 0)
         if not (serving and resource.status == Status.RUNNING):
             names = ", ".join(p.name for p in missing)
             await self._db(self._set_status, resource.id, Status.STARTING, f"starting {names}")
-        await self._start_all(resource, missing)
+        waiting = await self._start_all(resource, missing)
+        if waiting:
+            await self._db(self._set_status, resource.id, Status.PENDING, waiting)
+            await self._db(_observed, resource.id, resource.generation)
+            return
         await self._db(self._mark_running, resource.id, resource.generation, len(desired), True)
 
-    async def _start_all(self, resource: Resource, missing: list[PlannedProcess]) -> None:
+    async def _start_all(self, resource: Resource, missing: list[PlannedProcess]) -> str:
+        """Start what is missing, the scheduler first; why some must wait, or ""."""
         scheduler = [p for p in missing if p.name == SCHEDULER]
         for planned in scheduler:
             await self._start_one(resource, planned, None)
@@ -241,13 +259,16 @@ class Reconciler:
             *(self._start_one(resource, p, address) for p in rest), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
+        failures = [e for e in errors if not isinstance(e, GPUsBusy)]
+        if failures:
+            raise failures[0]
+        return str(errors[0]) if errors else ""
 
     async def _start_one(
         self, resource: Resource, planned: PlannedProcess, address: str | None
     ) -> None:
-        secret = await self._db(_prepare_process, resource.id, planned)
+        async with self._allocating:  # one allocation at a time: no GPU is handed out twice
+            secret, gpus = await self._db(_prepare_process, resource.id, planned, self.gpus or [])
         env = {
             **planned.env,
             "TITAN_URL": self.settings.api_url,
@@ -266,6 +287,7 @@ class Reconciler:
             env=env,
             cpu=planned.cpu,
             memory_bytes=planned.memory_bytes,
+            gpus=gpus,
             image=planned.image,
             working_directory=planned.working_directory,
             start_script=planned.start_script,
@@ -380,8 +402,13 @@ def _recorded_pids(session: Session) -> set[tuple[Any, Any, Any]]:
     return {(p.resource_id, p.name, (p.handle or {}).get("pid")) for p in rows}
 
 
-def _prepare_process(session: Session, resource_id: str, planned: PlannedProcess) -> str:
-    """Record the process as starting and mint its resource token; return the secret."""
+def _prepare_process(
+    session: Session, resource_id: str, planned: PlannedProcess, inventory: list[GPU]
+) -> tuple[str, list[str]]:
+    """Record the process as starting with its GPUs and mint its resource token.
+
+    Returns the token's secret and the allocated GPU UUIDs; GPUsBusy if they are taken.
+    """
     resource = session.get(Resource, resource_id)
     if resource is None:
         raise LookupError(f"resource {resource_id} vanished")
@@ -391,6 +418,7 @@ def _prepare_process(session: Session, resource_id: str, planned: PlannedProcess
     session.execute(
         delete(Process).where(Process.resource_id == resource_id, Process.name == planned.name)
     )
+    gpus = allocate(session, inventory, planned.gpu) if planned.gpu else []
     session.add(
         Process(
             resource_id=resource_id,
@@ -399,9 +427,20 @@ def _prepare_process(session: Session, resource_id: str, planned: PlannedProcess
             spec_hash=planned.spec_hash,
             state="starting",
             endpoints={},
+            gpus=gpus,
         )
     )
-    return issue_token(session, owner, name=f"process:{planned.name}", resource_id=resource_id)
+    secret = issue_token(session, owner, name=f"process:{planned.name}", resource_id=resource_id)
+    return secret, gpus
+
+
+def _gpu_shortage(session: Session, inventory: list[GPU], needed: int) -> str:
+    """Why ``needed`` GPUs cannot be had now, or "" if they can."""
+    try:
+        allocate(session, inventory, needed)
+    except GPUsBusy as exc:
+        return str(exc)
+    return ""
 
 
 def _process(session: Session, resource_id: str, name: str) -> Process | None:

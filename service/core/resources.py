@@ -311,6 +311,7 @@ def _process_view(process: Process) -> dict[str, Any]:
         "started_at": process.started_at.isoformat(),
         "finished_at": process.finished_at.isoformat() if process.finished_at else None,
         "endpoints": process.endpoints,
+        "gpus": process.gpus,
     }
 
 

@@ -119,6 +119,7 @@ class Process(Base):
     handle: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     endpoints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scheduler_address: Mapped[str | None] = mapped_column(String(200), default=None)
+    gpus: Mapped[list[str]] = mapped_column(JSON, default=list)
     exit_code: Mapped[int | None] = mapped_column(default=None)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

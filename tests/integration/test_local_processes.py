@@ -15,6 +15,7 @@ import pytest
 from distributed import Client
 from sqlalchemy import create_engine, select
 
+from service.core.gpus import local_gpus
 from service.store.models import Process
 from tests.integration.conftest import RunningServer, ServerFactory
 
@@ -223,3 +224,13 @@ def _eventually(check: Any, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{check.__name__} did not become true in {timeout}s")
         time.sleep(0.2)
+
+
+@pytest.mark.skipif(bool(local_gpus()), reason="this machine has GPUs")
+def test_a_gpu_cluster_waits_pending_on_a_machine_without_gpus(server: RunningServer) -> None:
+    hub = server.hub()
+    recipe = json.loads((Path(__file__).parents[2] / "recipes" / "gpu-cluster.json").read_text())
+    hub.apply(recipe)
+    waiting = hub.wait("cluster/gpu-cluster", {"pending"}, generation=1, timeout=30)
+    assert "waiting for 2 GPUs: 0 of 0 free on node" in waiting["status_reason"]
+    assert waiting["processes"] == []

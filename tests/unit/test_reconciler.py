@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service.core.auth import Principal, bootstrap_admin, hash_token
+from service.core.gpus import GPU
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
 from service.core.state import Target
@@ -56,7 +57,10 @@ class Plane:
 
 @asynccontextmanager
 async def plane(
-    tmp_path: Path, database_url: str, backend: FakeBackend | None = None
+    tmp_path: Path,
+    database_url: str,
+    backend: FakeBackend | None = None,
+    gpus: list[GPU] | None = None,
 ) -> AsyncIterator[Plane]:
     settings = make_settings(tmp_path, database_url)
     engine = make_engine(settings.sqlalchemy_url)
@@ -67,7 +71,7 @@ async def plane(
         admin = session.scalars(select(User)).one()
         principal = Principal(admin.id, admin.name, True)
     fake = backend or FakeBackend()
-    reconciler = Reconciler(sessions, fake, settings, b"k" * 32)
+    reconciler = Reconciler(sessions, fake, settings, b"k" * 32, gpus=gpus if gpus else [])
     service = ResourceService(sessions, settings, fake, reconciler.wake, b"k" * 32)
     await reconciler.start()
     try:
@@ -331,5 +335,52 @@ def test_the_queue_never_reconciles_one_resource_twice_at_once(tmp_path: Path) -
             await p.status("cluster", "c", "running")
             assert most == 1
             assert calls < 20
+
+    asyncio.run(scenario())
+
+
+GPU_CLUSTER = {"type": "cluster", "name": "g", "spec": {"instance_type": "gpu-1", "n_workers": 2}}
+
+
+def fake_gpus(count: int) -> list[GPU]:
+    """A GPU inventory standing in for NVML on this CPU machine."""
+    return [GPU(i, f"GPU-{i:08d}-fake", "Fake H100", 80 * 1024**3) for i in range(count)]
+
+
+def test_without_free_gpus_a_gpu_cluster_waits_pending(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", gpus=[]) as p:
+            p.apply(GPU_CLUSTER)
+            await p.status("cluster", "g", "pending")
+            await p.until(lambda: "waiting for 2 GPUs" in p.get("cluster", "g")["status_reason"])
+            assert "0 of 0 free on node" in p.get("cluster", "g")["status_reason"]
+            await asyncio.sleep(0.6)  # several resyncs: still waiting, nothing started
+            assert p.backend.starts == []
+            assert [e["to"] for e in p.history("cluster", "g")] == ["pending", "pending"]
+
+    asyncio.run(scenario())
+
+
+def test_gpus_are_handed_out_once_and_freed_on_delete(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", gpus=fake_gpus(3)) as p:
+            p.apply(GPU_CLUSTER)
+            await p.status("cluster", "g", "running")
+            held = [p.backend.specs[p.backend.pid_of(w)].gpus for w in ("worker-0", "worker-1")]
+            assert sorted(uuid for gpus in held for uuid in gpus) == [
+                "GPU-00000000-fake",
+                "GPU-00000001-fake",
+            ]
+            assert p.backend.specs[p.backend.pid_of("scheduler")].gpus == []
+            second = {**GPU_CLUSTER, "name": "h"}
+            p.apply(second)
+            await p.until(
+                lambda: "held by admin/cluster/g" in p.get("cluster", "h")["status_reason"]
+            )
+            assert "1 of 3 free" in p.get("cluster", "h")["status_reason"]
+            p.target("cluster", "g", Target.DELETED)
+            await p.status("cluster", "h", "running")
+            views = p.get("cluster", "h")["processes"]
+            assert sorted(len(v["gpus"]) for v in views) == [0, 1, 1]
 
     asyncio.run(scenario())

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("handle", sa.JSON(), nullable=True),
         sa.Column("endpoints", sa.JSON(), nullable=False),
         sa.Column("scheduler_address", sa.String(length=200), nullable=True),
+        sa.Column("gpus", sa.JSON(), nullable=False),
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("started_at", sa.DateTime(), nullable=False),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
