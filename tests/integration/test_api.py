@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -126,6 +127,17 @@ def test_bad_bodies_get_clear_4xx(server: RunningServer) -> None:
     )
     assert too_big.status_code == 413 and "TITAN_MAX_BODY_BYTES" in error(too_big)["message"]
     assert apply(server, [1, 2]).status_code == 422
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while streaming
+        yield b'{"type": "job", "name": "big", "description": "'
+        for _ in range(server.settings.max_body_bytes // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+
+    streamed = server.request(
+        "PUT", path, content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
     deep = server.request(
         "PUT",
         path,

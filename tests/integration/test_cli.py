@@ -64,6 +64,28 @@ def test_apply_wait_get_plan_logs_stop_delete(server: RunningServer, tmp_path: P
     server.hub().wait_gone("cluster/c")
 
 
+def test_logs_follow_prints_new_output(server: RunningServer) -> None:
+    command = "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done"
+    server.hub().apply({"type": "job", "name": "ticker", "spec": {"command": command}})
+    server.hub().wait("job/ticker", {"running"}, timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
+    env.update(TITAN_URL=server.url, TITAN_TOKEN=server.token)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "logs", "job/ticker", "-f"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        seen = [follower.stdout.readline().split() for _ in range(8)]
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+    ticks = [words[2] for words in seen if words[:2] == ["job", "tick"]]
+    assert ticks == ["1", "2", "3", "4", "5", "6"]
+
+
 def test_users_and_tokens(server: RunningServer) -> None:
     created = titan(server, "user", "create", "dana")
     assert created.returncode == 0 and "user dana created" in created.stdout
