@@ -261,7 +261,8 @@ def main() -> None:
         if State.debug:
             raise
         errors.print(f"[red]error:[/] {exc.message}", highlight=False)
-        for problem in exc.details or [] if isinstance(exc.details, list) else []:
+        problems = exc.details if isinstance(exc.details, list) else []
+        for problem in problems:
             errors.print(
                 f"  {problem.get('path')}: {problem.get('message')} "
                 f"(got {json.dumps(problem.get('value'))})",
