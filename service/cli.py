@@ -133,7 +133,7 @@ def list_resources(
 ) -> None:
     """List your resources."""
     table = Table("resource", "owner", "status", "target", "gen", "reason")
-    for item in hub().resources(type):
+    for item in hub().list(type):
         table.add_row(
             f"{item['type']}/{item['name']}",
             item["owner"],

@@ -11,6 +11,16 @@ from service.client.errors import (
 )
 from service.client.hub import AsyncHub, Hub, ResourceRef
 
+
+def __getattr__(name: str) -> object:
+    """``TitanCluster`` is imported on first use: it pulls in ``distributed``."""
+    if name == "TitanCluster":
+        from service.client.cluster import TitanCluster
+
+        return TitanCluster
+    raise AttributeError(name)
+
+
 __all__ = [
     "AsyncHub",
     "ConflictError",
@@ -21,5 +31,6 @@ __all__ = [
     "ResourceRef",
     "ServerUnavailable",
     "TitanClientError",
+    "TitanCluster",
     "UnauthenticatedError",
 ]

@@ -6,6 +6,7 @@ Each operation is described once as a :class:`Call`; the two forms only send it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,12 @@ from typing import Any
 import httpx
 
 from service.client import defaults
-from service.client.errors import ServerUnavailable, TitanClientError, raise_for_answer
+from service.client.errors import (
+    NotFoundError,
+    ServerUnavailable,
+    TitanClientError,
+    raise_for_answer,
+)
 
 API = "/api/v1"
 # Statuses at which waiting for a wanted status stops with an error.
@@ -165,9 +171,9 @@ class Hub(_Base):
         result: dict[str, Any] = self.send(Calls.plan(recipe))
         return result
 
-    def resources(self, type: str | None = None) -> list[dict[str, Any]]:
+    def list(self, type: str | None = None) -> builtins.list[dict[str, Any]]:
         """The resources this token may see."""
-        result: list[dict[str, Any]] = self.send(Calls.list(type))
+        result: builtins.list[dict[str, Any]] = self.send(Calls.list(type))
         return result
 
     def get(self, ref: ResourceRef | str) -> dict[str, Any]:
@@ -195,9 +201,9 @@ class Hub(_Base):
         result: dict[str, Any] = self.send(Calls.sub(_ref(ref), "recipe"))
         return result
 
-    def history(self, ref: ResourceRef | str) -> list[dict[str, Any]]:
+    def history(self, ref: ResourceRef | str) -> builtins.list[dict[str, Any]]:
         """The resource's status changes, oldest first."""
-        result: list[dict[str, Any]] = self.send(Calls.sub(_ref(ref), "history"))
+        result: builtins.list[dict[str, Any]] = self.send(Calls.sub(_ref(ref), "history"))
         return result
 
     def logs(
@@ -242,8 +248,6 @@ class Hub(_Base):
 
     def wait_gone(self, ref: ResourceRef | str, timeout: float = 60) -> None:
         """Poll until the resource no longer exists (after ``delete``)."""
-        from service.client.errors import NotFoundError
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -274,8 +278,18 @@ class AsyncHub(_Base):
         return response.json()
 
     async def apply(self, recipe: dict[str, Any]) -> dict[str, Any]:
-        """Create or update a resource."""
+        """Create or update a resource; ``{"action", "resource", "plan"}``."""
         result: dict[str, Any] = await self.send(Calls.apply(recipe))
+        return result
+
+    async def plan(self, recipe: dict[str, Any]) -> dict[str, Any]:
+        """What applying ``recipe`` would change; applies nothing."""
+        result: dict[str, Any] = await self.send(Calls.plan(recipe))
+        return result
+
+    async def list(self, type: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The resources this token may see."""
+        result: builtins.list[dict[str, Any]] = await self.send(Calls.list(type))
         return result
 
     async def get(self, ref: ResourceRef | str) -> dict[str, Any]:
@@ -283,14 +297,36 @@ class AsyncHub(_Base):
         result: dict[str, Any] = await self.send(Calls.get(_ref(ref)))
         return result
 
-    async def resources(self, type: str | None = None) -> list[dict[str, Any]]:
-        """The resources this token may see."""
-        result: list[dict[str, Any]] = await self.send(Calls.list(type))
+    async def start(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """Ask for the resource to run."""
+        result: dict[str, Any] = await self.send(Calls.action(_ref(ref), "start"))
+        return result
+
+    async def stop(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """Ask for the resource to stop."""
+        result: dict[str, Any] = await self.send(Calls.action(_ref(ref), "stop"))
         return result
 
     async def delete(self, ref: ResourceRef | str) -> dict[str, Any]:
         """Ask for the resource to be stopped and forgotten."""
         result: dict[str, Any] = await self.send(Calls.action(_ref(ref), "delete"))
+        return result
+
+    async def recipe(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """The resource as a recipe that re-applies unchanged."""
+        result: dict[str, Any] = await self.send(Calls.sub(_ref(ref), "recipe"))
+        return result
+
+    async def logs(
+        self,
+        ref: ResourceRef | str,
+        process: str | None = None,
+        tail: int | None = None,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """``{"processes": {name: {"text", "offset"}}}``."""
+        call = Calls.sub(_ref(ref), "logs", process=process, tail=tail, offset=offset)
+        result: dict[str, Any] = await self.send(call)
         return result
 
     async def wait(
@@ -310,3 +346,14 @@ class AsyncHub(_Base):
             if time.monotonic() > deadline:
                 raise TitanClientError(f"{ref} is still {resource['status']} after {timeout:.0f}s")
             await asyncio.sleep(interval)
+
+    async def wait_gone(self, ref: ResourceRef | str, timeout: float = 60) -> None:
+        """Poll until the resource no longer exists (after ``delete``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                await self.get(ref)
+            except NotFoundError:
+                return
+            await asyncio.sleep(0.25)
+        raise TitanClientError(f"{ref} still exists after {timeout:.0f}s")

@@ -76,7 +76,7 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
     live = [s for s in servers if s.thread.is_alive()]
     if live:
         hub = live[-1].hub()
-        refs = [ResourceRef(i["type"], i["name"], i["owner"]) for i in hub.resources()]
+        refs = [ResourceRef(i["type"], i["name"], i["owner"]) for i in hub.list()]
         for ref in refs:
             hub.delete(ref)
         for ref in refs:

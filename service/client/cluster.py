@@ -1,0 +1,187 @@
+"""``TitanCluster``: a Titan Dask cluster as a ``distributed.deploy.Cluster``.
+
+``Client(TitanCluster(n_workers=2))`` works as with LocalCluster: the cluster
+is a Titan resource (created here, or found with ``from_name``/``attached``),
+``scale(n)`` edits its recipe and the control plane converges it, and
+``close()`` deletes what this object created. Every operation has a sync and
+an async form (``asynchronous=True``, then ``await``/``async with``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Generator
+from typing import Any
+
+from distributed.core import Status, rpc
+from distributed.deploy.cluster import Cluster
+
+from service.client.errors import TitanClientError
+from service.client.hub import AsyncHub, ResourceRef
+
+
+class TitanCluster(Cluster):
+    """A Dask cluster run by Titan.
+
+    ``TitanCluster(n_workers=2, worker_memory="2GiB")`` creates a ``cluster``
+    resource and waits until it runs; ``shutdown_on_close`` (default: True for
+    clusters created here) deletes it on ``close()``.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        n_workers: int = 1,
+        worker_threads: int = 1,
+        worker_memory: str | None = None,
+        worker_gpus: int = 0,
+        image: str | None = None,
+        adaptive: dict[str, int] | None = None,
+        environment: dict[str, str] | None = None,
+        shutdown_on_close: bool | None = None,
+        url: str | None = None,
+        token: str | None = None,
+        owner: str | None = None,
+        timeout: float = 300,
+        asynchronous: bool = False,
+        loop: Any = None,
+        _existing: ResourceRef | None = None,
+    ) -> None:
+        self.hub = AsyncHub(url, token)
+        self.timeout = timeout
+        self._create = _existing is None
+        self.ref = _existing or ResourceRef(
+            "cluster", name or f"dask-{uuid.uuid4().hex[:8]}", owner
+        )
+        self.shutdown_on_close = self._create if shutdown_on_close is None else shutdown_on_close
+        worker: dict[str, Any] = {"nthreads": worker_threads, "gpu": worker_gpus}
+        if worker_memory is not None:
+            worker["memory"] = worker_memory
+        spec: dict[str, Any] = {"n_workers": n_workers, "worker": worker}
+        if image is not None:
+            spec["image"] = image
+        if adaptive is not None:
+            spec["adaptive"] = adaptive
+        if environment:
+            spec["environment_variables"] = environment
+        self._recipe: dict[str, Any] = {"type": "cluster", "name": self.ref.name, "spec": spec}
+        if owner is not None:
+            self._recipe["owner"] = owner
+        self.resource: dict[str, Any] = {}
+        super().__init__(asynchronous=asynchronous, loop=loop, name=self.ref.name)
+        if not self.called_from_running_loop:
+            self._loop_runner.start()
+            try:
+                self.sync(self._start)
+            except BaseException:
+                self._loop_runner.stop()
+                raise
+
+    @classmethod
+    def from_name(
+        cls,
+        name: str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        owner: str | None = None,
+        asynchronous: bool = False,
+        shutdown_on_close: bool = False,
+    ) -> TitanCluster:
+        """Connect to the existing cluster ``name``; closing it leaves it running."""
+        return cls(
+            url=url,
+            token=token,
+            asynchronous=asynchronous,
+            shutdown_on_close=shutdown_on_close,
+            _existing=ResourceRef("cluster", name, owner),
+        )
+
+    @classmethod
+    def attached(cls, asynchronous: bool = False) -> TitanCluster:
+        """The cluster of the workspace or job this code runs in (from its environment)."""
+        resource = os.environ.get("TITAN_RESOURCE", "")
+        owner, _, ref = resource.partition("/")
+        if not ref or not os.environ.get("DASK_SCHEDULER_ADDRESS"):
+            raise TitanClientError(
+                "no attached cluster: TITAN_RESOURCE and DASK_SCHEDULER_ADDRESS are set only "
+                "inside a Titan workspace or job that has a dask_cluster"
+            )
+        return cls(
+            asynchronous=asynchronous,
+            shutdown_on_close=False,
+            _existing=ResourceRef.parse(ref, owner),
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        while self.status == Status.starting:
+            await asyncio.sleep(0.01)
+        if self.status == Status.running:
+            return
+        self.status = Status.starting
+        try:
+            generation = 0
+            if self._create:
+                applied = await self.hub.apply(self._recipe)
+                generation = applied["resource"]["generation"]
+                self.ref = ResourceRef(self.ref.type, self.ref.name, applied["resource"]["owner"])
+            self.resource = await self.hub.wait(
+                self.ref, {"running"}, timeout=self.timeout, generation=generation
+            )
+            self.scheduler_comm = rpc(self.resource["endpoints"]["scheduler"])
+            await super()._start()
+        except BaseException:
+            self.status = Status.failed
+            await self._close()
+            raise
+
+    def __await__(self) -> Generator[Any, Any, TitanCluster]:
+        async def start() -> TitanCluster:
+            if self.status == Status.created:
+                await self._start()
+            return self
+
+        return start().__await__()
+
+    async def _close(self) -> None:
+        if self.status == Status.closed:
+            return
+        await super()._close()
+        if self.shutdown_on_close and self.resource:
+            await self.hub.delete(self.ref)
+            await self.hub.wait_gone(self.ref, timeout=self.timeout)
+
+    def close(self, timeout: float | None = None) -> Any:
+        """Disconnect, and delete the cluster if this object owns it."""
+        awaitable = super().close(timeout)
+        if not self.asynchronous:
+            self._loop_runner.stop()
+        return awaitable
+
+    # -- scaling --------------------------------------------------------------------------
+
+    def scale(self, n: int) -> Any:
+        """Ask the control plane for ``n`` workers (returns an awaitable if asynchronous)."""
+        return self.sync(self._scale, n)
+
+    async def _scale(self, n: int) -> None:
+        recipe = await self.hub.recipe(self.ref)
+        spec = recipe["spec"]
+        dask = spec if self.ref.type == "cluster" else spec.get("dask_cluster")
+        if dask is None:
+            raise TitanClientError(f"{self.ref} has no Dask cluster to scale")
+        dask["n_workers"] = n
+        if dask.get("adaptive"):  # an explicit size replaces adaptive bounds
+            del dask["adaptive"]
+        await self.hub.apply(recipe)
+
+    # -- display ----------------------------------------------------------------------------
+
+    @property
+    def _cluster_class_name(self) -> str:
+        return f"TitanCluster[{self.ref}]"
