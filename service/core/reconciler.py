@@ -42,6 +42,7 @@ class Observed:
     handle: Handle | None
     scheduler_address: str | None
     state: ProcessState
+    interrupted: bool = False
 
 
 class Reconciler:
@@ -163,7 +164,12 @@ class Reconciler:
         else:
             state = await self.backend.status(process.handle)
         return Observed(
-            process.name, process.spec_hash, process.handle, process.scheduler_address, state
+            process.name,
+            process.spec_hash,
+            process.handle,
+            process.scheduler_address,
+            state,
+            interrupted=process.state == "starting",
         )
 
     async def _halt(self, resource: Resource, observed: dict[str, Observed]) -> None:
@@ -195,6 +201,13 @@ class Reconciler:
     async def _run(self, resource: Resource, observed: dict[str, Observed]) -> None:
         recipe = parse_recipe(resource.recipe)
         desired = planned_processes(recipe, self.settings.instance_types)
+        # A start the control plane did not see through (it was killed meanwhile) is
+        # undone: the process may live, but its address and readiness are unknown.
+        interrupted = [o for o in observed.values() if o.interrupted]
+        if interrupted:
+            await self._stop(resource.id, interrupted)
+            await self._db(_forget_processes, resource.id, [o.name for o in interrupted])
+            observed = {n: o for n, o in observed.items() if not o.interrupted}
         job = observed.get("job")
         if job is not None and not job.state.running and job.spec_hash == desired["job"].spec_hash:
             await self._finish_job(resource, observed, job)

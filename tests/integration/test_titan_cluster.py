@@ -42,9 +42,12 @@ def test_with_titan_cluster_and_client_computes_scales_and_cleans_up(
 
 def test_the_async_form(server: RunningServer) -> None:
     async def scenario() -> None:
-        async with TitanCluster(
-            "async-one", n_workers=1, url=server.url, token=server.token, asynchronous=True
-        ) as cluster, Client(cluster, asynchronous=True) as client:
+        async with (
+            TitanCluster(
+                "async-one", n_workers=1, url=server.url, token=server.token, asynchronous=True
+            ) as cluster,
+            Client(cluster, asynchronous=True) as client,
+        ):
             await client.wait_for_workers(1)
             assert await client.submit(sum, [1, 2, 3]) == 6
             await cluster.scale(2)
