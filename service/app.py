@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import health, recipes, resources, users
+from service.api import health, nodes, recipes, resources, users
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.config import Settings
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         description="Self-hosted GPU compute: workspaces, Dask clusters and jobs from recipes.",
         lifespan=lifespan,
     )
-    for router in (health.router, recipes.router, resources.router, users.router):
+    for router in (health.router, recipes.router, resources.router, nodes.router, users.router):
         app.include_router(router)
     _map_errors(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

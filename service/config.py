@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_INSTANCE_TYPES),
         description="size catalog recipes name with instance_type (JSON object)",
     )
+    cpu_overcommit: float = Field(
+        default=4.0, gt=0, description="CPUs a node may promise per physical CPU"
+    )
+    memory_overcommit: float = Field(
+        default=1.0, gt=0, description="memory a node may promise per byte it has"
+    )
     reconcile_parallelism: int = Field(
         default=4, ge=1, description="resources reconciled at the same time"
     )

@@ -27,8 +27,8 @@ class ProcessSpec:
     role: Role
     args: list[str]
     env: dict[str, str]
-    cpu: float = 1.0
-    memory_bytes: int | None = None
+    cpu: float = 0.0
+    memory_bytes: int = 0
     gpus: list[str] = field(default_factory=list)
     image: str | None = None
     working_directory: str | None = None

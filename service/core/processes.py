@@ -35,8 +35,8 @@ class PlannedProcess:
     role: Role
     args: list[str]
     env: dict[str, str] = field(default_factory=dict)
-    cpu: float = 1.0
-    memory_bytes: int | None = None
+    cpu: float = 0.0  # CPUs requested from the ledger (0: best effort, nothing declared)
+    memory_bytes: int = 0  # memory requested from the ledger
     gpu: int = 0
     image: str | None = None
     working_directory: str | None = None
@@ -73,6 +73,8 @@ def planned_processes(
     """Every process ``recipe`` runs, by name; the scheduler (if any) first."""
     spec: CommonSpec = recipe.spec  # type: ignore[attr-defined]
     size = size_of(spec, catalog)
+    # Only what the recipe declares is reserved; an unsized process is best effort.
+    declared = spec.resources is not None or spec.instance_type is not None
     common: dict[str, Any] = {
         "env": dict(spec.environment_variables),
         "image": spec.image,
@@ -87,7 +89,7 @@ def planned_processes(
             name=SCHEDULER,
             role="scheduler",
             args=[],
-            memory_bytes=parse_memory(memory) if memory else None,
+            memory_bytes=parse_memory(memory) if memory else 0,
             **common,
         )
         worker_memory = parse_memory(dask.worker.memory or size.memory)
@@ -100,8 +102,8 @@ def planned_processes(
                 name=name,
                 role="worker",
                 args=args,
-                cpu=float(dask.worker.nthreads),
-                memory_bytes=worker_memory,
+                cpu=float(dask.worker.nthreads) if declared else 0.0,
+                memory_bytes=worker_memory if declared or dask.worker.memory else 0,
                 gpu=gpus,
                 needs_scheduler=True,
                 **common,
@@ -112,8 +114,8 @@ def planned_processes(
             name=main[0],
             role=main[1],
             args=main[2],
-            cpu=size.cpu,
-            memory_bytes=parse_memory(size.memory),
+            cpu=size.cpu if declared else 0.0,
+            memory_bytes=parse_memory(size.memory) if declared else 0,
             gpu=size.gpu,
             needs_scheduler=dask is not None,
             **common,

@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from service.backends.base import Backend, Handle, ProcessSpec, ProcessState
 from service.config import Settings
 from service.core.auth import issue_token, jupyter_token
-from service.core.gpus import GPU, GPUsBusy, allocate, local_gpus, node_name
+from service.core.ledger import (
+    Inventory,
+    Overcommit,
+    Request,
+    Unplaceable,
+    allocate,
+    local_inventory,
+    record_node,
+)
 from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
 from service.core.state import Status, Target, set_status
 from service.recipes.models import parse_recipe
@@ -54,10 +62,11 @@ class Reconciler:
         backend: Backend,
         settings: Settings,
         key: bytes,
-        gpus: list[GPU] | None = None,
+        inventory: Inventory | None = None,
     ) -> None:
         self.sessions = sessions
-        self.gpus = gpus
+        self.inventory = inventory
+        self.overcommit = Overcommit(settings.cpu_overcommit, settings.memory_overcommit)
         self.backend = backend
         self.settings = settings
         self.key = key
@@ -74,9 +83,16 @@ class Reconciler:
     async def start(self) -> None:
         """Stop orphans the store does not know of, then begin reconciling."""
         self._loop = asyncio.get_running_loop()
-        if self.gpus is None:
-            self.gpus = await asyncio.to_thread(local_gpus)
-        log.info("node %s has %d GPU(s)", node_name(), len(self.gpus))
+        if self.inventory is None:
+            self.inventory = await asyncio.to_thread(local_inventory)
+        await self._db(record_node, self.inventory)
+        log.info(
+            "node %s: %g CPUs, %.1f GiB, %d GPU(s)",
+            self.inventory.name,
+            self.inventory.cpus,
+            self.inventory.memory_bytes / 1024**3,
+            len(self.inventory.gpus),
+        )
         await self.stop_orphans()
         for index in range(self.settings.reconcile_parallelism):
             self._tasks.append(asyncio.create_task(self._work(), name=f"reconcile-{index}"))
@@ -244,8 +260,7 @@ class Reconciler:
                 self._mark_running, resource.id, resource.generation, len(desired), bool(outdated)
             )
             return
-        needed = sum(p.gpu for p in missing)
-        shortage = await self._db(_gpu_shortage, self.gpus or [], needed) if needed else ""
+        shortage = await self._db(self._shortage, missing)
         if shortage:  # wait whole: a cluster with half its GPU workers is of no use
             await self._db(self._set_status, resource.id, Status.PENDING, shortage)
             await self._db(_observed, resource.id, resource.generation)
@@ -272,7 +287,7 @@ class Reconciler:
             *(self._start_one(resource, p, address) for p in rest), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
-        failures = [e for e in errors if not isinstance(e, GPUsBusy)]
+        failures = [e for e in errors if not isinstance(e, Unplaceable)]
         if failures:
             raise failures[0]
         return str(errors[0]) if errors else ""
@@ -281,7 +296,7 @@ class Reconciler:
         self, resource: Resource, planned: PlannedProcess, address: str | None
     ) -> None:
         async with self._allocating:  # one allocation at a time: no GPU is handed out twice
-            secret, gpus = await self._db(_prepare_process, resource.id, planned, self.gpus or [])
+            secret, gpus = await self._db(self._prepare_process, resource.id, planned)
         env = {
             **planned.env,
             "TITAN_URL": self.settings.api_url,
@@ -341,6 +356,23 @@ class Reconciler:
     def _in_session(self, fn: Callable[..., T], *args: Any) -> T:
         with self.sessions.begin() as session:
             return fn(session, *args)
+
+    def _allocate(self, session: Session, request: Request) -> list[str]:
+        assert self.inventory is not None, "start() records the inventory first"
+        return allocate(session, self.inventory, request, self.overcommit)
+
+    def _shortage(self, session: Session, missing: list[PlannedProcess]) -> str:
+        """Why ``missing`` cannot all be placed now, or "" if they can."""
+        try:
+            self._allocate(session, _request(*missing))
+        except Unplaceable as exc:
+            return str(exc)
+        return ""
+
+    def _prepare_process(
+        self, session: Session, resource_id: str, planned: PlannedProcess
+    ) -> tuple[str, list[str]]:
+        return _prepare_process(session, resource_id, planned, self._allocate)
 
     def _set_status(self, session: Session, resource_id: str, status: Status, reason: str) -> None:
         resource = session.get(Resource, resource_id)
@@ -416,11 +448,11 @@ def _recorded_pids(session: Session) -> set[tuple[Any, Any, Any]]:
 
 
 def _prepare_process(
-    session: Session, resource_id: str, planned: PlannedProcess, inventory: list[GPU]
+    session: Session, resource_id: str, planned: PlannedProcess, allocation: Callable[..., Any]
 ) -> tuple[str, list[str]]:
-    """Record the process as starting with its GPUs and mint its resource token.
+    """Record the process as starting with its allocation and mint its resource token.
 
-    Returns the token's secret and the allocated GPU UUIDs; GPUsBusy if they are taken.
+    Returns the token's secret and the allocated GPU UUIDs; Unplaceable if it does not fit.
     """
     resource = session.get(Resource, resource_id)
     if resource is None:
@@ -431,7 +463,7 @@ def _prepare_process(
     session.execute(
         delete(Process).where(Process.resource_id == resource_id, Process.name == planned.name)
     )
-    gpus = allocate(session, inventory, planned.gpu) if planned.gpu else []
+    gpus: list[str] = allocation(session, _request(planned))
     session.add(
         Process(
             resource_id=resource_id,
@@ -441,19 +473,21 @@ def _prepare_process(
             state="starting",
             endpoints={},
             gpus=gpus,
+            cpu=planned.cpu,
+            memory_bytes=planned.memory_bytes,
         )
     )
     secret = issue_token(session, owner, name=f"process:{planned.name}", resource_id=resource_id)
     return secret, gpus
 
 
-def _gpu_shortage(session: Session, inventory: list[GPU], needed: int) -> str:
-    """Why ``needed`` GPUs cannot be had now, or "" if they can."""
-    try:
-        allocate(session, inventory, needed)
-    except GPUsBusy as exc:
-        return str(exc)
-    return ""
+def _request(*processes: PlannedProcess) -> Request:
+    """What ``processes`` ask of the ledger together."""
+    return Request(
+        cpu=sum(p.cpu for p in processes),
+        memory_bytes=sum(p.memory_bytes for p in processes),
+        gpus=sum(p.gpu for p in processes),
+    )
 
 
 def _process(session: Session, resource_id: str, name: str) -> Process | None:

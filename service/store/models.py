@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -120,8 +120,22 @@ class Process(Base):
     endpoints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scheduler_address: Mapped[str | None] = mapped_column(String(200), default=None)
     gpus: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cpu: Mapped[float] = mapped_column(default=0.0)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     exit_code: Mapped[int | None] = mapped_column(default=None)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     resource: Mapped[Resource] = relationship(back_populates="processes")
+
+
+class Node(Base):
+    """A machine processes are placed on, and what it offers."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cpus: Mapped[float] = mapped_column(default=0.0)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

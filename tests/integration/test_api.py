@@ -224,3 +224,21 @@ def test_the_store_works_on_sqlite_and_postgresql(
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         engine.dispose()
+
+
+def test_nodes_report_inventory_and_allocations(server: RunningServer) -> None:
+    apply(
+        server,
+        {
+            "type": "job",
+            "name": "sized",
+            "spec": {"command": "sleep 300", "resources": {"cpu": 1.5, "memory": "1GiB"}},
+        },
+    )
+    server.hub().wait("job/sized", {"running"}, generation=1, timeout=60)
+    (node,) = server.request("GET", "/api/v1/nodes").json()
+    assert node["cpus"] == float(os.cpu_count() or 1)
+    assert node["memory_bytes"] > 1024**3
+    assert node["gpus"] == []  # no GPU on this machine
+    assert node["allocated"] == {"cpu": 1.5, "memory_bytes": 1024**3, "gpus": 0}
+    assert server.request("GET", "/api/v1/nodes", token="").status_code == 401

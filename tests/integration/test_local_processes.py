@@ -15,7 +15,7 @@ import pytest
 from distributed import Client
 from sqlalchemy import create_engine, select
 
-from service.core.gpus import local_gpus
+from service.core.ledger import local_gpus
 from service.store.models import Process
 from tests.integration.conftest import RunningServer, ServerFactory
 

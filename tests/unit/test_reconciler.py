@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import select
 
 from service.core.auth import Principal, bootstrap_admin, hash_token
-from service.core.gpus import GPU
+from service.core.ledger import GPU, Inventory
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
 from service.core.state import Target
 from service.store.db import make_engine, migrate, session_factory
-from service.store.models import Resource, StatusEvent, Token, User
+from service.store.models import Process, Resource, StatusEvent, Token, User
 from tests.conftest import make_settings
 from tests.fakes import FakeBackend
 
@@ -71,7 +71,8 @@ async def plane(
         admin = session.scalars(select(User)).one()
         principal = Principal(admin.id, admin.name, True)
     fake = backend or FakeBackend()
-    reconciler = Reconciler(sessions, fake, settings, b"k" * 32, gpus=gpus if gpus else [])
+    inventory = Inventory("test-node", cpus=8, memory_bytes=64 * 1024**3, gpus=gpus or [])
+    reconciler = Reconciler(sessions, fake, settings, b"k" * 32, inventory=inventory)
     service = ResourceService(sessions, settings, fake, reconciler.wake, b"k" * 32)
     await reconciler.start()
     try:
@@ -353,7 +354,7 @@ def test_without_free_gpus_a_gpu_cluster_waits_pending(tmp_path: Path) -> None:
             p.apply(GPU_CLUSTER)
             await p.status("cluster", "g", "pending")
             await p.until(lambda: "waiting for 2 GPUs" in p.get("cluster", "g")["status_reason"])
-            assert "0 of 0 free on node" in p.get("cluster", "g")["status_reason"]
+            assert "0 of 0 free on node test-node" in p.get("cluster", "g")["status_reason"]
             await asyncio.sleep(0.6)  # several resyncs: still waiting, nothing started
             assert p.backend.starts == []
             assert [e["to"] for e in p.history("cluster", "g")] == ["pending", "pending"]
@@ -382,5 +383,54 @@ def test_gpus_are_handed_out_once_and_freed_on_delete(tmp_path: Path) -> None:
             await p.status("cluster", "h", "running")
             views = p.get("cluster", "h")["processes"]
             assert sorted(len(v["gpus"]) for v in views) == [0, 1, 1]
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_applies_never_give_a_gpu_twice(tmp_path: Path) -> None:
+    def one_gpu_cluster(index: int) -> dict[str, Any]:
+        return {
+            "type": "cluster",
+            "name": f"g{index}",
+            "spec": {"n_workers": 1, "worker": {"gpu": 1}},
+        }
+
+    def held_gpus(p: Plane) -> list[str]:
+        with p.service.sessions() as session:
+            rows = session.scalars(select(Process.gpus)).all()
+        return [uuid for gpus in rows for uuid in gpus]
+
+    async def scenario() -> None:
+        async with plane(tmp_path, "", gpus=fake_gpus(4)) as p:
+            await asyncio.gather(
+                *(asyncio.to_thread(p.apply, one_gpu_cluster(i)) for i in range(12))
+            )
+
+            def settled() -> bool:
+                statuses = [p.get("cluster", f"g{i}")["status"] for i in range(12)]
+                return statuses.count("running") == 4 and statuses.count("pending") == 8
+
+            await p.until(settled, timeout=20)
+            held = held_gpus(p)
+            assert sorted(held) == [f"GPU-{i:08d}-fake" for i in range(4)]
+            running = [i for i in range(12) if p.get("cluster", f"g{i}")["status"] == "running"]
+            for index in running[:2]:
+                p.target("cluster", f"g{index}", Target.DELETED)
+            for _ in range(20):  # the invariant holds while capacity moves
+                held = held_gpus(p)
+                assert len(held) == len(set(held)) <= 4
+                await asyncio.sleep(0.1)
+            await p.until(lambda: len(held_gpus(p)) == 4, timeout=20)
+            await p.until(
+                lambda: (
+                    sum(
+                        p.get("cluster", f"g{i}")["status"] == "running"
+                        for i in range(12)
+                        if i not in running[:2]
+                    )
+                    == 4
+                ),
+                timeout=20,
+            )
 
     asyncio.run(scenario())

@@ -1,0 +1,19 @@
+"""Nodes: what each machine offers and who holds what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service.api.deps import CurrentPrincipal, TitanDep
+from service.core.ledger import node_report
+
+router = APIRouter(prefix="/api/v1", tags=["nodes"])
+
+
+@router.get("/nodes")
+def list_nodes(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """Every node: CPUs, memory, GPUs (with their holders) and what is allocated."""
+    with titan.resources.sessions() as session:
+        return node_report(session)

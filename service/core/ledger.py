@@ -1,0 +1,246 @@
+"""The allocation ledger: what each node has, who holds what, and whether a request fits.
+
+A node's inventory (CPUs, memory, GPUs from NVML) is recorded at start. Every
+process start takes an allocation — CPU, memory and specific GPU UUIDs — in
+the same transaction that checks capacity, so a GPU is never given to two
+processes. Allocations are the columns of recorded processes: they survive a
+control-plane restart and are freed when the process row goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.store.models import Node, Process, Resource, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One GPU of a node."""
+
+    index: int
+    uuid: str
+    model: str
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What a node offers."""
+
+    name: str
+    cpus: float
+    memory_bytes: int
+    gpus: list[GPU] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one process asks for."""
+
+    cpu: float = 0.0
+    memory_bytes: int = 0
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What one live process holds, and whose it is (``owner/type/name``)."""
+
+    holder: str
+    cpu: float
+    memory_bytes: int
+    gpus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Overcommit:
+    """How far requests may exceed the physical CPUs and memory (GPUs: never)."""
+
+    cpu: float = 1.0
+    memory: float = 1.0
+
+
+class Unplaceable(Exception):
+    """The request does not fit now; the resource waits (pending), it has not failed."""
+
+
+def place(
+    inventory: Inventory, holdings: list[Holding], request: Request, overcommit: Overcommit
+) -> list[str]:
+    """The GPU UUIDs to give ``request`` if it fits beside ``holdings``; Unplaceable if not.
+
+    Pure: the same inputs always give the same answer (the lowest free GPUs).
+    """
+    held_gpus = {uuid: h.holder for h in holdings for uuid in h.gpus}
+    free_gpus = [g.uuid for g in inventory.gpus if g.uuid not in held_gpus]
+    if request.gpus > len(free_gpus):
+        raise Unplaceable(
+            _waiting(
+                request.gpus,
+                "GPU",
+                len(free_gpus),
+                len(inventory.gpus),
+                inventory.name,
+                sorted(set(held_gpus.values())),
+            )
+        )
+    cpu_limit = inventory.cpus * overcommit.cpu
+    cpu_used = sum(h.cpu for h in holdings)
+    if request.cpu > 0 and cpu_used + request.cpu > cpu_limit + 1e-9:
+        raise Unplaceable(
+            _waiting(
+                request.cpu,
+                "CPU",
+                max(0.0, cpu_limit - cpu_used),
+                cpu_limit,
+                inventory.name,
+                _holders(holdings, "cpu"),
+            )
+        )
+    memory_limit = int(inventory.memory_bytes * overcommit.memory)
+    memory_used = sum(h.memory_bytes for h in holdings)
+    if request.memory_bytes > 0 and memory_used + request.memory_bytes > memory_limit:
+        gib = 1024**3
+        raise Unplaceable(
+            _waiting(
+                request.memory_bytes / gib,
+                "GiB of memory",
+                max(0.0, (memory_limit - memory_used) / gib),
+                memory_limit / gib,
+                inventory.name,
+                _holders(holdings, "memory_bytes"),
+            )
+        )
+    return free_gpus[: request.gpus]
+
+
+def _holders(holdings: list[Holding], attribute: str) -> list[str]:
+    return sorted({h.holder for h in holdings if getattr(h, attribute) > 0})
+
+
+def _waiting(
+    wanted: float, unit: str, free: float, total: float, node: str, holders: list[str]
+) -> str:
+    plural = "s" if unit in ("GPU", "CPU") and wanted != 1 else ""
+    held = f" (held by {', '.join(holders[:5])}{', ...' if len(holders) > 5 else ''})"
+    return (
+        f"waiting for {_number(wanted)} {unit}{plural}: {_number(free)} of {_number(total)} "
+        f"free on node {node}" + (held if holders else "")
+    )
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if value == int(value) else f"{value:.1f}"
+
+
+def holdings(session: Session) -> list[Holding]:
+    """What every live process holds now."""
+    rows = session.execute(
+        select(
+            Process.cpu,
+            Process.memory_bytes,
+            Process.gpus,
+            Resource.owner,
+            Resource.type,
+            Resource.name,
+        )
+        .join(Resource, Process.resource_id == Resource.id)
+        .where(Process.state != "exited")
+    )
+    return [
+        Holding(f"{owner}/{kind}/{name}", cpu or 0.0, memory or 0, tuple(gpus or ()))
+        for cpu, memory, gpus, owner, kind, name in rows
+    ]
+
+
+def allocate(
+    session: Session, inventory: Inventory, request: Request, overcommit: Overcommit
+) -> list[str]:
+    """Check ``request`` against the ledger in ``session``; the GPU UUIDs it gets."""
+    return place(inventory, holdings(session), request, overcommit)
+
+
+def local_inventory() -> Inventory:
+    """This machine: its CPUs, memory and the GPUs NVML sees (none without a driver)."""
+    return Inventory(
+        name=socket.gethostname(),
+        cpus=float(os.cpu_count() or 1),
+        memory_bytes=int(psutil.virtual_memory().total),
+        gpus=local_gpus(),
+    )
+
+
+def local_gpus() -> list[GPU]:
+    """The GPUs NVML sees here; [] where there is no NVIDIA driver or no nvidia-ml-py."""
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        log.info("no GPUs on this node (NVML: %s)", exc)
+        return []
+    try:
+        gpus = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            device = pynvml.nvmlDeviceGetHandleByIndex(index)
+            gpus.append(
+                GPU(
+                    index=index,
+                    uuid=_text(pynvml.nvmlDeviceGetUUID(device)),
+                    model=_text(pynvml.nvmlDeviceGetName(device)),
+                    memory_bytes=int(pynvml.nvmlDeviceGetMemoryInfo(device).total),
+                )
+            )
+        return gpus
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def record_node(session: Session, inventory: Inventory) -> None:
+    """Store (or refresh) the node's inventory."""
+    node = session.get(Node, inventory.name) or Node(name=inventory.name)
+    node.cpus = inventory.cpus
+    node.memory_bytes = inventory.memory_bytes
+    node.gpus = [g.__dict__ for g in inventory.gpus]
+    node.updated_at = utcnow()
+    session.add(node)
+
+
+def node_report(session: Session) -> list[dict[str, Any]]:
+    """Every node with its capacity, what is allocated, and who holds each GPU."""
+    held = holdings(session)
+    gpu_holders = {uuid: h.holder for h in held for uuid in h.gpus}
+    report = []
+    for node in session.scalars(select(Node).order_by(Node.name)):
+        report.append(
+            {
+                "name": node.name,
+                "cpus": node.cpus,
+                "memory_bytes": node.memory_bytes,
+                "allocated": {
+                    "cpu": sum(h.cpu for h in held),
+                    "memory_bytes": sum(h.memory_bytes for h in held),
+                    "gpus": len(gpu_holders),
+                },
+                "gpus": [{**gpu, "holder": gpu_holders.get(gpu["uuid"])} for gpu in node.gpus],
+                "updated_at": node.updated_at.isoformat(),
+            }
+        )
+    return report
