@@ -30,7 +30,7 @@ def scheduler_command(args: argparse.Namespace) -> list[str]:
         "--host",
         args.host,
         "--port",
-        "0",
+        str(args.port),
         "--dashboard-address",
         f"{args.host}:0",
         "--scheduler-file",
@@ -85,6 +85,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     roles = parser.add_subparsers(dest="role", required=True)
     scheduler = roles.add_parser("scheduler")
     scheduler.add_argument("--scheduler-file", required=True)
+    scheduler.add_argument("--port", type=int, default=0, help="0: any free port")
     worker = roles.add_parser("worker")
     worker.add_argument("--name", required=True)
     worker.add_argument("--nthreads", type=int, default=1)

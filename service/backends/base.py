@@ -89,5 +89,14 @@ class Backend(abc.ABC):
     async def adopt(self) -> list[Handle]:
         """Handles of every process this backend finds running, started by any Titan run."""
 
+    async def reserve_endpoints(self, spec: ProcessSpec) -> tuple[list[str], dict[str, str]]:
+        """Extra arguments that fix ``spec``'s endpoints before it starts, and those endpoints.
+
+        Lets processes that connect to it start at the same time (Dask workers
+        wait for their scheduler). The default, ``([], {})``, means the
+        endpoints are known only once the process serves.
+        """
+        return [], {}
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the backend holds (not the processes); called on shutdown."""

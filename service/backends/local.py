@@ -13,7 +13,9 @@ import contextlib
 import json
 import logging
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -122,6 +124,18 @@ class LocalBackend(Backend):
                 raise BackendError(f"{spec.name} was not ready after {self.start_timeout:.0f}s")
             await asyncio.sleep(0.1)
 
+    async def reserve_endpoints(self, spec: ProcessSpec) -> tuple[list[str], dict[str, str]]:
+        """A scheduler gets a free port chosen now, outside the kernel's ephemeral range.
+
+        Outgoing connections never take such a port, so it stays free until the
+        scheduler binds it; should another server take it first, the start fails
+        and is retried with a new port.
+        """
+        if spec.role != "scheduler":
+            return [], {}
+        port = await asyncio.to_thread(_free_port_outside_ephemeral_range)
+        return ["--port", str(port)], {"scheduler": f"tcp://127.0.0.1:{port}"}
+
     async def stop(self, handle: Handle) -> None:
         """SIGTERM the process group, SIGKILL it after the grace period; no-op if gone."""
         pid = int(handle["pid"])
@@ -169,6 +183,23 @@ class LocalBackend(Backend):
         if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=1)
+
+
+def _free_port_outside_ephemeral_range() -> int:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    candidates = list(range(10000, low)) + list(range(high + 1, 65536))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise BackendError("no free port outside the ephemeral range on 127.0.0.1")
 
 
 def _alive(handle: Handle) -> bool:

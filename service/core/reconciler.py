@@ -277,26 +277,45 @@ class Reconciler:
         await self._db(self._mark_running, resource.id, resource.generation, len(desired), True)
 
     async def _start_all(self, resource: Resource, missing: list[PlannedProcess]) -> str:
-        """Start what is missing, the scheduler first; why some must wait, or ""."""
-        scheduler = [p for p in missing if p.name == SCHEDULER]
-        for planned in scheduler:
-            await self._start_one(resource, planned, None)
-        address = await self._db(_address, resource.id)
+        """Start what is missing; why some must wait, or "".
+
+        When the backend can fix the scheduler's address in advance, everything
+        starts at once (Dask workers wait for their scheduler); otherwise the
+        scheduler starts first and the others get its address once it serves.
+        """
+        scheduler = next((p for p in missing if p.name == SCHEDULER), None)
         rest = [p for p in missing if p.name != SCHEDULER]
-        results = await asyncio.gather(
-            *(self._start_one(resource, p, address) for p in rest), return_exceptions=True
-        )
+        starts = []
+        if scheduler is None:
+            address = await self._db(_address, resource.id)
+        else:
+            extra, early = await self.backend.reserve_endpoints(
+                self._spec(resource, scheduler, "", None)
+            )
+            address = early.get("scheduler")
+            if address is None:
+                await self._start_one(resource, scheduler, None)
+                address = await self._db(_address, resource.id)
+            else:
+                starts.append(self._start_one(resource, scheduler, None, extra))
+        starts += [self._start_one(resource, p, address) for p in rest]
+        results = await asyncio.gather(*starts, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         failures = [e for e in errors if not isinstance(e, Unplaceable)]
         if failures:
             raise failures[0]
         return str(errors[0]) if errors else ""
 
-    async def _start_one(
-        self, resource: Resource, planned: PlannedProcess, address: str | None
-    ) -> None:
-        async with self._allocating:  # one allocation at a time: no GPU is handed out twice
-            secret, gpus = await self._db(self._prepare_process, resource.id, planned)
+    def _spec(
+        self,
+        resource: Resource,
+        planned: PlannedProcess,
+        secret: str,
+        address: str | None,
+        gpus: list[str] | None = None,
+        extra_args: list[str] | None = None,
+    ) -> ProcessSpec:
+        """The backend's view of a planned process: its token, addresses and GPUs added."""
         env = {
             **planned.env,
             "TITAN_URL": self.settings.api_url,
@@ -307,19 +326,30 @@ class Reconciler:
             env["DASK_SCHEDULER_ADDRESS"] = address
         if planned.role == "jupyter":
             env["JUPYTER_TOKEN"] = jupyter_token(self.key, resource.id)
-        spec = ProcessSpec(
+        return ProcessSpec(
             resource_id=resource.id,
             name=planned.name,
             role=planned.role,
-            args=planned.args,
+            args=[*planned.args, *(extra_args or [])],
             env=env,
             cpu=planned.cpu,
             memory_bytes=planned.memory_bytes,
-            gpus=gpus,
+            gpus=gpus or [],
             image=planned.image,
             working_directory=planned.working_directory,
             start_script=planned.start_script,
         )
+
+    async def _start_one(
+        self,
+        resource: Resource,
+        planned: PlannedProcess,
+        address: str | None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        async with self._allocating:  # one allocation at a time: no GPU is handed out twice
+            secret, gpus = await self._db(self._prepare_process, resource.id, planned)
+        spec = self._spec(resource, planned, secret, address, gpus, extra_args)
 
         async def checkpoint(handle: Handle) -> None:
             await self._db(_checkpoint, resource.id, planned.name, handle)

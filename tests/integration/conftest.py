@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import threading
 import time
@@ -14,7 +16,7 @@ import pytest
 import uvicorn
 
 from service.app import create_app
-from service.client import Hub, ResourceRef
+from service.client import Hub, ResourceRef, TitanClientError
 from service.config import Settings
 from tests.conftest import make_settings
 
@@ -28,6 +30,10 @@ class RunningServer:
         port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.settings = settings.model_copy(update={"port": port, "public_url": self.url})
+        self.log = logging.FileHandler(self.settings.data_dir.parent / "service.log")
+        self.log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logging.getLogger("service").addHandler(self.log)
+        logging.getLogger("service").setLevel(logging.INFO)
         config = uvicorn.Config(create_app(self.settings), log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
@@ -57,6 +63,8 @@ class RunningServer:
         """Stop the server (its processes keep running, as after a crash)."""
         self.server.should_exit = True
         self.thread.join(timeout=30)
+        logging.getLogger("service").removeHandler(self.log)
+        self.log.close()
 
 
 ServerFactory = Callable[..., RunningServer]
@@ -73,16 +81,22 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
         return server
 
     yield start
-    live = [s for s in servers if s.thread.is_alive()]
-    if live:
-        hub = live[-1].hub()
-        refs = [ResourceRef(i["type"], i["name"], i["owner"]) for i in hub.list()]
-        for ref in refs:
-            hub.delete(ref)
-        for ref in refs:
-            hub.wait_gone(ref, timeout=60)
-    for server in servers:
-        server.stop()
+    try:
+        live = [s for s in servers if s.thread.is_alive()]
+        if live:
+            hub = live[-1].hub()
+            refs = [ResourceRef(i["type"], i["name"], i["owner"]) for i in hub.list()]
+            for ref in refs:
+                hub.delete(ref)
+            for ref in refs:
+                try:
+                    hub.wait_gone(ref, timeout=60)
+                except TitanClientError as exc:  # say where it got stuck
+                    state = {**hub.get(ref), "history": hub.history(ref)}
+                    raise AssertionError(f"{exc}: {json.dumps(state, indent=1)}") from exc
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture
