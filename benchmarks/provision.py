@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=120)
     rows = []
     with embedded_server(console) as (url, token):
         hub = Hub(url, token)
