@@ -449,6 +449,8 @@ class Reconciler:
                 process.state, process.exit_code, process.finished_at = "exited", code, utcnow()
             seconds = ((process.finished_at or utcnow()) - process.started_at).total_seconds()
             duration = f" after {seconds:.1f}s"
+        if resource.target != Target.RUNNING or resource.generation != generation:
+            return  # changed meanwhile (deleted, stopped, re-applied): the next pass decides
         resource.target = Target.STOPPED
         status = Status.STOPPED if code == 0 else Status.FAILED
         set_status(session, resource, status, f"job exited with code {code}{duration}")

@@ -434,3 +434,27 @@ def test_concurrent_applies_never_give_a_gpu_twice(tmp_path: Path) -> None:
             )
 
     asyncio.run(scenario())
+
+
+def test_a_delete_that_races_a_finishing_job_wins(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply({"type": "job", "name": "j", "spec": {"command": "x"}})
+            await p.status("job", "j", "running")
+            original = p.reconciler._record_job_exit
+
+            def delete_first(session: Any, *args: Any) -> None:
+                # The user deletes while the pass that saw the job exit is recording it.
+                p.target("job", "j", Target.DELETED)
+                original(session, *args)
+
+            p.reconciler._record_job_exit = delete_first  # type: ignore[method-assign]
+            p.backend.exit("job", 0)
+
+            def gone() -> bool:
+                with p.service.sessions() as session:
+                    return session.scalar(select(Resource)) is None
+
+            await p.until(gone)
+
+    asyncio.run(scenario())
