@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.backends.base import Backend, Handle, ProcessSpec, ProcessState
 from service.config import Settings
-from service.core.auth import issue_token, jupyter_token
+from service.core import records
+from service.core.auth import jupyter_token
 from service.core.ledger import (
     Inventory,
     Overcommit,
@@ -35,7 +35,7 @@ from service.core.ledger import (
 from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
 from service.core.state import Status, Target, set_status
 from service.recipes.models import parse_recipe
-from service.store.models import Process, Resource, Token, User, utcnow
+from service.store.models import Process, Resource, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,7 +139,7 @@ class Reconciler:
     async def _resync(self) -> None:
         while True:
             try:
-                for resource_id in await self._db(_due_resources):
+                for resource_id in await self._db(records.due_resources):
                     self._enqueue(resource_id)
             except Exception:
                 log.exception("resync failed; trying again")
@@ -147,7 +147,7 @@ class Reconciler:
 
     async def stop_orphans(self) -> None:
         """Stop running processes no resource records (a start cut short by a crash)."""
-        known = await self._db(_recorded_pids)
+        known = await self._db(records.recorded_pids)
         for handle in await self.backend.adopt():
             if (handle.get("resource_id"), handle.get("name"), handle.get("pid")) not in known:
                 log.warning(
@@ -161,7 +161,7 @@ class Reconciler:
 
     async def reconcile(self, resource_id: str) -> None:
         """One pass for one resource; raises on failure (the caller backs off)."""
-        resource = await self._db(_load, resource_id)
+        resource = await self._db(records.load_resource, resource_id)
         if resource is None:
             return
         if resource.next_attempt_at is not None and resource.next_attempt_at > utcnow():
@@ -195,7 +195,7 @@ class Reconciler:
             await self._db(self._set_status, resource.id, Status.STOPPING, f"{verb} requested")
         await self._stop(resource.id, running)
         if resource.target == Target.DELETED:
-            await self._db(_delete_resource, resource.id)
+            await self._db(records.delete_resource, resource.id)
             log.info(
                 "deleted %s %s/%s (%s)",
                 resource.type,
@@ -210,9 +210,9 @@ class Reconciler:
             and (not running)
         ):
             return  # a finished job keeps its result
-        await self._db(_forget_processes, resource.id, [n for n in observed])
+        await self._db(records.forget_processes, resource.id, list(observed))
         await self._db(self._set_status, resource.id, Status.STOPPED, "stopped by request")
-        await self._db(_observed, resource.id, resource.generation)
+        await self._db(records.mark_observed, resource.id, resource.generation)
 
     async def _run(self, resource: Resource, observed: dict[str, Observed]) -> None:
         recipe = parse_recipe(resource.recipe)
@@ -222,7 +222,7 @@ class Reconciler:
         interrupted = [o for o in observed.values() if o.interrupted]
         if interrupted:
             await self._stop(resource.id, interrupted)
-            await self._db(_forget_processes, resource.id, [o.name for o in interrupted])
+            await self._db(records.forget_processes, resource.id, [o.name for o in interrupted])
             observed = {n: o for n, o in observed.items() if not o.interrupted}
         job = observed.get("job")
         if job is not None and not job.state.running and job.spec_hash == desired["job"].spec_hash:
@@ -231,7 +231,7 @@ class Reconciler:
         dead = [o for o in observed.values() if not o.state.running]
         if dead:
             await self._stop(resource.id, dead)  # sweeps what the dead process left
-            await self._db(_forget_processes, resource.id, [o.name for o in dead])
+            await self._db(records.forget_processes, resource.id, [o.name for o in dead])
             if resource.status in (Status.RUNNING, Status.STARTING):
                 what = ", ".join(f"{o.name} (exit code {o.state.exit_code})" for o in dead)
                 raise ProcessDied(f"{what} exited unexpectedly")
@@ -243,7 +243,7 @@ class Reconciler:
             # A new scheduler means a new address: everything attached must restart.
             outdated += [o for n, o in alive.items() if n != SCHEDULER and o not in outdated]
         elif SCHEDULER in alive:
-            address = await self._db(_address, resource.id)
+            address = await self._db(records.scheduler_address, resource.id)
             outdated += [
                 o
                 for o in alive.values()
@@ -251,7 +251,7 @@ class Reconciler:
             ]
         if outdated:
             await self._stop(resource.id, outdated)
-            await self._db(_forget_processes, resource.id, [o.name for o in outdated])
+            await self._db(records.forget_processes, resource.id, [o.name for o in outdated])
             for process in outdated:
                 alive.pop(process.name, None)
         missing = [p for n, p in desired.items() if n not in alive]
@@ -263,7 +263,7 @@ class Reconciler:
         shortage = await self._db(self._shortage, missing)
         if shortage:  # wait whole: a cluster with half its GPU workers is of no use
             await self._db(self._set_status, resource.id, Status.PENDING, shortage)
-            await self._db(_observed, resource.id, resource.generation)
+            await self._db(records.mark_observed, resource.id, resource.generation)
             return
         serving = SCHEDULER in alive or (SCHEDULER not in desired and len(alive) > 0)
         if not (serving and resource.status == Status.RUNNING):
@@ -272,7 +272,7 @@ class Reconciler:
         waiting = await self._start_all(resource, missing)
         if waiting:
             await self._db(self._set_status, resource.id, Status.PENDING, waiting)
-            await self._db(_observed, resource.id, resource.generation)
+            await self._db(records.mark_observed, resource.id, resource.generation)
             return
         await self._db(self._mark_running, resource.id, resource.generation, len(desired), True)
 
@@ -287,7 +287,7 @@ class Reconciler:
         rest = [p for p in missing if p.name != SCHEDULER]
         starts = []
         if scheduler is None:
-            address = await self._db(_address, resource.id)
+            address = await self._db(records.scheduler_address, resource.id)
         else:
             extra, early = await self.backend.reserve_endpoints(
                 self._spec(resource, scheduler, "", None)
@@ -295,7 +295,7 @@ class Reconciler:
             address = early.get("scheduler")
             if address is None:
                 await self._start_one(resource, scheduler, None)
-                address = await self._db(_address, resource.id)
+                address = await self._db(records.scheduler_address, resource.id)
             else:
                 starts.append(self._start_one(resource, scheduler, None, extra))
         starts += [self._start_one(resource, p, address) for p in rest]
@@ -352,31 +352,30 @@ class Reconciler:
         spec = self._spec(resource, planned, secret, address, gpus, extra_args)
 
         async def checkpoint(handle: Handle) -> None:
-            await self._db(_checkpoint, resource.id, planned.name, handle)
+            await self._db(records.checkpoint, resource.id, planned.name, handle)
 
         try:
             started = await self.backend.start(spec, checkpoint)
         except BaseException:
-            handle = await self._db(_handle_of, resource.id, planned.name)
+            handle = await self._db(records.handle_of, resource.id, planned.name)
             if handle is not None:  # clean up what the failed start left
                 await self.backend.stop(handle)
-            await self._db(_forget_processes, resource.id, [planned.name])
+            await self._db(records.forget_processes, resource.id, [planned.name])
             raise
-        await self._db(_mark_started, resource.id, planned.name, started.endpoints, address)
+        await self._db(records.mark_started, resource.id, planned.name, started.endpoints, address)
 
     async def _finish_job(
         self, resource: Resource, observed: dict[str, Observed], job: Observed
     ) -> None:
         await self._stop(resource.id, list(observed.values()))
-        await self._db(
-            _forget_processes, resource.id, [o.name for o in observed.values() if o.name != "job"]
-        )
+        others = [o.name for o in observed.values() if o.name != "job"]
+        await self._db(records.forget_processes, resource.id, others)
         await self._db(self._record_job_exit, resource.id, resource.generation, job.state.exit_code)
 
     async def _stop(self, resource_id: str, processes: list[Observed]) -> None:
         handles = [o.handle for o in processes if o.handle is not None]
         await asyncio.gather(*(self.backend.stop(h) for h in handles))
-        await self._db(_revoke_tokens, resource_id, [o.name for o in processes])
+        await self._db(records.revoke_tokens, resource_id, [o.name for o in processes])
 
     # -- database steps (run in a thread) ----------------------------------------------
 
@@ -394,7 +393,7 @@ class Reconciler:
     def _shortage(self, session: Session, missing: list[PlannedProcess]) -> str:
         """Why ``missing`` cannot all be placed now, or "" if they can."""
         try:
-            self._allocate(session, _request(*missing))
+            self._allocate(session, records.request_of(*missing))
         except Unplaceable as exc:
             return str(exc)
         return ""
@@ -402,7 +401,7 @@ class Reconciler:
     def _prepare_process(
         self, session: Session, resource_id: str, planned: PlannedProcess
     ) -> tuple[str, list[str]]:
-        return _prepare_process(session, resource_id, planned, self._allocate)
+        return records.prepare_process(session, resource_id, planned, self._allocate)
 
     def _set_status(self, session: Session, resource_id: str, status: Status, reason: str) -> None:
         resource = session.get(Resource, resource_id)
@@ -458,130 +457,3 @@ class Reconciler:
 
 class ProcessDied(Exception):
     """A process of a running resource exited without being asked to."""
-
-
-def _load(session: Session, resource_id: str) -> Resource | None:
-    return session.scalar(
-        select(Resource).options(selectinload(Resource.processes)).where(Resource.id == resource_id)
-    )
-
-
-def _due_resources(session: Session) -> list[str]:
-    now = utcnow()
-    query = select(Resource.id).where(
-        or_(Resource.next_attempt_at.is_(None), Resource.next_attempt_at <= now)
-    )
-    return list(session.scalars(query))
-
-
-def _recorded_pids(session: Session) -> set[tuple[Any, Any, Any]]:
-    rows = session.scalars(select(Process).where(Process.handle.is_not(None)))
-    return {(p.resource_id, p.name, (p.handle or {}).get("pid")) for p in rows}
-
-
-def _prepare_process(
-    session: Session, resource_id: str, planned: PlannedProcess, allocation: Callable[..., Any]
-) -> tuple[str, list[str]]:
-    """Record the process as starting with its allocation and mint its resource token.
-
-    Returns the token's secret and the allocated GPU UUIDs; Unplaceable if it does not fit.
-    """
-    resource = session.get(Resource, resource_id)
-    if resource is None:
-        raise LookupError(f"resource {resource_id} vanished")
-    owner = session.scalar(select(User).where(User.name == resource.owner))
-    if owner is None:
-        raise LookupError(f"owner {resource.owner!r} of {resource.name!r} no longer exists")
-    session.execute(
-        delete(Process).where(Process.resource_id == resource_id, Process.name == planned.name)
-    )
-    gpus: list[str] = allocation(session, _request(planned))
-    session.add(
-        Process(
-            resource_id=resource_id,
-            name=planned.name,
-            role=planned.role,
-            spec_hash=planned.spec_hash,
-            state="starting",
-            endpoints={},
-            gpus=gpus,
-            cpu=planned.cpu,
-            memory_bytes=planned.memory_bytes,
-        )
-    )
-    secret = issue_token(session, owner, name=f"process:{planned.name}", resource_id=resource_id)
-    return secret, gpus
-
-
-def _request(*processes: PlannedProcess) -> Request:
-    """What ``processes`` ask of the ledger together."""
-    return Request(
-        cpu=sum(p.cpu for p in processes),
-        memory_bytes=sum(p.memory_bytes for p in processes),
-        gpus=sum(p.gpu for p in processes),
-    )
-
-
-def _process(session: Session, resource_id: str, name: str) -> Process | None:
-    return session.scalar(
-        select(Process).where(Process.resource_id == resource_id, Process.name == name)
-    )
-
-
-def _checkpoint(session: Session, resource_id: str, name: str, handle: Handle) -> None:
-    process = _process(session, resource_id, name)
-    if process is not None:
-        process.handle = handle
-
-
-def _handle_of(session: Session, resource_id: str, name: str) -> Handle | None:
-    process = _process(session, resource_id, name)
-    return process.handle if process is not None else None
-
-
-def _mark_started(
-    session: Session, resource_id: str, name: str, endpoints: dict[str, str], address: str | None
-) -> None:
-    process = _process(session, resource_id, name)
-    if process is not None:
-        process.state = "running"
-        process.endpoints = endpoints
-        process.scheduler_address = address
-
-
-def _observed(session: Session, resource_id: str, generation: int) -> None:
-    resource = session.get(Resource, resource_id)
-    if resource is not None:
-        resource.observed_generation = generation
-
-
-def _address(session: Session, resource_id: str) -> str | None:
-    process = _process(session, resource_id, SCHEDULER)
-    if process is None or process.state != "running":
-        return None
-    return (process.endpoints or {}).get("scheduler")
-
-
-def _forget_processes(session: Session, resource_id: str, names: list[str]) -> None:
-    if names:
-        session.execute(
-            delete(Process).where(Process.resource_id == resource_id, Process.name.in_(names))
-        )
-        _revoke_tokens(session, resource_id, names)
-
-
-def _revoke_tokens(session: Session, resource_id: str, names: list[str]) -> None:
-    if names:
-        session.execute(
-            delete(Token).where(
-                Token.resource_id == resource_id,
-                Token.name.in_([f"process:{name}" for name in names]),
-            )
-        )
-
-
-def _delete_resource(session: Session, resource_id: str) -> None:
-    session.execute(delete(Token).where(Token.resource_id == resource_id))
-    resource = session.get(Resource, resource_id)
-    if resource is not None:
-        session.delete(resource)

@@ -1,0 +1,146 @@
+"""The store side of the reconciler: recorded processes, their allocations and tokens.
+
+Each function runs inside one session the caller opens (the reconciler runs
+them in a thread), so every step commits or rolls back whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from service.backends.base import Handle
+from service.core.auth import issue_token
+from service.core.ledger import Request
+from service.core.processes import SCHEDULER, PlannedProcess
+from service.store.models import Process, Resource, Token, User, utcnow
+
+
+def load_resource(session: Session, resource_id: str) -> Resource | None:
+    return session.scalar(
+        select(Resource).options(selectinload(Resource.processes)).where(Resource.id == resource_id)
+    )
+
+
+def due_resources(session: Session) -> list[str]:
+    now = utcnow()
+    query = select(Resource.id).where(
+        or_(Resource.next_attempt_at.is_(None), Resource.next_attempt_at <= now)
+    )
+    return list(session.scalars(query))
+
+
+def recorded_pids(session: Session) -> set[tuple[Any, Any, Any]]:
+    rows = session.scalars(select(Process).where(Process.handle.is_not(None)))
+    return {(p.resource_id, p.name, (p.handle or {}).get("pid")) for p in rows}
+
+
+def prepare_process(
+    session: Session, resource_id: str, planned: PlannedProcess, allocation: Callable[..., Any]
+) -> tuple[str, list[str]]:
+    """Record the process as starting with its allocation and mint its resource token.
+
+    Returns the token's secret and the allocated GPU UUIDs; Unplaceable if it does not fit.
+    """
+    resource = session.get(Resource, resource_id)
+    if resource is None:
+        raise LookupError(f"resource {resource_id} vanished")
+    owner = session.scalar(select(User).where(User.name == resource.owner))
+    if owner is None:
+        raise LookupError(f"owner {resource.owner!r} of {resource.name!r} no longer exists")
+    session.execute(
+        delete(Process).where(Process.resource_id == resource_id, Process.name == planned.name)
+    )
+    gpus: list[str] = allocation(session, request_of(planned))
+    session.add(
+        Process(
+            resource_id=resource_id,
+            name=planned.name,
+            role=planned.role,
+            spec_hash=planned.spec_hash,
+            state="starting",
+            endpoints={},
+            gpus=gpus,
+            cpu=planned.cpu,
+            memory_bytes=planned.memory_bytes,
+        )
+    )
+    secret = issue_token(session, owner, name=f"process:{planned.name}", resource_id=resource_id)
+    return secret, gpus
+
+
+def request_of(*processes: PlannedProcess) -> Request:
+    """What ``processes`` ask of the ledger together."""
+    return Request(
+        cpu=sum(p.cpu for p in processes),
+        memory_bytes=sum(p.memory_bytes for p in processes),
+        gpus=sum(p.gpu for p in processes),
+    )
+
+
+def find_process(session: Session, resource_id: str, name: str) -> Process | None:
+    return session.scalar(
+        select(Process).where(Process.resource_id == resource_id, Process.name == name)
+    )
+
+
+def checkpoint(session: Session, resource_id: str, name: str, handle: Handle) -> None:
+    process = find_process(session, resource_id, name)
+    if process is not None:
+        process.handle = handle
+
+
+def handle_of(session: Session, resource_id: str, name: str) -> Handle | None:
+    process = find_process(session, resource_id, name)
+    return process.handle if process is not None else None
+
+
+def mark_started(
+    session: Session, resource_id: str, name: str, endpoints: dict[str, str], address: str | None
+) -> None:
+    process = find_process(session, resource_id, name)
+    if process is not None:
+        process.state = "running"
+        process.endpoints = endpoints
+        process.scheduler_address = address
+
+
+def mark_observed(session: Session, resource_id: str, generation: int) -> None:
+    resource = session.get(Resource, resource_id)
+    if resource is not None:
+        resource.observed_generation = generation
+
+
+def scheduler_address(session: Session, resource_id: str) -> str | None:
+    process = find_process(session, resource_id, SCHEDULER)
+    if process is None or process.state != "running":
+        return None
+    return (process.endpoints or {}).get("scheduler")
+
+
+def forget_processes(session: Session, resource_id: str, names: list[str]) -> None:
+    if names:
+        session.execute(
+            delete(Process).where(Process.resource_id == resource_id, Process.name.in_(names))
+        )
+        revoke_tokens(session, resource_id, names)
+
+
+def revoke_tokens(session: Session, resource_id: str, names: list[str]) -> None:
+    if names:
+        session.execute(
+            delete(Token).where(
+                Token.resource_id == resource_id,
+                Token.name.in_([f"process:{name}" for name in names]),
+            )
+        )
+
+
+def delete_resource(session: Session, resource_id: str) -> None:
+    session.execute(delete(Token).where(Token.resource_id == resource_id))
+    resource = session.get(Resource, resource_id)
+    if resource is not None:
+        session.delete(resource)
