@@ -146,6 +146,24 @@ def list_resources(
 
 
 @app.command()
+def nodes() -> None:
+    """Show each node: CPUs, memory and GPUs, what is allocated, who holds each GPU."""
+    table = Table("node", "CPUs (allocated)", "memory GiB (allocated)", "GPUs")
+    for node in hub().nodes():
+        allocated = node["allocated"]
+        gpus = ", ".join(
+            f"{g['index']}: {g['model']} ({g['holder'] or 'free'})" for g in node["gpus"]
+        )
+        table.add_row(
+            node["name"],
+            f"{node['cpus']:g} ({allocated['cpu']:g})",
+            f"{node['memory_bytes'] / 1024**3:.1f} ({allocated['memory_bytes'] / 1024**3:.1f})",
+            gpus or "none",
+        )
+    console.print(table)
+
+
+@app.command()
 def get(
     resource: Ref,
     owner: Owner = None,

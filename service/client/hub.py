@@ -181,6 +181,11 @@ class Hub(_Base):
         result: dict[str, Any] = self.send(Calls.get(_ref(ref)))
         return result
 
+    def nodes(self) -> builtins.list[dict[str, Any]]:
+        """Every node: capacity, allocations and who holds each GPU."""
+        result: builtins.list[dict[str, Any]] = self.send(Call("GET", f"{API}/nodes"))
+        return result
+
     def start(self, ref: ResourceRef | str) -> dict[str, Any]:
         """Ask for the resource to run."""
         result: dict[str, Any] = self.send(Calls.action(_ref(ref), "start"))

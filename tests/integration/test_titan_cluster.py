@@ -31,6 +31,7 @@ def test_with_titan_cluster_and_client_computes_scales_and_cleans_up(
         assert total == 4_000_000
         assert "TitanCluster[cluster/" in repr(cluster) and "workers=2" in repr(cluster)
         assert cluster.dashboard_link.startswith("http://127.0.0.1:")
+        assert cluster.name in cluster._repr_html_()  # what the Jupyter widget shows
         assert cluster.get_client() is client
         name = cluster.name
         cluster.scale(3)
