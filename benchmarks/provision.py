@@ -112,7 +112,7 @@ def titan(hub: Hub, n: int, index: int) -> tuple[str, Callable[[], None]]:
         "spec": {"n_workers": n, "worker": {"nthreads": 1}},
     }
     generation = hub.apply(recipe)["resource"]["generation"]
-    resource = hub.wait(ref, {"running"}, interval=0.02, generation=generation)
+    resource = hub.wait(ref, {"running"}, interval=0.05, generation=generation)
 
     def teardown() -> None:
         hub.delete(ref)

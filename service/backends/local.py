@@ -122,7 +122,7 @@ class LocalBackend(Backend):
                 )
             if time.monotonic() > deadline:
                 raise BackendError(f"{spec.name} was not ready after {self.start_timeout:.0f}s")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.025)  # readiness shows in a file: poll often
 
     async def reserve_endpoints(self, spec: ProcessSpec) -> tuple[list[str], dict[str, str]]:
         """A scheduler gets a free port chosen now, outside the kernel's ephemeral range.
