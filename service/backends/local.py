@@ -146,7 +146,7 @@ class LocalBackend(Backend):
                 await asyncio.sleep(0.05)
         # Always sweep the group: children may outlive a leader that exited.
         _signal_group(pid, signal.SIGKILL)
-        self._reap(pid)
+        await asyncio.to_thread(self._reap, pid)  # waiting on the child blocks
 
     async def status(self, handle: Handle) -> ProcessState:
         """Running, or exited with the code from the child or ``exit.json``."""

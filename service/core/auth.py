@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from service.config import Settings
 from service.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from service.recipes.models import _DNS_LABEL
+from service.recipes.models import DNS_LABEL
 from service.store.models import Resource, Token, User
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def resolve_owner(session: Session, principal: Principal, owner: str | None) -> 
 
 def create_user(session: Session, name: str, is_admin: bool = False) -> User:
     """A new user; InvalidInput if the name is not a DNS label or already taken."""
-    if not _DNS_LABEL.match(name):
+    if not DNS_LABEL.match(name):
         raise InvalidInput("name: must be a DNS label (a-z, 0-9, '-'; 1-63 characters)")
     if session.scalar(select(User).where(User.name == name)) is not None:
         raise InvalidInput(f"name: a user named {name!r} already exists")

@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1
 RESOURCE_TYPES = ("workspace", "cluster", "job")
 RESERVED_TYPES = ("deployment",)
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
 # Set by Titan for every process; a recipe may not override them.
@@ -38,7 +38,7 @@ MIN_MEMORY = 64 * 1024**2
 
 
 def _check_label(value: str) -> str:
-    if not _DNS_LABEL.match(value):
+    if not DNS_LABEL.match(value):
         raise ValueError(
             "must be a DNS label: 1-63 characters of a-z, 0-9 and '-', "
             "starting and ending with a letter or digit"
