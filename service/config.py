@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(
         default=2.0, gt=0, description="how often every resource is checked against reality"
     )
+    adaptive_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often adaptive clusters ask their scheduler"
+    )
+    adaptive_wait_count: int = Field(
+        default=3, ge=1, description="checks in a row a worker must be idle before it is retired"
+    )
     backoff_base_seconds: float = Field(
         default=1.0, gt=0, description="first retry delay after a failed reconcile"
     )

@@ -47,7 +47,7 @@ class FakeBackend(Backend):
         await asyncio.sleep(self.start_delay)
         if attempt == self.fail_at or spec.name in self.fail_names:
             raise BackendError(f"{spec.name} failed at start {attempt}")
-        endpoints = {"scheduler": f"tcp://fake:{pid}"} if spec.role == "scheduler" else {}
+        endpoints = {"scheduler": f"tcp://127.0.0.1:1/{pid}"} if spec.role == "scheduler" else {}
         return Started(handle, endpoints)
 
     async def stop(self, handle: Handle) -> None:

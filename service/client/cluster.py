@@ -166,18 +166,38 @@ class TitanCluster(Cluster):
     # -- scaling --------------------------------------------------------------------------
 
     def scale(self, n: int) -> Any:
-        """Ask the control plane for ``n`` workers (returns an awaitable if asynchronous)."""
-        return self.sync(self._scale, n)
+        """Ask the control plane for ``n`` workers; this ends adaptive scaling.
 
-    async def _scale(self, n: int) -> None:
+        Returns an awaitable if asynchronous.
+        """
+        return self.sync(self._change_dask, {"n_workers": n}, ["adaptive"])
+
+    # Adaptivity runs in the control plane, not in a client-side ``Adaptive`` object.
+    def adapt(  # type: ignore[override]
+        self, minimum: int = 0, maximum: int | None = None, **kwargs: Any
+    ) -> Any:
+        """Let the control plane scale between ``minimum`` and ``maximum`` workers.
+
+        Titan carries this out on the server from the scheduler's adaptive
+        target (it goes on after this client disconnects), retiring idle workers
+        only. Returns an awaitable if asynchronous.
+        """
+        if kwargs:
+            raise TypeError(f"TitanCluster.adapt takes minimum and maximum, not {sorted(kwargs)}")
+        if maximum is None:
+            raise TitanClientError("adapt needs maximum=: the most workers this cluster may have")
+        bounds = {"minimum": int(minimum), "maximum": int(maximum)}
+        return self.sync(self._change_dask, {"adaptive": bounds}, [])
+
+    async def _change_dask(self, values: dict[str, Any], remove: list[str]) -> None:
         recipe = await self.hub.recipe(self.ref)
         spec = recipe["spec"]
         dask = spec if self.ref.type == "cluster" else spec.get("dask_cluster")
         if dask is None:
             raise TitanClientError(f"{self.ref} has no Dask cluster to scale")
-        dask["n_workers"] = n
-        if dask.get("adaptive"):  # an explicit size replaces adaptive bounds
-            del dask["adaptive"]
+        dask.update(values)
+        for key in remove:
+            dask.pop(key, None)
         await self.hub.apply(recipe)
 
     # -- display ----------------------------------------------------------------------------

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from service.backends.base import Role
 from service.config import InstanceType
+from service.core.workers import next_workers
 from service.recipes.models import (
     CommonSpec,
-    DaskFields,
     JobRecipe,
     RecipeBase,
     Resources,
@@ -60,17 +61,14 @@ def size_of(spec: CommonSpec, catalog: dict[str, InstanceType]) -> Resources:
     return Resources()
 
 
-def worker_count(dask: DaskFields) -> int:
-    """Workers to run now: ``n_workers``, kept within the adaptive bounds if any."""
-    if dask.adaptive is None:
-        return dask.n_workers
-    return min(max(dask.n_workers, dask.adaptive.minimum), dask.adaptive.maximum)
-
-
 def planned_processes(
-    recipe: RecipeBase, catalog: dict[str, InstanceType]
+    recipe: RecipeBase, catalog: dict[str, InstanceType], workers: Sequence[str] | None = None
 ) -> dict[str, PlannedProcess]:
-    """Every process ``recipe`` runs, by name; the scheduler (if any) first."""
+    """Every process ``recipe`` runs, by name; the scheduler (if any) first.
+
+    ``workers`` names the cluster's current worker set (see
+    :mod:`service.core.workers`); without it, the set a fresh start would have.
+    """
     spec: CommonSpec = recipe.spec  # type: ignore[attr-defined]
     size = size_of(spec, catalog)
     # Only what the recipe declares is reserved; an unsized process is best effort.
@@ -94,8 +92,8 @@ def planned_processes(
         )
         worker_memory = parse_memory(dask.worker.memory or size.memory)
         gpus = dask.worker.gpu or (size.gpu if recipe.dask is spec else 0)
-        for index in range(worker_count(dask)):
-            name = f"worker-{index}"
+        names = workers if workers is not None else next_workers(dask, None)
+        for name in names:
             args = ["--name", name, "--nthreads", str(dask.worker.nthreads)]
             args += ["--memory-limit", str(worker_memory)] + (["--gpu"] if gpus else [])
             processes[name] = PlannedProcess(

@@ -23,6 +23,7 @@ from service.backends.base import Backend, Handle, ProcessSpec, ProcessState
 from service.config import Settings
 from service.core import records
 from service.core.auth import jupyter_token
+from service.core.autoscaler import Autoscaler
 from service.core.ledger import (
     Inventory,
     Overcommit,
@@ -33,8 +34,11 @@ from service.core.ledger import (
     record_node,
 )
 from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
+from service.core.scheduler_calls import SchedulerCalls
 from service.core.state import Status, Target, set_status
+from service.core.workers import is_worker
 from service.recipes.models import parse_recipe
+from service.store.db import in_transaction
 from service.store.models import Process, Resource, utcnow
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,7 @@ class Reconciler:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allocating = asyncio.Lock()
+        self.autoscaler = Autoscaler(sessions, settings, self.wake)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -97,9 +102,11 @@ class Reconciler:
         for index in range(self.settings.reconcile_parallelism):
             self._tasks.append(asyncio.create_task(self._work(), name=f"reconcile-{index}"))
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        self.autoscaler.start()
 
     async def close(self) -> None:
         """Stop reconciling; running processes are left alone to be adopted later."""
+        await self.autoscaler.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -211,12 +218,14 @@ class Reconciler:
         ):
             return  # a finished job keeps its result
         await self._db(records.forget_processes, resource.id, list(observed))
+        await self._db(records.reset_workers, resource.id)
         await self._db(self._set_status, resource.id, Status.STOPPED, "stopped by request")
         await self._db(records.mark_observed, resource.id, resource.generation)
 
     async def _run(self, resource: Resource, observed: dict[str, Observed]) -> None:
         recipe = parse_recipe(resource.recipe)
-        desired = planned_processes(recipe, self.settings.instance_types)
+        workers = await self._db(records.worker_set, resource.id, recipe.dask)
+        desired = planned_processes(recipe, self.settings.instance_types, workers)
         # A start the control plane did not see through (it was killed meanwhile) is
         # undone: the process may live, but its address and readiness are unknown.
         interrupted = [o for o in observed.values() if o.interrupted]
@@ -232,8 +241,9 @@ class Reconciler:
         if dead:
             await self._stop(resource.id, dead)  # sweeps what the dead process left
             await self._db(records.forget_processes, resource.id, [o.name for o in dead])
-            if resource.status in (Status.RUNNING, Status.STARTING):
-                what = ", ".join(f"{o.name} (exit code {o.state.exit_code})" for o in dead)
+            unexpected = [o for o in dead if o.name in desired]
+            if unexpected and resource.status in (Status.RUNNING, Status.STARTING):
+                what = ", ".join(f"{o.name} (exit code {o.state.exit_code})" for o in unexpected)
                 raise ProcessDied(f"{what} exited unexpectedly")
         alive = {n: o for n, o in observed.items() if o.state.running}
         outdated = [
@@ -250,6 +260,9 @@ class Reconciler:
                 if o.scheduler_address not in (None, address) and o not in outdated
             ]
         if outdated:
+            await self._retire(
+                resource.id, alive, [o.name for o in outdated if o.name not in desired]
+            )
             await self._stop(resource.id, outdated)
             await self._db(records.forget_processes, resource.id, [o.name for o in outdated])
             for process in outdated:
@@ -364,12 +377,26 @@ class Reconciler:
             raise
         await self._db(records.mark_started, resource.id, planned.name, started.endpoints, address)
 
+    async def _retire(self, resource_id: str, alive: dict[str, Observed], names: list[str]) -> None:
+        """Let the scheduler move the data of workers about to stop (best effort)."""
+        leaving = [n for n in names if is_worker(n)]
+        if not leaving or SCHEDULER not in alive or not alive.keys() - {SCHEDULER, *leaving}:
+            return  # nobody to hand the data to
+        address = await self._db(records.scheduler_address, resource_id)
+        if address is None:
+            return
+        try:
+            await SchedulerCalls(address).retire(leaving, timeout=30)
+        except Exception as exc:  # best effort: the workers stop either way
+            log.warning("could not retire %s gracefully (%r); stopping them", leaving, exc)
+
     async def _finish_job(
         self, resource: Resource, observed: dict[str, Observed], job: Observed
     ) -> None:
         await self._stop(resource.id, list(observed.values()))
         others = [o.name for o in observed.values() if o.name != "job"]
         await self._db(records.forget_processes, resource.id, others)
+        await self._db(records.reset_workers, resource.id)
         await self._db(self._record_job_exit, resource.id, resource.generation, job.state.exit_code)
 
     async def _stop(self, resource_id: str, processes: list[Observed]) -> None:
@@ -380,11 +407,7 @@ class Reconciler:
     # -- database steps (run in a thread) ----------------------------------------------
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(self._in_session, fn, *args)
-
-    def _in_session(self, fn: Callable[..., T], *args: Any) -> T:
-        with self.sessions.begin() as session:
-            return fn(session, *args)
+        return await in_transaction(self.sessions, fn, *args)
 
     def _allocate(self, session: Session, request: Request) -> list[str]:
         assert self.inventory is not None, "start() records the inventory first"

@@ -16,6 +16,9 @@ from service.backends.base import Handle
 from service.core.auth import issue_token
 from service.core.ledger import Request
 from service.core.processes import SCHEDULER, PlannedProcess
+from service.core.state import Status, Target, set_status
+from service.core.workers import next_workers
+from service.recipes.models import Adaptive, DaskFields, parse_recipe
 from service.store.models import Process, Resource, Token, User, utcnow
 
 
@@ -144,3 +147,60 @@ def delete_resource(session: Session, resource_id: str) -> None:
     resource = session.get(Resource, resource_id)
     if resource is not None:
         session.delete(resource)
+
+
+def worker_set(session: Session, resource_id: str, dask: DaskFields | None) -> list[str] | None:
+    """The cluster's worker names, resized to what its recipe asks for and stored.
+
+    When it shrinks, workers that are not running go first.
+    """
+    resource = session.get(Resource, resource_id)
+    if resource is None or dask is None:
+        return None
+    running = {p.name for p in resource.processes if p.state == "running"}
+    unstarted = [n for n in resource.workers or [] if n not in running]
+    workers = next_workers(dask, resource.workers, unstarted)
+    if workers != resource.workers:
+        resource.workers = workers
+    return workers
+
+
+def reset_workers(session: Session, resource_id: str) -> None:
+    """Forget the worker set: the next start begins from the recipe's ``n_workers``."""
+    resource = session.get(Resource, resource_id)
+    if resource is not None:
+        resource.workers = None
+
+
+def change_workers(
+    session: Session, resource_id: str, expected: list[str], workers: list[str], reason: str
+) -> bool:
+    """Replace the worker set if it is still ``expected``; the reason goes to the history."""
+    resource = session.get(Resource, resource_id)
+    if resource is None or resource.workers != expected or resource.target != Target.RUNNING:
+        return False
+    resource.workers = workers
+    set_status(session, resource, Status(resource.status), reason)
+    return True
+
+
+def adaptive_clusters(session: Session) -> list[tuple[str, str, list[str], Adaptive]]:
+    """Every running resource with adaptive bounds and a serving scheduler:
+    its id, scheduler address, worker set and bounds."""
+    query = (
+        select(Resource, Process)
+        .join(Process, Process.resource_id == Resource.id)
+        .where(
+            Resource.target == Target.RUNNING,
+            Resource.workers.is_not(None),
+            Process.name == SCHEDULER,
+            Process.state == "running",
+        )
+    )
+    found = []
+    for resource, scheduler in session.execute(query):
+        dask = parse_recipe(resource.recipe).dask
+        address = (scheduler.endpoints or {}).get("scheduler")
+        if dask is not None and dask.adaptive is not None and address:
+            found.append((resource.id, address, list(resource.workers or []), dask.adaptive))
+    return found

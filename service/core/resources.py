@@ -26,6 +26,7 @@ from service.core.auth import (
 )
 from service.core.processes import planned_processes
 from service.core.state import Status, Target
+from service.core.workers import next_workers
 from service.errors import Conflict, InvalidInput, NotFound
 from service.recipes.diff import field_changes, process_changes
 from service.recipes.models import RecipeBase, RecipeInvalid, parse_recipe, recipe_document
@@ -142,14 +143,17 @@ class ResourceService:
 
     def _plan(self, existing: Resource | None, recipe: RecipeBase) -> dict[str, Any]:
         catalog = self.settings.instance_types
-        new = planned_processes(recipe, catalog)
-        if existing is None:
-            old_doc: dict[str, Any] = {}
-            old: dict[str, Any] = {}
-        else:
+        old_doc: dict[str, Any] = {}
+        old: dict[str, Any] = {}
+        workers = None
+        if existing is not None:
             old_doc = existing.recipe
-            running = existing.target == Target.RUNNING and existing.status != Status.STOPPED
-            old = planned_processes(parse_recipe(old_doc), catalog) if running else {}
+            if existing.target == Target.RUNNING and existing.status != Status.STOPPED:
+                workers = existing.workers  # the set running now, shaped by adaptive scaling
+                old = planned_processes(parse_recipe(old_doc), catalog, workers)
+        if recipe.dask is not None:
+            workers = next_workers(recipe.dask, workers)
+        new = planned_processes(recipe, catalog, workers)
         return {
             "changes": field_changes(old_doc, recipe_document(recipe)),
             "processes": process_changes(old, new),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -12,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -48,3 +51,13 @@ def migrate(engine: Engine) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+async def in_transaction(sessions: sessionmaker[Session], fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(session, *args)`` in one transaction, in a thread (the event loop never blocks)."""
+
+    def run() -> T:
+        with sessions.begin() as session:
+            return fn(session, *args)
+
+    return await asyncio.to_thread(run)

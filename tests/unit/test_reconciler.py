@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service.core import records
 from service.core.auth import Principal, bootstrap_admin, hash_token
 from service.core.ledger import GPU, Inventory
 from service.core.reconciler import Reconciler
@@ -192,6 +193,36 @@ def test_scaling_up_keeps_the_scheduler(tmp_path: Path) -> None:
             assert all(p.backend.pid_of(n) == pid for n, pid in before.items())
             statuses = [e["to"] for e in p.history("cluster", "c")]
             assert statuses.count("starting") == 1  # scaling did not go back to starting
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_set_chosen_by_name_keeps_the_survivors(tmp_path: Path) -> None:
+    adaptive = {**CLUSTER, "spec": {"n_workers": 3, "adaptive": {"minimum": 1, "maximum": 4}}}
+
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(adaptive)
+            await p.status("cluster", "c", "running")
+            before = {n: p.backend.pid_of(n) for n in p.backend.running()}
+            resource_id = p.get("cluster", "c")["id"]
+            workers = ["worker-0", "worker-1", "worker-2"]
+            with p.service.sessions.begin() as session:  # as the autoscaler decides
+                done = records.change_workers(
+                    session, resource_id, workers, ["worker-0", "worker-2"], "adaptive: test"
+                )
+                assert done
+                stale = records.change_workers(session, resource_id, workers, [], "lost race")
+                assert not stale  # the set changed meanwhile: nothing happens
+            await p.until(lambda: p.backend.running() == ["scheduler", "worker-0", "worker-2"])
+            assert all(p.backend.pid_of(n) == before[n] for n in ("scheduler", "worker-0"))
+            assert p.backend.pid_of("worker-2") == before["worker-2"]
+            assert "adaptive: test" in [e["reason"] for e in p.history("cluster", "c")]
+            p.target("cluster", "c", Target.STOPPED)
+            await p.status("cluster", "c", "stopped")
+            p.target("cluster", "c", Target.RUNNING)  # a fresh start: n_workers again
+            await p.until(lambda: len(p.backend.running()) == 4)
+            assert p.backend.running() == ["scheduler", "worker-0", "worker-1", "worker-2"]
 
     asyncio.run(scenario())
 
