@@ -20,7 +20,7 @@ from service.api import health, nodes, recipes, resources, users
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.config import Settings
-from service.core.auth import bootstrap_admin, server_key
+from service.core.auth import Authenticator, bootstrap_admin, server_key
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
 from service.core.users import UserService
@@ -38,6 +38,7 @@ class Titan:
     resources: ResourceService
     users: UserService
     reconciler: Reconciler
+    authenticate: Authenticator
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -68,12 +69,16 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 f"{settings.admin_token_file}):\n  {secret}\n\n"
             )
         key = await asyncio.to_thread(server_key, settings)
-        reconciler = Reconciler(sessions, chosen, settings, key)
+        authenticator = Authenticator(sessions, settings.token_cache_seconds)
+        reconciler = Reconciler(
+            sessions, chosen, settings, key, tokens_revoked=authenticator.revoked
+        )
         app.state.titan = Titan(
             settings=settings,
             resources=ResourceService(sessions, settings, chosen, reconciler.wake, key),
             users=UserService(sessions),
             reconciler=reconciler,
+            authenticate=authenticator,
         )
         await reconciler.start()
         try:

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(
         default=2.0, gt=0, description="how often every resource is checked against reality"
     )
+    token_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long a checked token is remembered (0: never)"
+    )
     adaptive_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often adaptive clusters ask their scheduler"
     )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Header, Request
 
-from service.core.auth import Principal, authenticate
+from service.core.auth import Principal
 
 if TYPE_CHECKING:
     from service.app import Titan
@@ -18,12 +18,11 @@ def get_titan(request: Request) -> Titan:
     return titan
 
 
-def current_principal(
+async def current_principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
     """The caller, from ``Authorization: Bearer <token>``; 401 without a valid one."""
-    with get_titan(request).resources.sessions() as session:
-        return authenticate(session, authorization)
+    return await get_titan(request).authenticate(authorization)
 
 
 TitanDep = Annotated["Titan", Depends(get_titan)]

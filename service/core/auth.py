@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 from service.config import Settings
 from service.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from service.recipes.models import DNS_LABEL
+from service.store.db import in_transaction
 from service.store.models import Resource, Token, User
 
 log = logging.getLogger(__name__)
@@ -53,21 +55,58 @@ def issue_token(
     return secret
 
 
-def authenticate(session: Session, authorization: str | None) -> Principal:
-    """The principal behind an ``Authorization: Bearer`` header, or Unauthenticated."""
+def bearer_hash(authorization: str | None) -> str:
+    """The stored form of the token in an ``Authorization: Bearer`` header."""
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated(
             "send 'Authorization: Bearer <token>'; `titan token create` makes one"
         )
+    return hash_token(secret.strip())
+
+
+def principal_of(session: Session, token_hash: str) -> Principal:
+    """The principal a stored token stands for, or Unauthenticated."""
     token = session.scalar(
-        select(Token)
-        .options(joinedload(Token.user))
-        .where(Token.token_hash == hash_token(secret.strip()))
+        select(Token).options(joinedload(Token.user)).where(Token.token_hash == token_hash)
     )
     if token is None:
         raise Unauthenticated("the token is not valid; it may have been revoked")
     return Principal(token.user.id, token.user.name, token.user.is_admin, token.resource_id)
+
+
+class Authenticator:
+    """Authenticates requests, remembering valid tokens for ``seconds``.
+
+    The memory saves a database read on every request. It is emptied whenever
+    the control plane revokes tokens (``revoked``), so a revoked token is
+    refused at once; a token removed from the store by other means stays
+    valid for at most ``seconds``. Unknown tokens are never remembered.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], seconds: float, size: int = 10_000):
+        self.sessions = sessions
+        self.seconds = seconds
+        self.size = size
+        self._known: dict[str, tuple[Principal, float]] = {}
+
+    async def __call__(self, authorization: str | None) -> Principal:
+        """The caller behind the header; Unauthenticated if there is none."""
+        token_hash = bearer_hash(authorization)
+        known = self._known.get(token_hash)
+        now = time.monotonic()
+        if known is not None and known[1] > now:
+            return known[0]
+        principal = await in_transaction(self.sessions, principal_of, token_hash)
+        if self.seconds > 0:
+            if len(self._known) >= self.size:
+                self._known.clear()
+            self._known[token_hash] = (principal, now + self.seconds)
+        return principal
+
+    def revoked(self) -> None:
+        """Forget every remembered token (some were revoked)."""
+        self._known.clear()
 
 
 def require_user(principal: Principal) -> None:

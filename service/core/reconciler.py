@@ -67,8 +67,10 @@ class Reconciler:
         settings: Settings,
         key: bytes,
         inventory: Inventory | None = None,
+        tokens_revoked: Callable[[], None] = lambda: None,
     ) -> None:
         self.sessions = sessions
+        self.tokens_revoked = tokens_revoked
         self.inventory = inventory
         self.overcommit = Overcommit(settings.cpu_overcommit, settings.memory_overcommit)
         self.backend = backend
@@ -203,6 +205,7 @@ class Reconciler:
         await self._stop(resource.id, running)
         if resource.target == Target.DELETED:
             await self._db(records.delete_resource, resource.id)
+            self.tokens_revoked()
             log.info(
                 "deleted %s %s/%s (%s)",
                 resource.type,
@@ -403,6 +406,7 @@ class Reconciler:
         handles = [o.handle for o in processes if o.handle is not None]
         await asyncio.gather(*(self.backend.stop(h) for h in handles))
         await self._db(records.revoke_tokens, resource_id, [o.name for o in processes])
+        self.tokens_revoked()
 
     # -- database steps (run in a thread) ----------------------------------------------
 

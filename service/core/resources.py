@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service.backends.base import Backend
 from service.config import Settings
@@ -165,22 +165,26 @@ class ResourceService:
         self, principal: Principal, type: str | None = None, owner: str | None = None
     ) -> list[dict[str, Any]]:
         """The resources the caller may see, optionally of one type or owner."""
+        where = []
+        if principal.resource_id is not None:
+            where.append(Resource.id == principal.resource_id)
+        elif not principal.is_admin:
+            where.append(Resource.owner == principal.user_name)
+        if type is not None:
+            where.append(Resource.type == _check_type(type))
+        if owner is not None:
+            where.append(Resource.owner == owner)
+        # Plain rows of the shown columns only (no recipes, no handles, no ORM objects):
+        # the listing is the API's hottest read.
         with self.sessions() as session:
-            # The listing shows no recipes or handles: leave those JSON columns unread.
-            query = select(Resource).options(
-                defer(Resource.recipe),
-                selectinload(Resource.processes).defer(Process.handle),
-            )
-            if principal.resource_id is not None:
-                query = query.where(Resource.id == principal.resource_id)
-            elif not principal.is_admin:
-                query = query.where(Resource.owner == principal.user_name)
-            if type is not None:
-                query = query.where(Resource.type == _check_type(type))
-            if owner is not None:
-                query = query.where(Resource.owner == owner)
-            rows = session.scalars(query.order_by(Resource.owner, Resource.type, Resource.name))
-            return [self.view(row) for row in rows]
+            connection = session.connection()  # Core rows: no ORM compile or load step
+            rows = connection.execute(select(*_LISTED).where(*where).order_by(*_LISTED[1:4])).all()
+            processes: dict[str, list[Any]] = {row.id: [] for row in rows}
+            if rows:
+                query = select(*_PROCESS_FIELDS).join(Resource).where(*where)
+                for process in connection.execute(query.order_by(Process.name)):
+                    processes[process.resource_id].append(process)
+        return [self._view(row, processes[row.id]) for row in rows]
 
     def get(self, principal: Principal, type: str, name: str, owner: str | None) -> dict[str, Any]:
         """One resource as the API shows it."""
@@ -286,8 +290,13 @@ class ResourceService:
 
     def view(self, resource: Resource) -> dict[str, Any]:
         """A resource as the API returns it."""
+        return self._view(resource, resource.processes)
+
+    def _view(self, resource: Any, processes: list[Any]) -> dict[str, Any]:
+        """The view of anything with a resource's and its processes' listed fields
+        (ORM objects or plain rows)."""
         endpoints: dict[str, str] = {}
-        for process in resource.processes:
+        for process in processes:
             endpoints.update(process.endpoints or {})
         if "jupyter" in endpoints:
             token = jupyter_token(self.key, resource.id)
@@ -306,11 +315,11 @@ class ResourceService:
             "created_at": resource.created_at.isoformat(),
             "updated_at": resource.updated_at.isoformat(),
             "endpoints": endpoints,
-            "processes": [_process_view(p) for p in resource.processes],
+            "processes": [_process_view(p) for p in processes],
         }
 
 
-def _process_view(process: Process) -> dict[str, Any]:
+def _process_view(process: Any) -> dict[str, Any]:
     return {
         "name": process.name,
         "role": process.role,
@@ -321,6 +330,33 @@ def _process_view(process: Process) -> dict[str, Any]:
         "endpoints": process.endpoints,
         "gpus": process.gpus,
     }
+
+
+_LISTED = (
+    Resource.id,
+    Resource.owner,
+    Resource.type,
+    Resource.name,
+    Resource.generation,
+    Resource.observed_generation,
+    Resource.target,
+    Resource.status,
+    Resource.status_reason,
+    Resource.status_changed_at,
+    Resource.created_at,
+    Resource.updated_at,
+)
+_PROCESS_FIELDS = (
+    Process.resource_id,
+    Process.name,
+    Process.role,
+    Process.state,
+    Process.exit_code,
+    Process.started_at,
+    Process.finished_at,
+    Process.endpoints,
+    Process.gpus,
+)
 
 
 def _find(session: Session, owner: str, type: str, name: str) -> Resource | None:
