@@ -10,6 +10,7 @@ an async form (``asynchronous=True``, then ``await``/``async with``).
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import uuid
 from collections.abc import Generator
@@ -71,6 +72,7 @@ class TitanCluster(Cluster):
         if owner is not None:
             self._recipe["owner"] = owner
         self.resource: dict[str, Any] = {}
+        self.adaptive_bounds: dict[str, int] | None = adaptive  # as the server carries them out
         super().__init__(asynchronous=asynchronous, loop=loop, name=self.ref.name)
         if not self.called_from_running_loop:
             self._loop_runner.start()
@@ -133,6 +135,10 @@ class TitanCluster(Cluster):
             self.resource = await self.hub.wait(
                 self.ref, {"running"}, timeout=self.timeout, generation=generation
             )
+            if not self._create:
+                spec = (await self.hub.recipe(self.ref))["spec"]
+                dask = spec if self.ref.type == "cluster" else spec.get("dask_cluster") or {}
+                self.adaptive_bounds = dask.get("adaptive")
             self.scheduler_comm = rpc(self.resource["endpoints"]["scheduler"])
             await super()._start()
         except BaseException:
@@ -170,6 +176,7 @@ class TitanCluster(Cluster):
 
         Returns an awaitable if asynchronous.
         """
+        self.adaptive_bounds = None
         return self.sync(self._change_dask, {"n_workers": n}, ["adaptive"])
 
     # Adaptivity runs in the control plane, not in a client-side ``Adaptive`` object.
@@ -187,6 +194,7 @@ class TitanCluster(Cluster):
         if maximum is None:
             raise TitanClientError("adapt needs maximum=: the most workers this cluster may have")
         bounds = {"minimum": int(minimum), "maximum": int(maximum)}
+        self.adaptive_bounds = bounds
         return self.sync(self._change_dask, {"adaptive": bounds}, [])
 
     async def _change_dask(self, values: dict[str, Any], remove: list[str]) -> None:
@@ -201,6 +209,21 @@ class TitanCluster(Cluster):
         await self.hub.apply(recipe)
 
     # -- display ----------------------------------------------------------------------------
+
+    def _scaling_status(self) -> str:
+        """The widget's scaling tab: adaptivity runs on the server, not in this client."""
+        workers = len(self.scheduler_info.get("workers", {}))
+        bounds = self.adaptive_bounds
+        mode = (
+            f"Adaptive, by the Titan server ({bounds['minimum']} to {bounds['maximum']} workers)"
+            if bounds
+            else "Manual"
+        )
+        return (
+            '<table><tr><td style="text-align: left;">'
+            f"Scaling mode: {html.escape(mode)}</td></tr>"
+            f'<tr><td style="text-align: left;">Workers: {workers}</td></tr></table>'
+        )
 
     @property
     def _cluster_class_name(self) -> str:

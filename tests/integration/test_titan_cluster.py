@@ -110,3 +110,25 @@ def test_the_client_imports_no_server_modules() -> None:
         [sys.executable, "-c", "import json;" + code], capture_output=True, text=True, timeout=60
     )
     assert json.loads(found.stdout) == [], found.stderr
+
+
+def test_the_jupyter_widget_scales_and_adapts_through_the_server(server: RunningServer) -> None:
+    hub = server.hub()
+    with TitanCluster("widget", n_workers=1, url=server.url, token=server.token) as cluster:
+        widget = cluster._widget()  # what a notebook displays for `cluster`
+        assert widget is not None
+        status, scaling = widget.children
+        assert cluster.name in status.value and "Workers" in status.value
+        scale_status, accordion = scaling.children
+        assert "Scaling mode: Manual" in scale_status.value
+        request, scale = accordion.children[0].children
+        request.value = 2
+        scale.click()
+        assert hub.recipe("cluster/widget")["spec"]["n_workers"] == 2
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=60)
+        minimum, maximum, adapt = accordion.children[1].children
+        minimum.value, maximum.value = 1, 2
+        adapt.click()
+        assert hub.recipe("cluster/widget")["spec"]["adaptive"] == {"minimum": 1, "maximum": 2}
+        assert "Adaptive, by the Titan server (1 to 2 workers)" in scale_status.value
