@@ -49,7 +49,20 @@ def make_backend(settings: Settings) -> Backend:
             start_timeout=settings.start_timeout_seconds,
             stop_timeout=settings.stop_timeout_seconds,
         )
-    raise ValueError(f"TITAN_BACKEND: unknown backend {settings.backend!r}; use 'local'")
+    if settings.backend == "docker":
+        from service.backends.docker import DockerBackend
+
+        return DockerBackend(
+            prefix=settings.docker_prefix,
+            publish_host=settings.publish_host,
+            image=settings.docker_image,
+            gpu_image=settings.docker_gpu_image,
+            start_timeout=settings.start_timeout_seconds,
+            stop_timeout=settings.stop_timeout_seconds,
+        )
+    raise ValueError(
+        f"TITAN_BACKEND: unknown backend {settings.backend!r}; use 'local' or 'docker'"
+    )
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:

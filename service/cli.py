@@ -17,8 +17,10 @@ from service.client import Hub, ResourceRef, TitanClientError
 app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)
 token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(images_app, name="images")
 console = Console()
 errors = Console(stderr=True)
 DONE = {"running", "stopped"}
@@ -271,10 +273,31 @@ def demo(
     run_demo(hub(), console, show_transition, workers=workers, rows=rows)
 
 
+@images_app.command("build")
+def images_build(
+    kinds: Annotated[list[str] | None, typer.Argument(help="cpu, cuda (default: cpu)")] = None,
+    base_image: Annotated[
+        str | None, typer.Option(help="base to build on instead of the upstream one")
+    ] = None,
+) -> None:
+    """Build images from this source tree, tagged with Titan's version and latest."""
+    from service.images import ImageBuildError, build
+
+    for kind in kinds or ["cpu"]:
+        try:
+            tag = build(kind, base_image)
+        except ImageBuildError as exc:
+            errors.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        console.print(f"built {tag}")
+
+
 def main() -> None:
     """Entry point: one-line errors and a non-zero exit, tracebacks only with --debug."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except TitanClientError as exc:
         if State.debug:
             raise

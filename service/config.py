@@ -47,7 +47,19 @@ class Settings(BaseSettings):
         default=None,
         description="URL processes use to reach the API (TITAN_URL); default http://host:port",
     )
-    backend: str = Field(default="local", description="where processes run: 'local'")
+    backend: str = Field(default="local", description="where processes run: 'local' or 'docker'")
+    docker_image: str = Field(
+        default="titan/cpu:latest", description="image of processes whose recipe names none"
+    )
+    docker_gpu_image: str = Field(
+        default="titan/cuda:latest", description="image of GPU processes whose recipe names none"
+    )
+    docker_prefix: str = Field(
+        default="titan", description="prefix of the containers, networks and volumes Titan makes"
+    )
+    publish_host: str = Field(
+        default="127.0.0.1", description="address container ports are published on"
+    )
     max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="largest request body accepted (bytes)"
     )

@@ -15,13 +15,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+READY_MARKER = "titan: ready"
+
 
 def scheduler_command(args: argparse.Namespace) -> list[str]:
     """``dask scheduler`` on a free port, writing its address to the scheduler file."""
+    Path(args.scheduler_file).parent.mkdir(parents=True, exist_ok=True)
     return [
         sys.executable,
         "-m",
@@ -32,7 +36,7 @@ def scheduler_command(args: argparse.Namespace) -> list[str]:
         "--port",
         str(args.port),
         "--dashboard-address",
-        f"{args.host}:0",
+        f"{args.host}:{args.dashboard_port}",
         "--scheduler-file",
         args.scheduler_file,
     ]
@@ -61,7 +65,7 @@ def jupyter_command(args: argparse.Namespace) -> list[str]:
         "jupyterlab",
         "--no-browser",
         f"--ServerApp.ip={args.host}",
-        "--ServerApp.port=0",
+        f"--ServerApp.port={args.port}",
         f"--ServerApp.root_dir={args.root_dir}",
     ]
     if os.geteuid() == 0:
@@ -86,6 +90,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     scheduler = roles.add_parser("scheduler")
     scheduler.add_argument("--scheduler-file", required=True)
     scheduler.add_argument("--port", type=int, default=0, help="0: any free port")
+    scheduler.add_argument("--dashboard-port", type=int, default=0, help="0: any free port")
     worker = roles.add_parser("worker")
     worker.add_argument("--name", required=True)
     worker.add_argument("--nthreads", type=int, default=1)
@@ -93,6 +98,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     worker.add_argument("--gpu", action="store_true", help="run dask cuda worker")
     jupyter = roles.add_parser("jupyter")
     jupyter.add_argument("--root-dir", default=".")
+    jupyter.add_argument("--port", type=int, default=0, help="0: any free port")
     job = roles.add_parser("job")
     job.add_argument("--shell", default=None)
     job.add_argument("argv", nargs=argparse.REMAINDER)
@@ -110,9 +116,43 @@ COMMANDS = {
 }
 
 
-def run(command: list[str]) -> int:
+def ready_info(args: argparse.Namespace) -> dict[str, object] | None:
+    """What the role's program wrote once it serves; ``{}`` for roles ready at once,
+    None while it is still starting."""
+    if args.role == "scheduler":
+        paths = [Path(args.scheduler_file)]
+    elif args.role == "jupyter":
+        runtime = Path(os.environ.get("JUPYTER_RUNTIME_DIR", "."))
+        paths = sorted(runtime.glob("jpserver-*.json"))
+    else:
+        return {}
+    for path in paths:
+        try:
+            info: dict[str, object] = json.loads(path.read_text())
+            return info
+        except (OSError, ValueError):
+            pass  # absent or half-written: not ready yet
+    return None
+
+
+def announce_ready(args: argparse.Namespace, child: subprocess.Popen[bytes]) -> None:
+    """Print ``READY_MARKER`` and the ready information once the program serves.
+
+    Backends that see only the output (containers) learn the endpoints from it.
+    """
+    while child.poll() is None:
+        info = ready_info(args)
+        if info is not None:
+            print(READY_MARKER, json.dumps(info), flush=True)
+            return
+        time.sleep(0.05)
+
+
+def run(command: list[str], args: argparse.Namespace | None = None) -> int:
     """Run ``command`` as a child, forwarding termination signals; its exit code."""
     child = subprocess.Popen(command)
+    if args is not None:
+        threading.Thread(target=announce_ready, args=(args, child), daemon=True).start()
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signum)
@@ -135,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"titan: start script failed with exit code {code}", flush=True)
     if code == 0:
         print(f"titan: starting {args.role}: {' '.join(command[:6])} ...", flush=True)
-        code = run(command)
+        code = run(command, args)
     exit_file = os.environ.get("TITAN_EXIT_FILE")
     if exit_file:
         record = {"exit_code": code, "finished_at": time.time()}

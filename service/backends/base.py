@@ -33,6 +33,7 @@ class ProcessSpec:
     image: str | None = None
     working_directory: str | None = None
     start_script: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # owner, resource, generation
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class ProcessState:
 
     running: bool
     exit_code: int | None = None
+    reason: str = ""  # why it ended, in a user's words ("killed: out of memory ...")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class LogChunk:
 
     text: str
     next_offset: int
+
+
+def handle_identity(handle: Handle) -> tuple[Any, Any, Any]:
+    """What tells one started process from every other: resource, name, pid or container."""
+    return handle.get("resource_id"), handle.get("name"), handle.get("pid", handle.get("id"))
 
 
 class Backend(abc.ABC):
@@ -97,6 +104,9 @@ class Backend(abc.ABC):
         endpoints are known only once the process serves.
         """
         return [], {}
+
+    async def forget(self, resource_id: str) -> None:  # noqa: B027 - optional hook
+        """Remove what the backend kept for a deleted resource (networks, home volumes)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the backend holds (not the processes); called on shutdown."""

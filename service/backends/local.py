@@ -13,9 +13,7 @@ import contextlib
 import json
 import logging
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from service.backends.base import (
     ProcessState,
     Started,
 )
+from service.backends.ports import free_port_outside_ephemeral_range
 from service.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -133,7 +132,7 @@ class LocalBackend(Backend):
         """
         if spec.role != "scheduler":
             return [], {}
-        port = await asyncio.to_thread(_free_port_outside_ephemeral_range)
+        port = await asyncio.to_thread(free_port_outside_ephemeral_range)
         return ["--port", str(port)], {"scheduler": f"tcp://127.0.0.1:{port}"}
 
     async def stop(self, handle: Handle) -> None:
@@ -183,23 +182,6 @@ class LocalBackend(Backend):
         if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=1)
-
-
-def _free_port_outside_ephemeral_range() -> int:
-    try:
-        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        low, high = 32768, 60999
-    candidates = list(range(10000, low)) + list(range(high + 1, 65536))
-    random.shuffle(candidates)
-    for port in candidates[:200]:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise BackendError("no free port outside the ephemeral range on 127.0.0.1")
 
 
 def _alive(handle: Handle) -> bool:

@@ -50,10 +50,12 @@ class TitanCluster(Cluster):
         asynchronous: bool = False,
         loop: Any = None,
         _existing: ResourceRef | None = None,
+        _scheduler_address: str | None = None,
     ) -> None:
         self.hub = AsyncHub(url, token)
         self.timeout = timeout
         self._create = _existing is None
+        self._scheduler_address = _scheduler_address
         self.ref = _existing or ResourceRef(
             "cluster", name or f"dask-{uuid.uuid4().hex[:8]}", owner
         )
@@ -116,6 +118,8 @@ class TitanCluster(Cluster):
             asynchronous=asynchronous,
             shutdown_on_close=False,
             _existing=ResourceRef.parse(ref, owner),
+            # How this process reaches its scheduler (in a container: by name on its network).
+            _scheduler_address=os.environ["DASK_SCHEDULER_ADDRESS"],
         )
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -139,7 +143,8 @@ class TitanCluster(Cluster):
                 spec = (await self.hub.recipe(self.ref))["spec"]
                 dask = spec if self.ref.type == "cluster" else spec.get("dask_cluster") or {}
                 self.adaptive_bounds = dask.get("adaptive")
-            self.scheduler_comm = rpc(self.resource["endpoints"]["scheduler"])
+            address = self._scheduler_address or self.resource["endpoints"]["scheduler"]
+            self.scheduler_comm = rpc(address)
             await super()._start()
         except BaseException:
             self.status = Status.failed

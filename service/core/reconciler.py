@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.backends.base import Backend, Handle, ProcessSpec, ProcessState
+from service.backends.base import Backend, Handle, ProcessSpec, ProcessState, handle_identity
 from service.config import Settings
 from service.core import records
 from service.core.auth import jupyter_token
@@ -156,9 +156,9 @@ class Reconciler:
 
     async def stop_orphans(self) -> None:
         """Stop running processes no resource records (a start cut short by a crash)."""
-        known = await self._db(records.recorded_pids)
+        known = await self._db(records.recorded_processes)
         for handle in await self.backend.adopt():
-            if (handle.get("resource_id"), handle.get("name"), handle.get("pid")) not in known:
+            if handle_identity(handle) not in known:
                 log.warning(
                     "stopping orphan process %s of %s",
                     handle.get("name"),
@@ -206,6 +206,7 @@ class Reconciler:
         if resource.target == Target.DELETED:
             await self._db(records.delete_resource, resource.id)
             self.tokens_revoked()
+            await self.backend.forget(resource.id)
             log.info(
                 "deleted %s %s/%s (%s)",
                 resource.type,
@@ -246,7 +247,11 @@ class Reconciler:
             await self._db(records.forget_processes, resource.id, [o.name for o in dead])
             unexpected = [o for o in dead if o.name in desired]
             if unexpected and resource.status in (Status.RUNNING, Status.STARTING):
-                what = ", ".join(f"{o.name} (exit code {o.state.exit_code})" for o in unexpected)
+                what = ", ".join(
+                    f"{o.name} (exit code {o.state.exit_code}"
+                    + (f"; {o.state.reason})" if o.state.reason else ")")
+                    for o in unexpected
+                )
                 raise ProcessDied(f"{what} exited unexpectedly")
         alive = {n: o for n, o in observed.items() if o.state.running}
         outdated = [
@@ -354,6 +359,11 @@ class Reconciler:
             image=planned.image,
             working_directory=planned.working_directory,
             start_script=planned.start_script,
+            labels={
+                "owner": resource.owner,
+                "resource": f"{resource.owner}/{resource.type}/{resource.name}",
+                "generation": str(resource.generation),
+            },
         )
 
     async def _start_one(
@@ -400,7 +410,13 @@ class Reconciler:
         others = [o.name for o in observed.values() if o.name != "job"]
         await self._db(records.forget_processes, resource.id, others)
         await self._db(records.reset_workers, resource.id)
-        await self._db(self._record_job_exit, resource.id, resource.generation, job.state.exit_code)
+        await self._db(
+            self._record_job_exit,
+            resource.id,
+            resource.generation,
+            job.state.exit_code,
+            job.state.reason,
+        )
 
     async def _stop(self, resource_id: str, processes: list[Observed]) -> None:
         handles = [o.handle for o in processes if o.handle is not None]
@@ -462,7 +478,12 @@ class Reconciler:
         set_status(session, resource, Status.FAILED, f"{first_line}; retrying in {delay:.0f}s")
 
     def _record_job_exit(
-        self, session: Session, resource_id: str, generation: int, code: int | None
+        self,
+        session: Session,
+        resource_id: str,
+        generation: int,
+        code: int | None,
+        reason: str = "",
     ) -> None:
         resource = session.get(Resource, resource_id)
         if resource is None:
@@ -479,7 +500,8 @@ class Reconciler:
             return  # changed meanwhile (deleted, stopped, re-applied): the next pass decides
         resource.target = Target.STOPPED
         status = Status.STOPPED if code == 0 else Status.FAILED
-        set_status(session, resource, status, f"job exited with code {code}{duration}")
+        why = f": {reason}" if reason else ""
+        set_status(session, resource, status, f"job exited with code {code}{duration}{why}")
 
 
 class ProcessDied(Exception):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from service.backends.base import Handle
+from service.backends.base import Handle, handle_identity
 from service.core.auth import issue_token
 from service.core.ledger import Request
 from service.core.processes import SCHEDULER, PlannedProcess
@@ -36,9 +36,10 @@ def due_resources(session: Session) -> list[str]:
     return list(session.scalars(query))
 
 
-def recorded_pids(session: Session) -> set[tuple[Any, Any, Any]]:
+def recorded_processes(session: Session) -> set[tuple[Any, Any, Any]]:
+    """The identity (see ``handle_identity``) of every process with a stored handle."""
     rows = session.scalars(select(Process).where(Process.handle.is_not(None)))
-    return {(p.resource_id, p.name, (p.handle or {}).get("pid")) for p in rows}
+    return {handle_identity(p.handle or {}) for p in rows}
 
 
 def prepare_process(

@@ -1,0 +1,367 @@
+"""The Docker backend: every process is a container on its resource's own network.
+
+Names are deterministic (``<prefix>-<resource id>-<process>``) and every
+container carries labels (``titan.resource_id``, ``titan.process``,
+``titan.role``, ``titan.owner``, ``titan.resource``, ``titan.generation``), so
+a restarted control plane finds what it started. Each resource has one
+user-defined network; on it every process is reachable by its process name,
+so a worker or a notebook reaches the scheduler as ``scheduler``. Servers are
+published on ``publish_host`` (127.0.0.1 by default) only: the scheduler on
+the port reserved before it starts, its dashboard and JupyterLab on free
+ports. A workspace's home is a named volume that survives stop and start.
+
+Every docker-py call blocks, so each runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+from docker.types import DeviceRequest, Mount
+
+from service.backends.base import (
+    Backend,
+    Checkpoint,
+    Handle,
+    LogChunk,
+    ProcessSpec,
+    ProcessState,
+    Started,
+)
+from service.backends.ports import free_port_outside_ephemeral_range
+from service.errors import BackendError
+from workers.entrypoint import READY_MARKER
+
+log = logging.getLogger(__name__)
+HOME = "/home/titan"
+DASHBOARD_PORT = 8787
+JUPYTER_PORT = 8888
+MANAGED = "titan.managed"
+
+
+class DockerBackend(Backend):
+    """Runs processes as containers of one Docker engine."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        prefix: str = "titan",
+        publish_host: str = "127.0.0.1",
+        image: str = "titan/cpu:latest",
+        gpu_image: str = "titan/cuda:latest",
+        start_timeout: float = 120.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.client = client or docker.from_env()
+        self.api = self.client.api
+        self.prefix = prefix
+        self.publish_host = publish_host
+        self.image = image
+        self.gpu_image = gpu_image
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self._network_lock = threading.Lock()
+
+    # -- names ------------------------------------------------------------------------------
+
+    def container_name(self, resource_id: str, process: str) -> str:
+        """The container of ``process`` of a resource."""
+        return f"{self.prefix}-{resource_id[:12]}-{process}"
+
+    def network_name(self, resource_id: str) -> str:
+        """The network every process of a resource is on."""
+        return f"{self.prefix}-{resource_id[:12]}"
+
+    def home_volume(self, resource_id: str) -> str:
+        """The volume holding a workspace's home directory."""
+        return f"{self.prefix}-home-{resource_id[:12]}"
+
+    # -- the contract -------------------------------------------------------------------------
+
+    async def reserve_endpoints(self, spec: ProcessSpec) -> tuple[list[str], dict[str, str]]:
+        """A scheduler listens on a port chosen now and is published on the same port."""
+        if spec.role != "scheduler":
+            return [], {}
+        port = await asyncio.to_thread(free_port_outside_ephemeral_range, self.publish_host)
+        return ["--port", str(port)], {"scheduler": f"tcp://{self.publish_host}:{port}"}
+
+    async def start(self, spec: ProcessSpec, checkpoint: Checkpoint) -> Started:
+        """Create the container, checkpoint its handle, start it, wait until it serves."""
+        handle = await asyncio.to_thread(self._create, spec)
+        await checkpoint(handle)
+        try:
+            await asyncio.to_thread(self.api.start, handle["id"])
+        except APIError as exc:
+            raise BackendError(f"{spec.name}: docker could not start it: {_explain(exc)}") from exc
+        endpoints = await self._wait_ready(spec, handle)
+        log.info(
+            "started %s of %s (container %s)", spec.name, spec.resource_id, handle["container"]
+        )
+        return Started(handle=handle, endpoints=endpoints)
+
+    async def stop(self, handle: Handle) -> None:
+        """Stop the container (SIGTERM, SIGKILL after the grace period); no-op if gone.
+
+        A stopped container is kept (its logs and exit code stay readable) until
+        the process starts again or its resource is deleted.
+        """
+        with contextlib.suppress(NotFound):
+            await asyncio.to_thread(self.api.stop, handle["id"], timeout=int(self.stop_timeout))
+
+    async def status(self, handle: Handle) -> ProcessState:
+        """Running, or exited with its code and, where Docker knows it, why."""
+        try:
+            info = await asyncio.to_thread(self.api.inspect_container, handle["id"])
+        except NotFound:
+            return ProcessState(running=False, reason="its container no longer exists")
+        state = info["State"]
+        if state.get("Running"):
+            return ProcessState(running=True)
+        code = state.get("ExitCode")
+        return ProcessState(running=False, exit_code=code, reason=_why(info))
+
+    async def logs(self, handle: Handle, tail: int | None = None, offset: int = 0) -> LogChunk:
+        """The container's output from byte ``offset`` on, or its last ``tail`` lines."""
+        try:
+            raw: bytes = await asyncio.to_thread(
+                self.api.logs, handle["id"], stdout=True, stderr=True
+            )
+        except NotFound:
+            return LogChunk("", offset)
+        if tail is not None:
+            lines = raw.decode(errors="replace").splitlines()[-tail:]
+            return LogChunk("\n".join(lines) + ("\n" if lines else ""), len(raw))
+        return LogChunk(raw[offset:].decode(errors="replace"), len(raw))
+
+    async def adopt(self) -> list[Handle]:
+        """Handles of the running containers this backend's prefix labels."""
+        found = await asyncio.to_thread(
+            self.api.containers, filters={"label": f"{MANAGED}={self.prefix}"}
+        )
+        return [_handle(c["Id"], c["Names"][0].lstrip("/"), c["Labels"]) for c in found]
+
+    async def forget(self, resource_id: str) -> None:
+        """Remove a deleted resource's containers, network and home volume."""
+        await asyncio.to_thread(self._forget, resource_id)
+
+    async def close(self) -> None:
+        """Close the connection to the engine (containers keep running)."""
+        await asyncio.to_thread(self.client.close)
+
+    # -- in threads -----------------------------------------------------------------------------
+
+    def _create(self, spec: ProcessSpec) -> Handle:
+        image = spec.image or (self.gpu_image if spec.gpus else self.image)
+        self._require_image(image)
+        network = self._ensure_network(spec.resource_id)
+        name = self.container_name(spec.resource_id, spec.name)
+        self._remove(name)  # what an earlier start of this process left
+        labels = {
+            MANAGED: self.prefix,
+            "titan.resource_id": spec.resource_id,
+            "titan.process": spec.name,
+            "titan.role": spec.role,
+            **{f"titan.{key}": value for key, value in spec.labels.items()},
+        }
+        command, ports, env = self._command(spec)
+        mounts = []
+        if spec.role == "jupyter":
+            mounts.append(Mount(HOME, self._ensure_home(spec.resource_id), type="volume"))
+        host_config = self.api.create_host_config(
+            port_bindings={port: (self.publish_host, host) for port, host in ports.items()},
+            nano_cpus=int(spec.cpu * 1e9) or None,
+            mem_limit=spec.memory_bytes or None,
+            device_requests=(
+                [DeviceRequest(device_ids=list(spec.gpus), capabilities=[["gpu"]])]
+                if spec.gpus
+                else None
+            ),
+            mounts=mounts or None,
+            init=True,
+        )
+        networking = self.api.create_networking_config(
+            {network: self.api.create_endpoint_config(aliases=[spec.name])}
+        )
+        try:
+            created = self.api.create_container(
+                image,
+                command=command,
+                name=name,
+                hostname=spec.name,
+                environment=env,
+                labels=labels,
+                ports=list(ports),
+                host_config=host_config,
+                networking_config=networking,
+                working_dir=spec.working_directory,
+            )
+        except APIError as exc:
+            raise BackendError(
+                f"{spec.name}: docker refused the container: {_explain(exc)}"
+            ) from exc
+        return _handle(created["Id"], name, labels)
+
+    def _command(
+        self, spec: ProcessSpec
+    ) -> tuple[list[str], dict[int, int | None], dict[str, str]]:
+        """The entrypoint's arguments, the ports to publish (container → host), the env."""
+        env = dict(spec.env)
+        if "DASK_SCHEDULER_ADDRESS" in env:  # on the resource's network, by its name
+            env["DASK_SCHEDULER_ADDRESS"] = _by_name(env["DASK_SCHEDULER_ADDRESS"])
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
+        if spec.start_script:
+            env["TITAN_START_SCRIPT"] = spec.start_script
+        args = list(spec.args)
+        ports: dict[int, int | None] = {}
+        if spec.role == "scheduler":
+            port = int(args[args.index("--port") + 1]) if "--port" in args else 8786
+            if "--port" not in args:
+                args += ["--port", str(port)]
+            args += ["--dashboard-port", str(DASHBOARD_PORT)]
+            args += ["--scheduler-file", "/tmp/titan/scheduler.json"]
+            ports = {port: port, DASHBOARD_PORT: None}
+        elif spec.role == "jupyter":
+            args += ["--port", str(JUPYTER_PORT), "--root-dir", HOME]
+            env["JUPYTER_RUNTIME_DIR"] = "/tmp/titan/jupyter-runtime"
+            ports = {JUPYTER_PORT: None}
+        return ["--host", "0.0.0.0", spec.role, *args], ports, env
+
+    def _require_image(self, image: str) -> None:
+        try:
+            self.api.inspect_image(image)
+        except ImageNotFound:
+            raise BackendError(
+                f"image {image!r} is not on this node: build it with `titan images build` "
+                f"or `docker pull {image}`, or name another image in the recipe's spec.image"
+            ) from None
+
+    def _ensure_network(self, resource_id: str) -> str:
+        """The id of the resource's network, created on first use (once, even when
+        its processes start at the same moment)."""
+        name = self.network_name(resource_id)
+        with self._network_lock:
+            found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
+            if found:
+                return str(found[0]["Id"])
+            created = self.api.create_network(
+                name,
+                driver="bridge",
+                labels={MANAGED: self.prefix, "titan.resource_id": resource_id},
+            )
+            return str(created["Id"])
+
+    def _ensure_home(self, resource_id: str) -> str:
+        name = self.home_volume(resource_id)
+        try:
+            self.api.inspect_volume(name)
+        except NotFound:
+            self.api.create_volume(
+                name, labels={MANAGED: self.prefix, "titan.resource_id": resource_id}
+            )
+        return name
+
+    def _remove(self, container: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.api.remove_container(container, force=True)
+
+    def _forget(self, resource_id: str) -> None:
+        label = f"titan.resource_id={resource_id}"
+        for container in self.api.containers(all=True, filters={"label": label}):
+            self._remove(container["Id"])
+        for network in self.api.networks(filters={"label": label}):
+            with contextlib.suppress(NotFound):
+                self.api.remove_network(network["Id"])
+        for volume in self.api.volumes(filters={"label": label}).get("Volumes") or []:
+            with contextlib.suppress(NotFound):
+                self.api.remove_volume(volume["Name"], force=True)
+
+    # -- readiness ---------------------------------------------------------------------------
+
+    async def _wait_ready(self, spec: ProcessSpec, handle: Handle) -> dict[str, str]:
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            text = (await self.logs(handle)).text
+            for line in text.splitlines():
+                if line.startswith(READY_MARKER):
+                    info = json.loads(line[len(READY_MARKER) :])
+                    return await asyncio.to_thread(self._endpoints, spec, handle, info)
+            state = await self.status(handle)
+            if not state.running:
+                tail = "\n".join(text.splitlines()[-15:])
+                why = f" ({state.reason})" if state.reason else ""
+                raise BackendError(
+                    f"{spec.name} exited with code {state.exit_code} while starting{why}; "
+                    f"last output:\n{tail}"
+                )
+            if time.monotonic() > deadline:
+                raise BackendError(f"{spec.name} was not ready after {self.start_timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+    def _endpoints(self, spec: ProcessSpec, handle: Handle, info: dict[str, Any]) -> dict[str, str]:
+        """Where the host reaches what the container serves."""
+        published = self.api.inspect_container(handle["id"])["NetworkSettings"]["Ports"] or {}
+
+        def host_port(port: int) -> str:
+            return str(published[f"{port}/tcp"][0]["HostPort"])
+
+        base = f"{self.publish_host}"
+        if spec.role == "scheduler":
+            port = int(str(info["address"]).rsplit(":", 1)[1])
+            return {
+                "scheduler": f"tcp://{base}:{host_port(port)}",
+                "dashboard": f"http://{base}:{host_port(DASHBOARD_PORT)}/status",
+            }
+        if spec.role == "jupyter":
+            path = str(info.get("base_url") or "/")
+            return {"jupyter": f"http://{base}:{host_port(JUPYTER_PORT)}{path}"}
+        return {}
+
+
+def _handle(container_id: str, name: str, labels: dict[str, str]) -> Handle:
+    return {
+        "backend": "docker",
+        "id": container_id,
+        "container": name,
+        "resource_id": labels.get("titan.resource_id"),
+        "name": labels.get("titan.process"),
+        "role": labels.get("titan.role"),
+    }
+
+
+def _by_name(address: str) -> str:
+    """``tcp://127.0.0.1:PORT`` → ``tcp://scheduler:PORT``: the same scheduler, seen
+    from inside its resource's network."""
+    port = address.rsplit(":", 1)[-1]
+    return f"tcp://scheduler:{port}"
+
+
+def _why(info: dict[str, Any]) -> str:
+    """Why a container ended, in words a user can act on."""
+    state = info["State"]
+    limit = info.get("HostConfig", {}).get("Memory") or 0
+    if state.get("OOMKilled"):
+        size = f" of {limit / 1024**3:.1f} GiB" if limit else ""
+        return (
+            f"killed: out of memory (its limit{size} was reached); give it more memory "
+            "in the recipe (resources.memory, or worker.memory for Dask workers)"
+        )
+    if state.get("Error"):
+        return str(state["Error"])
+    if state.get("ExitCode") == 137:
+        return "killed (SIGKILL)"
+    return ""
+
+
+def _explain(exc: APIError) -> str:
+    return str(exc.explanation or exc)

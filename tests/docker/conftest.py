@@ -1,0 +1,70 @@
+"""A real Docker engine for the docker-marked tests, and cleanup by name prefix.
+
+Set ``TITAN_TEST_DOCKER=1`` (``.ci/run`` does) to make a missing engine or
+image a failure; otherwise these tests skip where there is no engine. Every
+container, network and volume a test makes carries a per-test prefix and is
+removed after it; a failed test prints its containers' logs first.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+docker = pytest.importorskip("docker")
+
+REQUIRED = os.environ.get("TITAN_TEST_DOCKER") == "1"
+IMAGE = os.environ.get("TITAN_TEST_IMAGE", "titan/cpu:latest")
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A client of the local engine, with Titan's CPU image present."""
+    try:
+        client = docker.from_env()
+        client.ping()
+        client.images.get(IMAGE)
+    except Exception as exc:
+        if REQUIRED:
+            pytest.fail(f"TITAN_TEST_DOCKER=1 but the engine or {IMAGE} is missing: {exc}")
+        pytest.skip(f"no Docker engine with {IMAGE} here ({exc})")
+    yield client
+    client.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def docker_prefix(docker_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique name prefix; what carries it is removed after the test."""
+    prefix = f"titantest{uuid.uuid4().hex[:6]}"
+    yield prefix
+    containers = docker_client.containers.list(all=True, filters={"name": prefix})
+    if request.node.stash.get(FAILED, False):
+        for container in containers:
+            logs = container.logs(tail=40).decode(errors="replace")
+            print(f"\n--- logs of {container.name} ({container.status}) ---\n{logs}")
+    for container in containers:
+        container.remove(force=True)
+    for network in docker_client.networks.list(filters={"name": prefix}):
+        network.remove()
+    for volume in docker_client.volumes.list(filters={"name": prefix}):
+        volume.remove(force=True)
+
+
+from tests.integration.conftest import start_server  # noqa: E402, F401 - a real server
