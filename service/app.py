@@ -57,6 +57,7 @@ def make_backend(settings: Settings) -> Backend:
             publish_host=settings.publish_host,
             image=settings.docker_image,
             gpu_image=settings.docker_gpu_image,
+            api_url=settings.container_api_url,
             start_timeout=settings.start_timeout_seconds,
             stop_timeout=settings.stop_timeout_seconds,
         )

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     docker_prefix: str = Field(
         default="titan", description="prefix of the containers, networks and volumes Titan makes"
     )
+    container_host: str | None = Field(
+        default=None,
+        description="another address the API listens on, for containers to reach it "
+        "(docker backend; e.g. the docker0 gateway 172.17.0.1)",
+    )
     publish_host: str = Field(
         default="127.0.0.1", description="address container ports are published on"
     )
@@ -108,6 +113,13 @@ class Settings(BaseSettings):
     def api_url(self) -> str:
         """The URL handed to processes as ``TITAN_URL``."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def container_api_url(self) -> str:
+        """The URL handed to processes in containers as ``TITAN_URL``."""
+        if self.container_host:
+            return f"http://{self.container_host}:{self.port}"
+        return self.api_url
 
     @property
     def admin_token_file(self) -> Path:

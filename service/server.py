@@ -16,15 +16,28 @@ from service.config import Settings
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings) -> None:
-    """Serve the API until interrupted; records the URL in ``<data_dir>/server.json``."""
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+def listen(host: str, port: int) -> socket.socket:
+    """A bound socket for the API on ``host:port`` (0: any free port)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this; without it small responses on a kept-alive
     # connection wait ~40 ms for a delayed ACK (uvicorn sets it only on sockets it binds).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((settings.host, settings.port))
+    sock.bind((host, port))
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    """Serve the API until interrupted; records the URL in ``<data_dir>/server.json``.
+
+    With ``container_host`` set, the API also listens there (same port), for
+    processes in containers.
+    """
+    sock = listen(settings.host, settings.port)
     port = sock.getsockname()[1]
+    sockets = [sock]
+    if settings.container_host and settings.container_host != settings.host:
+        sockets.append(listen(settings.container_host, port))
     settings = settings.model_copy(update={"port": port})
     url = f"http://{settings.host}:{port}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -35,7 +48,7 @@ def serve(settings: Settings) -> None:
     )
     config = uvicorn.Config(create_app(settings), log_level="info", access_log=False)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=sockets)
     finally:
         with contextlib.suppress(OSError, ValueError):
             if json.loads(record.read_text()).get("pid") == os.getpid():

@@ -60,6 +60,7 @@ class DockerBackend(Backend):
         publish_host: str = "127.0.0.1",
         image: str = "titan/cpu:latest",
         gpu_image: str = "titan/cuda:latest",
+        api_url: str | None = None,
         start_timeout: float = 120.0,
         stop_timeout: float = 10.0,
     ) -> None:
@@ -69,6 +70,7 @@ class DockerBackend(Backend):
         self.publish_host = publish_host
         self.image = image
         self.gpu_image = gpu_image
+        self.api_url = api_url  # TITAN_URL as containers reach it
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self._network_lock = threading.Lock()
@@ -219,6 +221,8 @@ class DockerBackend(Backend):
         env = dict(spec.env)
         if "DASK_SCHEDULER_ADDRESS" in env:  # on the resource's network, by its name
             env["DASK_SCHEDULER_ADDRESS"] = _by_name(env["DASK_SCHEDULER_ADDRESS"])
+        if self.api_url and "TITAN_URL" in env:
+            env["TITAN_URL"] = self.api_url
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
         if spec.start_script:
             env["TITAN_START_SCRIPT"] = spec.start_script

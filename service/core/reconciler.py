@@ -204,9 +204,9 @@ class Reconciler:
             await self._db(self._set_status, resource.id, Status.STOPPING, f"{verb} requested")
         await self._stop(resource.id, running)
         if resource.target == Target.DELETED:
+            await self.backend.forget(resource.id)  # fails → retried: nothing is left behind
             await self._db(records.delete_resource, resource.id)
             self.tokens_revoked()
-            await self.backend.forget(resource.id)
             log.info(
                 "deleted %s %s/%s (%s)",
                 resource.type,

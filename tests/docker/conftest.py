@@ -51,7 +51,10 @@ FAILED = pytest.StashKey[bool]()
 
 @pytest.fixture
 def docker_prefix(docker_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A unique name prefix; what carries it is removed after the test."""
+    """A unique name prefix; what carries it is removed after the test.
+
+    Request it before ``start_server`` so that servers stop first.
+    """
     prefix = f"titantest{uuid.uuid4().hex[:6]}"
     yield prefix
     containers = docker_client.containers.list(all=True, filters={"name": prefix})

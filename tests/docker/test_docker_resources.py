@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from typing import Any
 
 import dask.array as da
+import httpx
 import pytest
 from distributed import Client
 
@@ -16,7 +18,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def test_a_cluster_runs_in_containers_and_delete_removes_them(
-    start_server: ServerFactory, docker_client: Any, docker_prefix: str
+    docker_client: Any, docker_prefix: str, start_server: ServerFactory
 ) -> None:
     server = start_server(backend="docker", docker_prefix=docker_prefix)
     hub = server.hub()
@@ -36,7 +38,7 @@ def test_a_cluster_runs_in_containers_and_delete_removes_them(
 
 
 def test_a_missing_image_fails_with_what_to_do(
-    start_server: ServerFactory, docker_prefix: str
+    docker_prefix: str, start_server: ServerFactory
 ) -> None:
     server = start_server(backend="docker", docker_prefix=docker_prefix)
     hub = server.hub()
@@ -47,3 +49,107 @@ def test_a_missing_image_fails_with_what_to_do(
         time.sleep(0.2)
     reason = hub.get("job/j")["status_reason"]
     assert "'titan/nope:0' is not on this node" in reason and "titan images build" in reason
+
+
+def test_a_workspace_is_jupyterlab_in_a_container_with_a_home_that_persists(
+    docker_prefix: str, start_server: ServerFactory
+) -> None:
+    server = start_server(backend="docker", docker_prefix=docker_prefix)
+    hub = server.hub()
+    hub.apply({"type": "workspace", "name": "lab", "spec": {}})
+    running = hub.wait("workspace/lab", {"running"}, generation=1, timeout=180)
+    base, token = running["endpoints"]["jupyter"].split("/lab?token=")
+    assert base.startswith("http://127.0.0.1:")
+    assert httpx.get(f"{base}/api/status", params={"token": token}).status_code == 200
+    assert httpx.get(f"{base}/api/status").status_code in (401, 403)
+    note = {"type": "file", "format": "text", "content": "kept"}
+    saved = httpx.put(f"{base}/api/contents/note.txt", params={"token": token}, json=note)
+    assert saved.status_code in (200, 201), saved.text
+    hub.stop("workspace/lab")
+    hub.wait("workspace/lab", {"stopped"}, timeout=120)
+    hub.start("workspace/lab")
+    again = hub.wait("workspace/lab", {"running"}, timeout=180)
+    base, token = again["endpoints"]["jupyter"].split("/lab?token=")
+    read = httpx.get(f"{base}/api/contents/note.txt", params={"token": token})
+    assert read.status_code == 200 and read.json()["content"] == "kept"
+
+
+def test_a_process_in_a_container_reaches_the_api_with_its_own_token(
+    docker_client: Any, docker_prefix: str, start_server: ServerFactory
+) -> None:
+    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    server = start_server(backend="docker", docker_prefix=docker_prefix, container_host=gateway)
+    hub = server.hub()
+    script = (
+        "import os, httpx; "
+        "r = httpx.get(os.environ['TITAN_URL'] + '/api/v1/resources', "
+        "headers={'Authorization': 'Bearer ' + os.environ['TITAN_TOKEN']}); "
+        "print('api says', r.status_code, [x['name'] for x in r.json()])"
+    )
+    hub.apply({"type": "job", "name": "caller", "spec": {"command": ["python", "-c", script]}})
+    deadline = time.monotonic() + 120
+    while hub.get("job/caller")["status"] not in ("stopped", "failed"):
+        assert time.monotonic() < deadline, hub.history("job/caller")
+        time.sleep(0.3)
+    output = hub.logs("job/caller")["processes"]["job"]["text"]
+    assert "api says 200 ['caller']" in output, output
+    assert hub.get("job/caller")["status"] == "stopped"
+
+
+NOTEBOOK_CELLS = [
+    "import socket\n"
+    "from distributed import Client\n"
+    "from service.client import TitanCluster\n"
+    "cluster = TitanCluster.attached()\n"
+    "client = Client(cluster)\n"
+    "client.wait_for_workers(2, timeout=120)",
+    "workers = sorted(client.run(socket.gethostname).values())\n"
+    "ran_on = client.submit(socket.gethostname, pure=False).result()\n"
+    "total = client.submit(sum, range(1000)).result()\n"
+    "plain = Client()  # DASK_SCHEDULER_ADDRESS, as any Dask user would\n"
+    "plain_ran_on = plain.submit(socket.gethostname, pure=False).result()\n"
+    "print('RESULT', workers, ran_on, total, plain_ran_on, socket.gethostname())",
+]
+
+
+def test_a_notebook_in_the_workspace_computes_on_its_remote_workers(
+    docker_client: Any, docker_prefix: str, start_server: ServerFactory
+) -> None:
+    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    server = start_server(backend="docker", docker_prefix=docker_prefix, container_host=gateway)
+    hub = server.hub()
+    recipe = {"type": "workspace", "name": "nb", "spec": {"dask_cluster": {"n_workers": 2}}}
+    hub.apply(recipe)
+    running = hub.wait("workspace/nb", {"running"}, generation=1, timeout=240)
+    base, token = running["endpoints"]["jupyter"].split("/lab?token=")
+    cells = [
+        {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+        for src in NOTEBOOK_CELLS
+    ]
+    notebook = {
+        "type": "notebook",
+        "format": "json",
+        "content": {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
+    }
+    saved = httpx.put(f"{base}/api/contents/attach.ipynb", params={"token": token}, json=notebook)
+    assert saved.status_code in (200, 201), saved.text
+    jupyter = docker_client.containers.get(f"{docker_prefix}-{running['id'][:12]}-jupyter")
+    executed = jupyter.exec_run(
+        ["jupyter", "nbconvert", "--to", "notebook", "--execute", "--stdout", "attach.ipynb"],
+        workdir="/home/titan",
+        demux=True,
+    )
+    out, err = executed.output
+    assert executed.exit_code == 0, (err or b"").decode()[-3000:]
+    result = next(
+        line
+        for cell in json.loads(out)["cells"]
+        for output in cell.get("outputs", [])
+        for line in "".join(output.get("text", "")).splitlines()
+        if line.startswith("RESULT")
+    )
+    assert result == "RESULT ['worker-0', 'worker-1'] " + result.split()[3] + " 499500 " + (
+        result.split()[5] + " jupyter"
+    )
+    assert result.split()[3] in ("worker-0", "worker-1")  # not the notebook's container
+    assert result.split()[5] in ("worker-0", "worker-1")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import uvicorn
 from service.app import create_app
 from service.client import Hub, ResourceRef, TitanClientError
 from service.config import Settings
+from service.server import listen
 from tests.conftest import make_settings
 
 
@@ -25,10 +25,11 @@ class RunningServer:
     """A live server: its URL, settings and the first admin token."""
 
     def __init__(self, settings: Settings) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as service.server does
-        sock.bind(("127.0.0.1", 0))
+        sock = listen("127.0.0.1", 0)
         port = sock.getsockname()[1]
+        sockets = [sock]
+        if settings.container_host:  # as `titan server` does: containers reach it there
+            sockets.append(listen(settings.container_host, port))
         self.url = f"http://127.0.0.1:{port}"
         self.settings = settings.model_copy(update={"port": port, "public_url": self.url})
         self.log = logging.FileHandler(self.settings.data_dir.parent / "service.log")
@@ -37,7 +38,7 @@ class RunningServer:
         logging.getLogger("service").setLevel(logging.INFO)
         config = uvicorn.Config(create_app(self.settings), log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets})
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
