@@ -29,8 +29,9 @@ pytestmark = pytest.mark.slow
 class ServerProcess:
     """``titan server`` on a fixed port and data directory, killable with SIGKILL."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.env = env or {}
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -44,6 +45,7 @@ class ServerProcess:
             TITAN_PORT=str(self.port),
             TITAN_RESYNC_SECONDS="0.5",
             TITAN_BACKOFF_BASE_SECONDS="0.5",
+            **self.env,
         )
         log = open(self.data_dir.parent / "server.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -69,10 +71,13 @@ class ServerProcess:
             self.process.wait(timeout=30)
 
 
-@pytest.fixture
-def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
-    (tmp_path / "data").mkdir()
-    server = ServerProcess(tmp_path / "data")
+@contextlib.contextmanager
+def running_server_process(
+    data_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """A ``titan server`` subprocess; what it runs is deleted and it is stopped after."""
+    data_dir.mkdir()
+    server = ServerProcess(data_dir, env)
     yield server
     if server.process is not None and server.process.poll() is None:
         hub = Hub(server.url, (server.data_dir / "admin-token").read_text().strip())
@@ -82,6 +87,12 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
         for ref in refs:
             hub.wait_gone(ref, timeout=60)
     server.stop()
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server_process(tmp_path / "data") as server:
+        yield server
 
 
 def titan_processes(data_dir: Path) -> dict[str, list[int]]:
