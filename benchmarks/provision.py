@@ -13,7 +13,11 @@ Then scale 2 -> 4: Titan applies ``n_workers: 4``; the bare baseline starts two
 more ``dask worker`` subprocesses. Prints a table; the issue's target is
 Titan <= 1.25x baseline (b).
 
-Usage: python benchmarks/provision.py [--repeat 5] [--sizes 1 2 4]
+With ``--backend docker`` it measures the docker backend instead (see
+``provision_docker.py``): a workspace with a 2-worker cluster against bare
+``docker run`` of the same containers.
+
+Usage: python benchmarks/provision.py [--repeat 5] [--sizes 1 2 4] [--backend local|docker]
 """
 
 from __future__ import annotations
@@ -157,7 +161,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--backend", choices=["local", "docker"], default="local")
     args = parser.parse_args()
+    if args.backend == "docker":
+        from provision_docker import main_docker
+
+        main_docker(args.repeat)
+        return
     console = Console(width=120)
     rows = []
     with embedded_server(console) as (url, token):
