@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import health, nodes, recipes, resources, users
+from service.api import dashboards, health, nodes, recipes, resources, users
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.config import Settings
@@ -39,6 +40,7 @@ class Titan:
     users: UserService
     reconciler: Reconciler
     authenticate: Authenticator
+    http: httpx.AsyncClient  # for relaying dashboards
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -93,11 +95,13 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             users=UserService(sessions),
             reconciler=reconciler,
             authenticate=authenticator,
+            http=httpx.AsyncClient(timeout=30),
         )
         await reconciler.start()
         try:
             yield
         finally:
+            await app.state.titan.http.aclose()
             await reconciler.close()
             await chosen.close()
             engine.dispose()
@@ -108,8 +112,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         description="Self-hosted GPU compute: workspaces, Dask clusters and jobs from recipes.",
         lifespan=lifespan,
     )
-    for router in (health.router, recipes.router, resources.router, nodes.router, users.router):
-        app.include_router(router)
+    routers = (health, recipes, resources, nodes, users, dashboards)
+    for module in routers:
+        app.include_router(module.router)
     _map_errors(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -39,6 +39,7 @@ def scheduler_command(args: argparse.Namespace) -> list[str]:
         f"{args.host}:{args.dashboard_port}",
         "--scheduler-file",
         args.scheduler_file,
+        *(["--dashboard-prefix", args.dashboard_prefix] if args.dashboard_prefix else []),
     ]
 
 
@@ -91,6 +92,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     scheduler.add_argument("--scheduler-file", required=True)
     scheduler.add_argument("--port", type=int, default=0, help="0: any free port")
     scheduler.add_argument("--dashboard-port", type=int, default=0, help="0: any free port")
+    scheduler.add_argument("--dashboard-prefix", default="", help="path the dashboard is under")
     worker = roles.add_parser("worker")
     worker.add_argument("--name", required=True)
     worker.add_argument("--nthreads", type=int, default=1)

@@ -324,7 +324,7 @@ class DockerBackend(Backend):
             port = int(str(info["address"]).rsplit(":", 1)[1])
             return {
                 "scheduler": f"tcp://{base}:{host_port(port)}",
-                "dashboard": f"http://{base}:{host_port(DASHBOARD_PORT)}/status",
+                "dashboard": f"http://{base}:{host_port(DASHBOARD_PORT)}",
             }
         if spec.role == "jupyter":
             path = str(info.get("base_url") or "/")

@@ -217,7 +217,7 @@ def _ready_endpoints(role: str, folder: Path) -> dict[str, str] | None:
         dashboard = info.get("services", {}).get("dashboard")
         if dashboard:
             host = str(info["address"]).split("://", 1)[-1].rsplit(":", 1)[0]
-            endpoints["dashboard"] = f"http://{host}:{dashboard}/status"
+            endpoints["dashboard"] = f"http://{host}:{dashboard}"  # served through /dashboards
         return endpoints
     if role == "jupyter":
         for path in (folder / "runtime").glob("jpserver-*.json"):

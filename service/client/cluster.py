@@ -231,5 +231,11 @@ class TitanCluster(Cluster):
         )
 
     @property
+    def dashboard_link(self) -> str:
+        """The dashboard through the control plane (the link carries its ticket)."""
+        link = self.resource.get("endpoints", {}).get("dashboard")
+        return str(link) if link else str(super().dashboard_link)
+
+    @property
     def _cluster_class_name(self) -> str:
         return f"TitanCluster[{self.ref}]"

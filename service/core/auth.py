@@ -189,4 +189,13 @@ def server_key(settings: Settings) -> bytes:
 
 def jupyter_token(key: bytes, resource_id: str) -> str:
     """The JupyterLab token of a workspace: derived, never stored."""
-    return hmac.new(key, f"jupyter:{resource_id}".encode(), hashlib.sha256).hexdigest()[:48]
+    return _derived(key, "jupyter", resource_id)
+
+
+def dashboard_ticket(key: bytes, resource_id: str) -> str:
+    """What opens one cluster's dashboard through the control plane: derived, never stored."""
+    return _derived(key, "dashboard", resource_id)
+
+
+def _derived(key: bytes, purpose: str, resource_id: str) -> str:
+    return hmac.new(key, f"{purpose}:{resource_id}".encode(), hashlib.sha256).hexdigest()[:48]

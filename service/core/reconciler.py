@@ -24,6 +24,7 @@ from service.config import Settings
 from service.core import records
 from service.core.auth import jupyter_token
 from service.core.autoscaler import Autoscaler
+from service.core.dashboards import dashboard_path
 from service.core.ledger import (
     Inventory,
     Overcommit,
@@ -347,11 +348,14 @@ class Reconciler:
             env["DASK_SCHEDULER_ADDRESS"] = address
         if planned.role == "jupyter":
             env["JUPYTER_TOKEN"] = jupyter_token(self.key, resource.id)
+        args = [*planned.args, *(extra_args or [])]
+        if planned.role == "scheduler":  # served through the control plane under this path
+            args += ["--dashboard-prefix", dashboard_path(resource.id)]
         return ProcessSpec(
             resource_id=resource.id,
             name=planned.name,
             role=planned.role,
-            args=[*planned.args, *(extra_args or [])],
+            args=args,
             env=env,
             cpu=planned.cpu,
             memory_bytes=planned.memory_bytes,

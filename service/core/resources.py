@@ -7,6 +7,7 @@ starts or stops anything itself.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -20,14 +21,16 @@ from service.config import Settings
 from service.core.auth import (
     Principal,
     check_access,
+    dashboard_ticket,
     jupyter_token,
     require_user,
     resolve_owner,
 )
+from service.core.dashboards import dashboard_path
 from service.core.processes import planned_processes
 from service.core.state import Status, Target
 from service.core.workers import next_workers
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from service.recipes.diff import field_changes, process_changes
 from service.recipes.models import RecipeBase, RecipeInvalid, parse_recipe, recipe_document
 from service.store.models import Process, Resource, StatusEvent, utcnow
@@ -288,6 +291,36 @@ class ResourceService:
         check_access(principal, resource)
         return resource
 
+    def dashboard_upstream(
+        self, resource_id: str, principal: Principal | None, ticket: str | None
+    ) -> str:
+        """Where the resource's dashboard listens, if the caller may see it.
+
+        The caller is ``principal`` (the owner or an admin), or holds the
+        resource's dashboard ticket.
+        """
+        if principal is None and not (
+            ticket and hmac.compare_digest(ticket, dashboard_ticket(self.key, resource_id))
+        ):
+            raise Unauthenticated(
+                "open the dashboard link the API shows for the cluster (it carries a ticket), "
+                "or send 'Authorization: Bearer <token>'"
+            )
+        with self.sessions() as session:
+            resource = session.scalar(
+                select(Resource)
+                .options(selectinload(Resource.processes))
+                .where(Resource.id == resource_id)
+            )
+            if resource is None:
+                raise NotFound(f"no resource with id {resource_id!r}")
+            if principal is not None:
+                check_access(principal, resource)
+            for process in resource.processes:
+                if process.state == "running" and "dashboard" in (process.endpoints or {}):
+                    return str(process.endpoints["dashboard"])
+            raise NotFound(f"{resource.type} {resource.name!r} has no running dashboard")
+
     def view(self, resource: Resource) -> dict[str, Any]:
         """A resource as the API returns it."""
         return self._view(resource, resource.processes)
@@ -301,6 +334,10 @@ class ResourceService:
         if "jupyter" in endpoints:
             token = jupyter_token(self.key, resource.id)
             endpoints["jupyter"] = endpoints["jupyter"].rstrip("/") + f"/lab?token={token}"
+        if "dashboard" in endpoints:  # only through the control plane, with its ticket
+            ticket = dashboard_ticket(self.key, resource.id)
+            path = dashboard_path(resource.id)
+            endpoints["dashboard"] = f"{self.settings.api_url}{path}/status?ticket={ticket}"
         return {
             "id": resource.id,
             "owner": resource.owner,

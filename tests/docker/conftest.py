@@ -40,29 +40,28 @@ def docker_client() -> Iterator[Any]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed docker test's report shows its containers' logs (taken before teardown
+    deletes them)."""
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call":
-        item.stash[FAILED] = report.failed
-
-
-FAILED = pytest.StashKey[bool]()
+    prefix = getattr(item, "funcargs", {}).get("docker_prefix")
+    if report.when != "call" or not report.failed or not prefix:
+        return
+    client = item.funcargs["docker_client"]
+    for container in client.containers.list(all=True, filters={"name": prefix}):
+        logs = container.logs(tail=60).decode(errors="replace")
+        report.sections.append((f"logs of {container.name} ({container.status})", logs))
 
 
 @pytest.fixture
-def docker_prefix(docker_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+def docker_prefix(docker_client: Any) -> Iterator[str]:
     """A unique name prefix; what carries it is removed after the test.
 
     Request it before ``start_server`` so that servers stop first.
     """
     prefix = f"titantest{uuid.uuid4().hex[:6]}"
     yield prefix
-    containers = docker_client.containers.list(all=True, filters={"name": prefix})
-    if request.node.stash.get(FAILED, False):
-        for container in containers:
-            logs = container.logs(tail=40).decode(errors="replace")
-            print(f"\n--- logs of {container.name} ({container.status}) ---\n{logs}")
-    for container in containers:
+    for container in docker_client.containers.list(all=True, filters={"name": prefix}):
         container.remove(force=True)
     for network in docker_client.networks.list(filters={"name": prefix}):
         network.remove()

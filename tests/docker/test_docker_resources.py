@@ -28,6 +28,10 @@ def test_a_cluster_runs_in_containers_and_delete_removes_them(
         client.wait_for_workers(2, timeout=60)
         assert sorted(client.run(socket.gethostname).values()) == ["worker-0", "worker-1"]
         assert da.ones((1000, 1000), chunks=250).sum().compute() == 1_000_000
+    with httpx.Client(timeout=30) as browser:  # the dashboard, through the control plane
+        assert browser.get(resource["endpoints"]["dashboard"]).status_code == 200
+        counts = browser.get(f"{server.url}/dashboards/{resource['id']}/json/counts.json")
+        assert counts.status_code == 200 and counts.json()["workers"] == 2
     names = sorted(c.name for c in docker_client.containers.list(filters={"name": docker_prefix}))
     rid = resource["id"][:12]
     assert names == [f"{docker_prefix}-{rid}-{p}" for p in ("scheduler", "worker-0", "worker-1")]

@@ -1,0 +1,128 @@
+"""Dask dashboards through the control plane: ``/dashboards/<resource id>/...``.
+
+Each scheduler serves its dashboard under this path on 127.0.0.1, and these
+routes relay it — pages, JSON and the Bokeh WebSockets — to the owner, admins
+(``Authorization: Bearer``) and holders of the cluster's dashboard ticket (the
+link the API shows carries it; the first visit turns it into a cookie scoped
+to this one dashboard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlencode
+
+import websockets
+from fastapi import APIRouter, Header, Request, WebSocket
+from fastapi.responses import Response
+from starlette.websockets import WebSocketDisconnect
+
+from service.api.deps import TitanDep
+from service.core.auth import Principal
+from service.core.dashboards import dashboard_path
+from service.errors import TitanError
+
+if TYPE_CHECKING:
+    from service.app import Titan
+
+router = APIRouter(tags=["dashboards"], include_in_schema=False)
+COOKIE = "titan_dashboard"
+# Headers that describe one hop, not the content: never relayed.
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+}
+
+
+async def _upstream(
+    titan: Titan, resource_id: str, authorization: str | None, ticket: str | None
+) -> str:
+    principal: Principal | None = None
+    if authorization:
+        principal = await titan.authenticate(authorization)
+    return await asyncio.to_thread(
+        titan.resources.dashboard_upstream, resource_id, principal, ticket
+    )
+
+
+@router.get("/dashboards/{resource_id}/{path:path}")
+async def dashboard_page(
+    resource_id: str,
+    path: str,
+    request: Request,
+    titan: TitanDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    """One page or file of a cluster's dashboard."""
+    given = request.query_params.get("ticket")
+    ticket = given or request.cookies.get(COOKIE)
+    base = await _upstream(titan, resource_id, authorization, ticket)
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "ticket"]
+    upstream = await titan.http.get(
+        f"{base}{dashboard_path(resource_id)}/{path}",
+        params=urlencode(query),
+        headers={"accept": request.headers.get("accept", "*/*")},
+    )
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+    response = Response(upstream.content, status_code=upstream.status_code, headers=headers)
+    if given:  # the link's ticket, kept for the page's scripts and sockets
+        response.set_cookie(
+            COOKIE,
+            given,
+            path=dashboard_path(resource_id),
+            httponly=True,
+            samesite="lax",
+        )
+    return response
+
+
+@router.websocket("/dashboards/{resource_id}/{path:path}")
+async def dashboard_socket(websocket: WebSocket, resource_id: str, path: str) -> None:
+    """The dashboard's live plots: a WebSocket relayed both ways."""
+    titan: Titan = websocket.app.state.titan
+    ticket = websocket.query_params.get("ticket") or websocket.cookies.get(COOKIE)
+    try:
+        base = await _upstream(titan, resource_id, websocket.headers.get("authorization"), ticket)
+    except TitanError as exc:
+        await websocket.close(code=1008, reason=exc.message[:120])
+        return
+    query = urlencode([(k, v) for k, v in websocket.query_params.multi_items() if k != "ticket"])
+    url = "ws" + base.removeprefix("http") + f"{dashboard_path(resource_id)}/{path}"
+    protocols = websocket.scope.get("subprotocols") or None
+    async with websockets.connect(
+        url + (f"?{query}" if query else ""), subprotocols=protocols, max_size=None
+    ) as remote:
+        await websocket.accept(subprotocol=remote.subprotocol)
+
+        async def inward() -> None:
+            async for message in remote:
+                if isinstance(message, str):
+                    await websocket.send_text(message)
+                else:
+                    await websocket.send_bytes(message)
+
+        async def outward() -> None:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is not None:
+                    await remote.send(message["text"])
+                elif message.get("bytes") is not None:
+                    await remote.send(message["bytes"])
+
+        tasks = [asyncio.create_task(inward()), asyncio.create_task(outward())]
+        with contextlib.suppress(WebSocketDisconnect, websockets.ConnectionClosed):
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await websocket.close()
