@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from typing import Any
 
 import docker
@@ -293,24 +292,41 @@ class DockerBackend(Backend):
     # -- readiness ---------------------------------------------------------------------------
 
     async def _wait_ready(self, spec: ProcessSpec, handle: Handle) -> dict[str, str]:
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            text = (await self.logs(handle)).text
-            for line in text.splitlines():
-                if line.startswith(READY_MARKER):
-                    info = json.loads(line[len(READY_MARKER) :])
-                    return await asyncio.to_thread(self._endpoints, spec, handle, info)
+        """The endpoints once the container prints ``READY_MARKER`` (read as it is written)."""
+        try:
+            line = await asyncio.wait_for(
+                asyncio.to_thread(self._ready_line, handle), self.start_timeout
+            )
+        except TimeoutError:
+            raise BackendError(
+                f"{spec.name} was not ready after {self.start_timeout:.0f}s"
+            ) from None
+        if line is None:  # its output ended: the container exited while starting
             state = await self.status(handle)
-            if not state.running:
-                tail = "\n".join(text.splitlines()[-15:])
-                why = f" ({state.reason})" if state.reason else ""
-                raise BackendError(
-                    f"{spec.name} exited with code {state.exit_code} while starting{why}; "
-                    f"last output:\n{tail}"
-                )
-            if time.monotonic() > deadline:
-                raise BackendError(f"{spec.name} was not ready after {self.start_timeout:.0f}s")
-            await asyncio.sleep(0.1)
+            tail = (await self.logs(handle, tail=15)).text
+            why = f" ({state.reason})" if state.reason else ""
+            raise BackendError(
+                f"{spec.name} exited with code {state.exit_code} while starting{why}; "
+                f"last output:\n{tail}"
+            )
+        info = json.loads(line[len(READY_MARKER) :])
+        return await asyncio.to_thread(self._endpoints, spec, handle, info)
+
+    def _ready_line(self, handle: Handle) -> str | None:
+        """Follow the container's output until the ready line (None if it ends first)."""
+        stream = self.api.logs(handle["id"], stdout=True, stderr=True, stream=True, follow=True)
+        pending = b""
+        try:
+            for chunk in stream:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    text = line.decode(errors="replace")
+                    if text.startswith(READY_MARKER):
+                        return text
+        finally:
+            stream.close()
+        return None
 
     def _endpoints(self, spec: ProcessSpec, handle: Handle, info: dict[str, Any]) -> dict[str, str]:
         """Where the host reaches what the container serves."""
