@@ -4,8 +4,9 @@ Titan: ``apply`` a workspace recipe with ``dask_cluster.n_workers: 2`` to an
 embedded ``titan server`` with ``TITAN_BACKEND=docker``; the clock stops when
 a Client on the host sees 2 workers and JupyterLab answers ``/api/status``.
 Baseline, in the same run: the same four containers (scheduler, 2 workers,
-JupyterLab; same image, entrypoint and flags) started at once with docker-py on
-a fresh network, ready by the same test. Runs alternate; medians are printed.
+JupyterLab with a fresh home volume; same image, entrypoint and flags)
+started at once with docker-py on a fresh network, ready by the same test.
+Runs alternate; medians are printed.
 Run through ``python benchmarks/provision.py --backend docker``.
 """
 
@@ -73,6 +74,7 @@ def bare(client: Any, prefix: str) -> float:
     name = f"{prefix}-bare-{uuid.uuid4().hex[:6]}"
     port = free_port_outside_ephemeral_range()
     address = f"tcp://{name}-scheduler:{port}"
+    home = f"{name}-home"  # as Titan gives a workspace: a fresh named volume
     runs: list[tuple[str, list[str], dict[str, str], dict[Any, Any]]] = [
         (
             "scheduler",
@@ -112,6 +114,9 @@ def bare(client: Any, prefix: str) -> float:
                 network=name,
                 detach=True,
                 init=True,
+                volumes={home: {"bind": "/home/titan", "mode": "rw"}}
+                if process == "jupyter"
+                else None,
             )
         )
 
@@ -130,6 +135,7 @@ def bare(client: Any, prefix: str) -> float:
         for container in containers:
             container.remove(force=True)
         network.remove()
+        client.volumes.get(home).remove(force=True)
 
 
 def main_docker(repeat: int) -> None:
