@@ -61,7 +61,8 @@ def titan(hub: Hub, index: int) -> float:
     recipe = {"type": "workspace", "name": ref.name, "spec": {"dask_cluster": {"n_workers": 2}}}
     began = time.perf_counter()
     generation = hub.apply(recipe)["resource"]["generation"]
-    resource = hub.wait(ref, {"running"}, interval=0.05, generation=generation, timeout=300)
+    # The clients' own polling interval (0.25 s), as `titan apply --wait` and TitanCluster use.
+    resource = hub.wait(ref, {"running"}, generation=generation, timeout=300)
     try:
         base, token = resource["endpoints"]["jupyter"].split("/lab?token=")
         return ready(resource["endpoints"]["scheduler"], f"{base}/api/status?token={token}", began)
