@@ -75,6 +75,9 @@ def test_a_cluster_in_containers_serves_a_client_on_the_host(
             assert not (await backend.status(handle)).running
         logs = await backend.logs(handles[0], tail=50)
         assert "titan: ready" in logs.text
+        everything = await backend.logs(handles[0])  # following: from an offset on
+        assert "titan: ready" in everything.text
+        assert (await backend.logs(handles[0], offset=everything.next_offset)).text == ""
         await backend.forget(rid)
 
     asyncio.run(finish())
