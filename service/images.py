@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def pip_cert() -> str | None:
     configured = os.environ.get("PIP_CERT")
     if not configured:
         found = subprocess.run(
-            ["python3", "-m", "pip", "config", "get", "global.cert"],
+            [sys.executable, "-m", "pip", "config", "get", "global.cert"],
             capture_output=True,
             text=True,
             check=False,
@@ -60,6 +61,8 @@ def build_command(kind: str, base_image: str | None = None, root: Path = SOURCE_
 def build(kind: str, base_image: str | None = None, root: Path = SOURCE_ROOT) -> str:
     """Build the ``kind`` image (output streams to the terminal); its tag."""
     command = build_command(kind, base_image, root)
+    if shutil.which("docker") is None:
+        raise ImageBuildError("the docker command is not installed; install Docker first")
     context = root / "images" / "build"
     context.mkdir(exist_ok=True)
     cert = pip_cert()
@@ -67,8 +70,6 @@ def build(kind: str, base_image: str | None = None, root: Path = SOURCE_ROOT) ->
         shutil.copyfile(cert, context / "ca.pem")
     else:
         (context / "ca.pem").write_bytes(b"")
-    if shutil.which("docker") is None:
-        raise ImageBuildError("the docker command is not installed; install Docker first")
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
         raise ImageBuildError(f"docker build of {kind} failed (exit code {result.returncode})")

@@ -335,7 +335,7 @@ class DockerBackend(Backend):
         def host_port(port: int) -> str:
             return str(published[f"{port}/tcp"][0]["HostPort"])
 
-        base = f"{self.publish_host}"
+        base = self.publish_host
         if spec.role == "scheduler":
             port = int(str(info["address"]).rsplit(":", 1)[1])
             return {

@@ -82,7 +82,7 @@ def decide(
     a row each worker has been idle (counting this one). Only workers not yet
     connected, or idle for ``wait_count`` checks, are ever removed.
     """
-    target = min(max(wanted, bounds.minimum), bounds.maximum)
+    target = bounds.clamp(wanted)
     why = f"the scheduler asks for {wanted}; bounds {bounds.minimum}..{bounds.maximum}"
     if target > len(current):
         return Scaling(current, grow(current, target), [], why)
@@ -147,32 +147,28 @@ class Autoscaler:
     async def _check_one(
         self, resource_id: str, address: str, current: list[str], bounds: Adaptive
     ) -> None:
-        scheduler = SchedulerCalls(address)
-        try:
-            wanted = await scheduler.adaptive_target()
-            connected = await scheduler.workers()
-            target = min(max(wanted, bounds.minimum), bounds.maximum)
-            idle = await scheduler.idle_workers(target) if target < len(current) else []
-        except Exception as exc:  # a scheduler that cannot answer is asked again next time
-            log.info("scheduler of %s did not answer (%r); skipping this check", resource_id, exc)
-            return
-        checks = self._idle_checks.setdefault(resource_id, {})
-        counts = {n: checks.get(n, 0) + 1 for n in idle}
-        checks.clear()
-        checks.update(counts)
-        scaling = decide(
-            current,
-            wanted,
-            bounds,
-            {n for n, status in connected.items() if status == "running"},
-            idle,
-            counts,
-            self.settings.adaptive_wait_count,
-        )
-        if scaling is not None and scaling.retire:
-            retired = await scheduler.retire(scaling.retire)
-            # A worker whose data could not be moved elsewhere stays.
-            scaling = scaling.keeping([n for n in scaling.retire if n not in retired])
+        async with SchedulerCalls(address) as scheduler:
+            try:
+                wanted = await scheduler.adaptive_target()
+                connected = await scheduler.workers()
+                target = bounds.clamp(wanted)
+                idle = await scheduler.idle_workers(target) if target < len(current) else []
+            except Exception as exc:  # a scheduler that cannot answer is asked next time
+                log.info(
+                    "scheduler of %s did not answer (%r); skipping this check", resource_id, exc
+                )
+                return
+            checks = self._idle_checks.setdefault(resource_id, {})
+            counts = {n: checks.get(n, 0) + 1 for n in idle}
+            checks.clear()
+            checks.update(counts)
+            running = {n for n, status in connected.items() if status == "running"}
+            wait = self.settings.adaptive_wait_count
+            scaling = decide(current, wanted, bounds, running, idle, counts, wait)
+            if scaling is not None and scaling.retire:
+                retired = await scheduler.retire(scaling.retire)
+                # A worker whose data could not be moved elsewhere stays.
+                scaling = scaling.keeping([n for n in scaling.retire if n not in retired])
         if scaling is None:
             return
         for name in scaling.retire:

@@ -403,7 +403,8 @@ class Reconciler:
         if address is None:
             return
         try:
-            await SchedulerCalls(address).retire(leaving, timeout=30)
+            async with SchedulerCalls(address) as scheduler:
+                await scheduler.retire(leaving, timeout=30)
         except Exception as exc:  # best effort: the workers stop either way
             log.warning("could not retire %s gracefully (%r); stopping them", leaving, exc)
 

@@ -15,20 +15,32 @@ from distributed.core import rpc
 
 
 class SchedulerCalls:
-    """The few scheduler operations autoscaling needs, each bounded by ``timeout``."""
+    """The few scheduler operations autoscaling needs, each bounded by ``timeout``.
+
+    Use as ``async with SchedulerCalls(address) as scheduler:``; the calls made
+    inside share the connections to the scheduler.
+    """
 
     def __init__(self, address: str, timeout: float = 10.0, connect_timeout: float = 3.0) -> None:
         self.address = address
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self._remote: rpc | None = None
+
+    async def __aenter__(self) -> SchedulerCalls:
+        self._remote = rpc(self.address, timeout=self.connect_timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._remote is not None:
+            await self._remote.close_rpc()
+            self._remote = None
 
     async def _call(self, operation: str, timeout: float | None = None, **kwargs: Any) -> Any:
-        remote = rpc(self.address, timeout=self.connect_timeout)
-        try:
-            method = getattr(remote, operation)
-            return await asyncio.wait_for(method(**kwargs), timeout or self.timeout)
-        finally:
-            await remote.close_rpc()
+        if self._remote is None:
+            raise RuntimeError("use `async with SchedulerCalls(address) as scheduler:`")
+        method = getattr(self._remote, operation)
+        return await asyncio.wait_for(method(**kwargs), timeout or self.timeout)
 
     async def adaptive_target(self) -> int:
         """How many workers the scheduler's current work asks for."""

@@ -40,8 +40,7 @@ def desired_count(dask: DaskFields, current: Sequence[str] | None) -> int:
     """
     if dask.adaptive is None:
         return dask.n_workers
-    size = dask.n_workers if current is None else len(current)
-    return min(max(size, dask.adaptive.minimum), dask.adaptive.maximum)
+    return dask.adaptive.clamp(dask.n_workers if current is None else len(current))
 
 
 def grow(names: Sequence[str], count: int) -> list[str]:

@@ -97,6 +97,10 @@ class Adaptive(StrictModel):
     minimum: int = Field(default=0, ge=0, le=1000)
     maximum: int = Field(default=1, ge=1, le=1000)
 
+    def clamp(self, count: int) -> int:
+        """``count`` kept within the bounds."""
+        return min(max(count, self.minimum), self.maximum)
+
     @model_validator(mode="after")
     def _ordered(self) -> Adaptive:
         if self.maximum < self.minimum:

@@ -69,4 +69,19 @@ def docker_prefix(docker_client: Any) -> Iterator[str]:
         volume.remove(force=True)
 
 
-from tests.integration.conftest import start_server  # noqa: E402, F401 - a real server
+from tests.integration.conftest import (  # noqa: E402 - a real server
+    RunningServer,
+    ServerFactory,
+    start_server,  # noqa: F401
+)
+
+
+@pytest.fixture
+def reachable_server(
+    docker_client: Any,
+    docker_prefix: str,
+    start_server: ServerFactory,  # noqa: F811
+) -> RunningServer:
+    """A docker-backend server that processes in containers reach too (on the docker0 gateway)."""
+    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    return start_server(backend="docker", docker_prefix=docker_prefix, container_host=gateway)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from distributed import Client
 
-from tests.integration.conftest import ServerFactory
+from tests.integration.conftest import RunningServer, ServerFactory
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -79,10 +79,9 @@ def test_a_workspace_is_jupyterlab_in_a_container_with_a_home_that_persists(
 
 
 def test_a_process_in_a_container_reaches_the_api_with_its_own_token(
-    docker_client: Any, docker_prefix: str, start_server: ServerFactory
+    reachable_server: RunningServer,
 ) -> None:
-    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
-    server = start_server(backend="docker", docker_prefix=docker_prefix, container_host=gateway)
+    server = reachable_server
     hub = server.hub()
     script = (
         "import os, httpx; "
@@ -117,10 +116,9 @@ NOTEBOOK_CELLS = [
 
 
 def test_a_notebook_in_the_workspace_computes_on_its_remote_workers(
-    docker_client: Any, docker_prefix: str, start_server: ServerFactory
+    docker_client: Any, docker_prefix: str, reachable_server: RunningServer
 ) -> None:
-    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
-    server = start_server(backend="docker", docker_prefix=docker_prefix, container_host=gateway)
+    server = reachable_server
     hub = server.hub()
     recipe = {"type": "workspace", "name": "nb", "spec": {"dask_cluster": {"n_workers": 2}}}
     hub.apply(recipe)
