@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import dashboards, health, nodes, recipes, resources, users
+from service.api import alerts, dashboards, health, nodes, recipes, resources, telemetry, users
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.config import Settings
@@ -26,6 +26,8 @@ from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
 from service.core.users import UserService
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
+from service.monitoring.monitor import Monitor
+from service.monitoring.prometheus import ApiTimer, ControlPlaneMetrics
 from service.store.db import make_engine, migrate, session_factory
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,9 @@ class Titan:
     users: UserService
     reconciler: Reconciler
     authenticate: Authenticator
-    http: httpx.AsyncClient  # for relaying dashboards
+    http: httpx.AsyncClient  # for relaying dashboards and alert webhooks
+    monitor: Monitor
+    instruments: ControlPlaneMetrics
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     engine = make_engine(settings.sqlalchemy_url)
     sessions = session_factory(engine)
     chosen = backend or make_backend(settings)
+    instruments = ControlPlaneMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,21 +92,33 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         key = await asyncio.to_thread(server_key, settings)
         authenticator = Authenticator(sessions, settings.token_cache_seconds)
         reconciler = Reconciler(
-            sessions, chosen, settings, key, tokens_revoked=authenticator.revoked
+            sessions,
+            chosen,
+            settings,
+            key,
+            tokens_revoked=authenticator.revoked,
+            timed=instruments.reconcile_seconds.observe,
         )
+        resource_service = ResourceService(sessions, settings, chosen, reconciler.wake, key)
+        monitor = Monitor(sessions, settings, resource_service, reconciler.wake)
+        http = httpx.AsyncClient(timeout=30)
         app.state.titan = Titan(
             settings=settings,
-            resources=ResourceService(sessions, settings, chosen, reconciler.wake, key),
+            resources=resource_service,
             users=UserService(sessions),
             reconciler=reconciler,
             authenticate=authenticator,
-            http=httpx.AsyncClient(timeout=30),
+            http=http,
+            monitor=monitor,
+            instruments=instruments,
         )
         await reconciler.start()
+        await monitor.start(http)
         try:
             yield
         finally:
-            await app.state.titan.http.aclose()
+            await monitor.close()
+            await http.aclose()
             await reconciler.close()
             await chosen.close()
             engine.dispose()
@@ -112,11 +129,12 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         description="Self-hosted GPU compute: workspaces, Dask clusters and jobs from recipes.",
         lifespan=lifespan,
     )
-    routers = (health, recipes, resources, nodes, users, dashboards)
+    routers = (health, recipes, resources, nodes, users, dashboards, telemetry, alerts)
     for module in routers:
         app.include_router(module.router)
     _map_errors(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ApiTimer, metrics=instruments)
     return app
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.client.defaults import data_dir as default_data_dir
@@ -25,6 +26,41 @@ DEFAULT_INSTANCE_TYPES: dict[str, InstanceType] = {
     "gpu-1": InstanceType(cpu=4, memory="32GiB", gpu=1),
     "gpu-2": InstanceType(cpu=8, memory="64GiB", gpu=2),
 }
+
+
+RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class AlertRuleBody(BaseModel):
+    """What an alert rule checks: ``metric comparison threshold`` held for ``for_seconds``.
+
+    The metric ``no_samples`` fires for a running resource no sample came
+    from for ``for_seconds`` (its threshold is not used).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", description="a metric name")
+    comparison: Literal[">", ">=", "<", "<="] = Field(default=">")
+    threshold: float = Field(default=0.0, allow_inf_nan=False)
+    for_seconds: float = Field(default=0.0, ge=0, le=30 * 24 * 3600)
+
+
+class AlertRuleSetting(AlertRuleBody):
+    """A named alert rule."""
+
+    name: str = Field(pattern=RULE_NAME_PATTERN, description="unique rule name")
+
+
+DEFAULT_ALERT_RULES = (
+    AlertRuleSetting(
+        name="gpu-hot", metric="gpu_temperature_celsius", threshold=85, for_seconds=60
+    ),
+    AlertRuleSetting(
+        name="gpu-memory-full", metric="gpu_memory_used_percent", threshold=95, for_seconds=300
+    ),
+    AlertRuleSetting(name="silent", metric="no_samples", for_seconds=30),
+)
 
 
 class Settings(BaseSettings):
@@ -102,6 +138,43 @@ class Settings(BaseSettings):
     )
     stop_timeout_seconds: float = Field(
         default=10.0, gt=0, description="grace period between SIGTERM and SIGKILL"
+    )
+
+    telemetry_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often each process samples its GPUs or host"
+    )
+    telemetry_push_seconds: float = Field(
+        default=5.0, gt=0, description="how often each process sends its samples"
+    )
+    telemetry_raw_retention_seconds: float = Field(
+        default=24 * 3600, gt=0, description="how long raw telemetry samples are kept"
+    )
+    telemetry_rollup_retention_seconds: float = Field(
+        default=30 * 24 * 3600, gt=0, description="how long 1-minute rollups are kept"
+    )
+    telemetry_compact_seconds: float = Field(
+        default=60.0, gt=0, description="how often rollups are made and old telemetry removed"
+    )
+    telemetry_silence_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a running resource silent this long is not judged idle (its sampler is away)",
+    )
+    alert_rules: list[AlertRuleSetting] = Field(
+        default_factory=lambda: list(DEFAULT_ALERT_RULES),
+        description="alert rules (JSON list of {name, metric, comparison, threshold, for_seconds})",
+    )
+    alert_interval_seconds: float = Field(
+        default=5.0, gt=0, description="how often silence alerts are checked"
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="URL each firing and resolved alert is POSTed to (JSON)"
+    )
+    idle_gpu_utilisation_percent: float = Field(
+        default=2.0, ge=0, le=100, description="GPU utilisation at or below which a GPU is idle"
+    )
+    idle_check_seconds: float = Field(
+        default=5.0, gt=0, description="how often resources with auto_shutoff are checked"
     )
 
     @property

@@ -27,6 +27,9 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "backoff_max_seconds": 2.0,
         "stop_timeout_seconds": 5.0,
         "start_timeout_seconds": 60.0,
+        "telemetry_push_seconds": 1.0,
+        "alert_interval_seconds": 0.5,
+        "idle_check_seconds": 0.5,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

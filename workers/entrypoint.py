@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from workers.telemetry import Sampler, start_from_environment
+
 READY_MARKER = "titan: ready"
 
 
@@ -40,6 +42,8 @@ def scheduler_command(args: argparse.Namespace) -> list[str]:
         "--scheduler-file",
         args.scheduler_file,
         *(["--dashboard-prefix", args.dashboard_prefix] if args.dashboard_prefix else []),
+        "--preload",  # counts tasks and runs the scheduler's own telemetry sampler
+        "workers.plugins",
     ]
 
 
@@ -137,31 +141,57 @@ def ready_info(args: argparse.Namespace) -> dict[str, object] | None:
     return None
 
 
-def announce_ready(args: argparse.Namespace, child: subprocess.Popen[bytes]) -> None:
+def announce_ready(
+    args: argparse.Namespace, child: subprocess.Popen[bytes], sampler: Sampler | None = None
+) -> None:
     """Print ``READY_MARKER`` and the ready information once the program serves.
 
     Backends that see only the output (containers) learn the endpoints from it.
+    A Jupyter server's kernels are sampled from then on.
     """
     while child.poll() is None:
         info = ready_info(args)
         if info is not None:
             print(READY_MARKER, json.dumps(info), flush=True)
+            if sampler is not None and args.role == "jupyter":
+                from workers.plugins import JupyterReader
+
+                base = f"http://127.0.0.1:{info['port']}{info.get('base_url', '/')}"
+                sampler.readers.append(JupyterReader(base, str(info.get("token", ""))))
             return
         time.sleep(0.05)
 
 
+def process_name(args: argparse.Namespace) -> str:
+    """The name of this process within its resource: a worker's name, else the role."""
+    return str(args.name) if args.role == "worker" else str(args.role)
+
+
 def run(command: list[str], args: argparse.Namespace | None = None) -> int:
-    """Run ``command`` as a child, forwarding termination signals; its exit code."""
+    """Run ``command`` as a child, forwarding termination signals; its exit code.
+
+    Every role but the scheduler (which samples itself, see workers.plugins)
+    runs a telemetry sampler here while the child runs, and pushes what is
+    left when it ends.
+    """
+    sampler = None
+    if args is not None and args.role != "scheduler":
+        sampler = start_from_environment(process_name(args))
     child = subprocess.Popen(command)
     if args is not None:
-        threading.Thread(target=announce_ready, args=(args, child), daemon=True).start()
+        watcher = threading.Thread(target=announce_ready, args=(args, child, sampler), daemon=True)
+        watcher.start()
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return child.wait()
+    code = child.wait()
+    if sampler is not None:
+        sampler.stop()
+        sampler.join(timeout=5)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

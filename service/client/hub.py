@@ -101,6 +101,27 @@ class Calls:
         extra = {k: v for k, v in params.items() if v is not None}
         return Call("GET", f"{ref.path}/{what}", {**ref.params, **extra})
 
+    @staticmethod
+    def telemetry(
+        ref: ResourceRef,
+        metric: str,
+        start: float | None = None,
+        end: float | None = None,
+        step: float | None = None,
+        agg: str = "avg",
+    ) -> Call:
+        return Calls.sub(
+            ref, "telemetry", metric=metric, step=step, agg=agg, **{"from": start, "to": end}
+        )
+
+    @staticmethod
+    def current() -> Call:
+        return Call("GET", f"{API}/telemetry/current")
+
+    @staticmethod
+    def alerts(state: str | None = None) -> Call:
+        return Call("GET", f"{API}/alerts", params={"state": state} if state else {})
+
 
 class _Base:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30):
@@ -223,6 +244,30 @@ class Hub(_Base):
         result: dict[str, Any] = self.send(call)
         return result
 
+    def telemetry(
+        self,
+        ref: ResourceRef | str,
+        metric: str,
+        start: float | None = None,
+        end: float | None = None,
+        step: float | None = None,
+        agg: str = "avg",
+    ) -> dict[str, Any]:
+        """One metric of a resource, a series per GPU or host (default: the last 15 minutes)."""
+        call = Calls.telemetry(_ref(ref), metric, start, end, step, agg)
+        result: dict[str, Any] = self.send(call)
+        return result
+
+    def current(self) -> builtins.list[dict[str, Any]]:
+        """Running resources with the newest reading of each GPU and host."""
+        result: builtins.list[dict[str, Any]] = self.send(Calls.current())
+        return result
+
+    def alerts(self, state: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Alert events, newest first (``state``: firing or resolved)."""
+        result: builtins.list[dict[str, Any]] = self.send(Calls.alerts(state))
+        return result
+
     def wait(
         self,
         ref: ResourceRef | str,
@@ -332,6 +377,30 @@ class AsyncHub(_Base):
         """``{"processes": {name: {"text", "offset"}}}``."""
         call = Calls.sub(_ref(ref), "logs", process=process, tail=tail, offset=offset)
         result: dict[str, Any] = await self.send(call)
+        return result
+
+    async def telemetry(
+        self,
+        ref: ResourceRef | str,
+        metric: str,
+        start: float | None = None,
+        end: float | None = None,
+        step: float | None = None,
+        agg: str = "avg",
+    ) -> dict[str, Any]:
+        """One metric of a resource, a series per GPU or host (default: the last 15 minutes)."""
+        call = Calls.telemetry(_ref(ref), metric, start, end, step, agg)
+        result: dict[str, Any] = await self.send(call)
+        return result
+
+    async def current(self) -> builtins.list[dict[str, Any]]:
+        """Running resources with the newest reading of each GPU and host."""
+        result: builtins.list[dict[str, Any]] = await self.send(Calls.current())
+        return result
+
+    async def alerts(self, state: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Alert events, newest first (``state``: firing or resolved)."""
+        result: builtins.list[dict[str, Any]] = await self.send(Calls.alerts(state))
         return result
 
     async def wait(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -69,9 +70,11 @@ class Reconciler:
         key: bytes,
         inventory: Inventory | None = None,
         tokens_revoked: Callable[[], None] = lambda: None,
+        timed: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self.sessions = sessions
         self.tokens_revoked = tokens_revoked
+        self.timed = timed  # told how long each reconcile pass took
         self.inventory = inventory
         self.overcommit = Overcommit(settings.cpu_overcommit, settings.memory_overcommit)
         self.backend = backend
@@ -117,6 +120,11 @@ class Reconciler:
                 await task
         self._tasks.clear()
 
+    @property
+    def queue_depth(self) -> int:
+        """Resources waiting for a reconcile pass or in one."""
+        return self._queue.qsize() + len(self._active)
+
     def wake(self, resource_id: str) -> None:
         """Queue ``resource_id`` for reconciling; safe to call from any thread."""
         if self._loop is None or self._loop.is_closed():
@@ -135,12 +143,14 @@ class Reconciler:
             resource_id = await self._queue.get()
             self._queued.discard(resource_id)
             self._active.add(resource_id)
+            started = time.perf_counter()
             try:
                 await self.reconcile(resource_id)
             except Exception as exc:
                 log.exception("reconciling %s failed", resource_id)
                 await self._db(self._record_failure, resource_id, str(exc) or repr(exc))
             finally:
+                self.timed(time.perf_counter() - started)
                 self._active.discard(resource_id)
                 if resource_id in self._dirty:
                     self._dirty.discard(resource_id)
@@ -201,8 +211,10 @@ class Reconciler:
     async def _halt(self, resource: Resource, observed: dict[str, Observed]) -> None:
         running = [o for o in observed.values() if o.state.running]
         verb = "delete" if resource.target == Target.DELETED else "stop"
+        why = resource.target_reason if resource.target == Target.STOPPED else ""
         if running:
-            await self._db(self._set_status, resource.id, Status.STOPPING, f"{verb} requested")
+            stopping = why or f"{verb} requested"
+            await self._db(self._set_status, resource.id, Status.STOPPING, stopping)
         await self._stop(resource.id, running)
         if resource.target == Target.DELETED:
             await self.backend.forget(resource.id)  # fails → retried: nothing is left behind
@@ -224,7 +236,7 @@ class Reconciler:
             return  # a finished job keeps its result
         await self._db(records.forget_processes, resource.id, list(observed))
         await self._db(records.reset_workers, resource.id)
-        await self._db(self._set_status, resource.id, Status.STOPPED, "stopped by request")
+        await self._db(self._set_status, resource.id, Status.STOPPED, why or "stopped by request")
         await self._db(records.mark_observed, resource.id, resource.generation)
 
     async def _run(self, resource: Resource, observed: dict[str, Observed]) -> None:
@@ -343,6 +355,8 @@ class Reconciler:
             "TITAN_URL": self.settings.api_url,
             "TITAN_TOKEN": secret,
             "TITAN_RESOURCE": f"{resource.owner}/{resource.type}/{resource.name}",
+            "TITAN_TELEMETRY_INTERVAL": str(self.settings.telemetry_interval_seconds),
+            "TITAN_TELEMETRY_PUSH_SECONDS": str(self.settings.telemetry_push_seconds),
         }
         if planned.needs_scheduler and address:
             env["DASK_SCHEDULER_ADDRESS"] = address

@@ -124,6 +124,7 @@ class ResourceService:
         existing.recipe = document
         existing.generation += 1
         existing.target = Target.RUNNING
+        existing.target_reason = ""
         existing.failures = 0
         existing.next_attempt_at = None
         existing.updated_at = utcnow()
@@ -192,21 +193,21 @@ class ResourceService:
     def get(self, principal: Principal, type: str, name: str, owner: str | None) -> dict[str, Any]:
         """One resource as the API shows it."""
         with self.sessions() as session:
-            return self.view(self._load(session, principal, type, name, owner))
+            return self.view(self.load(session, principal, type, name, owner))
 
     def recipe(
         self, principal: Principal, type: str, name: str, owner: str | None
     ) -> dict[str, Any]:
         """The resource's recipe, ready to be applied again unchanged."""
         with self.sessions() as session:
-            return dict(self._load(session, principal, type, name, owner).recipe)
+            return dict(self.load(session, principal, type, name, owner).recipe)
 
     def history(
         self, principal: Principal, type: str, name: str, owner: str | None
     ) -> list[dict[str, Any]]:
         """Every status change of the resource, oldest first."""
         with self.sessions() as session:
-            resource = self._load(session, principal, type, name, owner)
+            resource = self.load(session, principal, type, name, owner)
             events = session.scalars(
                 select(StatusEvent)
                 .where(StatusEvent.resource_id == resource.id)
@@ -230,7 +231,7 @@ class ResourceService:
     ) -> dict[str, Any]:
         """Record that the resource should be running, stopped or deleted."""
         with self.sessions.begin() as session:
-            resource = self._load(session, principal, type, name, owner)
+            resource = self.load(session, principal, type, name, owner)
             if resource.target == Target.DELETED and target != Target.DELETED:
                 raise Conflict(f"{type} {name!r} is being deleted")
             if target == Target.RUNNING and resource.type == "job":
@@ -239,6 +240,7 @@ class ResourceService:
                     if process.state == "exited":
                         resource.processes.remove(process)
             resource.target = target
+            resource.target_reason = ""  # the user's request, not the control plane's
             resource.failures = 0  # an explicit request retries now, not after the backoff
             resource.next_attempt_at = None
             resource.updated_at = utcnow()
@@ -262,7 +264,7 @@ class ResourceService:
 
         def load() -> list[tuple[str, dict[str, Any]]]:
             with self.sessions() as session:
-                resource = self._load(session, principal, type, name, owner)
+                resource = self.load(session, principal, type, name, owner)
                 handles = [(p.name, p.handle) for p in resource.processes if p.handle]
                 if process is not None:
                     handles = [h for h in handles if h[0] == process]
@@ -280,9 +282,10 @@ class ResourceService:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _load(
+    def load(
         self, session: Session, principal: Principal, type: str, name: str, owner: str | None
     ) -> Resource:
+        """The resource ``principal`` names, if they may see it; NotFound otherwise."""
         _check_type(type)
         owner = owner or _default_owner(session, principal)
         resource = _find(session, owner, type, name)

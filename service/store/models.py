@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -76,6 +86,8 @@ class Resource(Base):
     generation: Mapped[int] = mapped_column(default=1)
     observed_generation: Mapped[int] = mapped_column(default=0)
     target: Mapped[str] = mapped_column(String(20))
+    # Why the control plane changed the target itself (e.g. idle); empty for a user's request.
+    target_reason: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20))
     status_reason: Mapped[str] = mapped_column(Text, default="")
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -141,3 +153,92 @@ class Node(Base):
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TelemetrySample(Base):
+    """One raw sample: a source's metric values at one time (epoch seconds)."""
+
+    __tablename__ = "samples"
+    __table_args__ = (
+        Index("ix_samples_resource_at", "resource_id", "at"),
+        Index("ix_samples_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(120))
+    at: Mapped[float] = mapped_column(Double)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Rollup(Base):
+    """One minute of one metric of one source: average, minimum, maximum and count."""
+
+    __tablename__ = "rollups"
+    __table_args__ = (Index("ix_rollups_minute", "minute"),)
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(String(63), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds, whole minute
+    source: Mapped[str] = mapped_column(String(120), primary_key=True)
+    avg: Mapped[float] = mapped_column(Double)
+    min: Mapped[float] = mapped_column(Double)
+    max: Mapped[float] = mapped_column(Double)
+    count: Mapped[int] = mapped_column()
+
+
+class MonitoringState(Base):
+    """Bookkeeping of the monitoring store, e.g. up to which minute rollups are made."""
+
+    __tablename__ = "monitoring_state"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+
+
+class AlertRule(Base):
+    """A rule added through the API (rules from settings are not stored)."""
+
+    __tablename__ = "alert_rules"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(63))
+    comparison: Mapped[str] = mapped_column(String(2))
+    threshold: Mapped[float] = mapped_column(Double)
+    for_seconds: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertEvent(Base):
+    """An alert firing or resolving for one source of one resource."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_open", "rule", "resource_id", "source", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(63))
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(10))  # firing | resolved
+    value: Mapped[float | None] = mapped_column(Double, default=None)
+    message: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Reclaim(Base):
+    """A resource stopped for being idle, and the GPU time that gave back."""
+
+    __tablename__ = "reclaims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    idle_seconds: Mapped[float] = mapped_column(Double)
+    gpus: Mapped[int] = mapped_column()
+    gpu_seconds: Mapped[float] = mapped_column(Double)
+    reason: Mapped[str] = mapped_column(Text)

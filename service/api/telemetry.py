@@ -1,0 +1,66 @@
+"""Telemetry: samples in, series and newest readings out, and ``/metrics`` for Prometheus."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from service.api.deps import CurrentPrincipal, TitanDep
+from service.core.auth import require_user
+from service.monitoring.prometheus import (
+    CONTENT_TYPE,
+    control_plane_families,
+    exposition,
+    telemetry_families,
+)
+from service.monitoring.samples import TelemetryBatch
+
+router = APIRouter(tags=["telemetry"])
+
+
+@router.post("/api/v1/telemetry", status_code=202)
+def post_telemetry(
+    batch: TelemetryBatch, titan: TitanDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Store a batch of samples, sent with the resource's own token."""
+    return titan.monitor.ingest(principal, batch)
+
+
+@router.get("/api/v1/telemetry/current")
+def current_telemetry(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """Running resources the caller may see, with the newest reading of each source."""
+    return titan.monitor.current(principal)
+
+
+@router.get("/api/v1/resources/{type}/{name}/telemetry")
+def resource_telemetry(
+    type: str,
+    name: str,
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    metric: Annotated[str, Query(description="e.g. gpu_utilization_percent")],
+    start: Annotated[float | None, Query(alias="from", description="epoch seconds")] = None,
+    end: Annotated[float | None, Query(alias="to", description="epoch seconds")] = None,
+    step: Annotated[float | None, Query(description="seconds per point")] = None,
+    agg: Annotated[str, Query(description="avg, min or max per step")] = "avg",
+    owner: Annotated[str | None, Query(description="owner; default: the caller")] = None,
+) -> dict[str, Any]:
+    """One metric of a resource as a series per GPU or host, raw or from rollups by range."""
+    return titan.monitor.query(principal, type, name, owner, metric, start, end, step, agg)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(titan: TitanDep, principal: CurrentPrincipal) -> Response:
+    """Prometheus text format: newest readings of the caller's resources (all for admins),
+    and for admins the control plane's own metrics."""
+    require_user(principal)
+    monitor = titan.monitor
+    families = telemetry_families(monitor.current(principal))
+    own = None
+    if principal.is_admin:
+        families += control_plane_families(
+            monitor.status_counts(), titan.reconciler.queue_depth, monitor.ingested
+        )
+        own = titan.instruments
+    return Response(exposition(families, own), media_type=CONTENT_TYPE)

@@ -1,0 +1,129 @@
+"""Idle detection: resources with ``auto_shutoff`` are stopped when they do nothing.
+
+A resource is active at a sample when one of its GPUs is above the idle
+utilisation threshold, its Dask scheduler runs or finished tasks, or (in a
+workspace) a Jupyter kernel is busy; a busy kernel counts whether or not a
+browser is attached. A resource idle for its whole ``auto_shutoff`` is
+stopped with a reason that says so, and the GPU time it gave back is
+recorded. Nothing is judged idle without recent samples (a silent resource
+may just have lost its sampler), and after a control-plane restart the
+clock starts again: idleness is never guessed from before.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.core.state import Status, Target, set_status
+from service.monitoring.samples import WireSample
+from service.monitoring.store import SourceReading
+from service.recipes.units import parse_duration
+from service.store.models import Process, Reclaim, Resource, utcnow
+
+
+def is_active(sample: WireSample, previous: SourceReading | None, gpu_idle_percent: float) -> bool:
+    """True if ``sample`` shows the resource doing work."""
+    values = sample.values
+    if values.get("gpu_utilization_percent", 0.0) > gpu_idle_percent:
+        return True
+    if values.get("dask_tasks_processing", 0.0) > 0 or values.get("jupyter_kernels_busy", 0.0) > 0:
+        return True
+    done = values.get("dask_tasks_completed_total")
+    before = previous.values.get("dask_tasks_completed_total") if previous else None
+    return done is not None and before is not None and done != before
+
+
+def shutoff_seconds(recipe: dict[str, object]) -> float | None:
+    """The recipe's ``auto_shutoff`` in seconds; None for ``never``."""
+    spec = recipe.get("spec")
+    value = spec.get("auto_shutoff", "never") if isinstance(spec, dict) else "never"
+    seconds = parse_duration(str(value))
+    return seconds if seconds and math.isfinite(seconds) else None
+
+
+def idle_reason(idle_seconds: float, gpu_idle_percent: float, resource_type: str) -> str:
+    """The status reason of an idle stop, in plain words."""
+    parts = [f"GPU utilisation ≤ {gpu_idle_percent:g} %", "no Dask tasks"]
+    if resource_type == "workspace":
+        parts.append("no busy kernel")
+    return f"idle for {_duration(idle_seconds)}: {', '.join(parts)}"
+
+
+@dataclass
+class Activity:
+    """When each resource was last seen working (epoch seconds), in memory."""
+
+    started: float  # the control plane's start: nothing is judged idle from before
+    last: dict[str, float]
+    lock: threading.Lock
+
+    @classmethod
+    def begin(cls, now: float) -> Activity:
+        """Tracking that starts at ``now``."""
+        return cls(now, {}, threading.Lock())
+
+    def saw(self, resource_id: str, at: float) -> None:
+        """Record work seen at ``at``."""
+        with self.lock:
+            if at > self.last.get(resource_id, 0.0):
+                self.last[resource_id] = at
+
+    def idle_since(self, resource_id: str, running_since: float) -> float:
+        """Since when the resource has done nothing, as far as is known."""
+        with self.lock:
+            return max(self.started, running_since, self.last.get(resource_id, 0.0))
+
+
+def reclaim_idle(
+    session: Session,
+    now: float,
+    activity: Activity,
+    heard: dict[str, float],
+    silence_seconds: float,
+    gpu_idle_percent: float,
+) -> list[str]:
+    """Stop every running resource idle for its ``auto_shutoff``; the ids stopped."""
+    stopped = []
+    running = session.scalars(
+        select(Resource).where(Resource.target == Target.RUNNING, Resource.status == Status.RUNNING)
+    )
+    for resource in running:
+        limit = shutoff_seconds(resource.recipe)
+        if limit is None or now - heard.get(resource.id, -math.inf) > silence_seconds:
+            continue
+        since = activity.idle_since(resource.id, resource.status_changed_at.timestamp())
+        idle = now - since
+        if idle < limit:
+            continue
+        gpus = sum(
+            len(p.gpus)
+            for p in session.scalars(select(Process).where(Process.resource_id == resource.id))
+        )
+        reason = idle_reason(idle, gpu_idle_percent, resource.type)
+        session.add(
+            Reclaim(
+                resource_id=resource.id,
+                idle_seconds=idle,
+                gpus=gpus,
+                gpu_seconds=gpus * idle,
+                reason=reason,
+            )
+        )
+        resource.target = Target.STOPPED
+        resource.target_reason = reason
+        resource.updated_at = utcnow()
+        set_status(session, resource, Status.STOPPING, reason)
+        stopped.append(resource.id)
+    return stopped
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

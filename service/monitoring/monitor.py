@@ -1,0 +1,332 @@
+"""Telemetry in and out: ingest, queries, latest readings, and the background passes.
+
+:class:`Monitor` is what routes call. Samples arrive with a resource's own
+token and are stored in one transaction with the alert events they cause.
+Three loops run beside the API: compaction (rollups and retention), silence
+alerts with webhook delivery, and idle reclaim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import AlertRuleSetting, Settings
+from service.core.auth import Principal, require_admin, require_user
+from service.core.idle import Activity, is_active, reclaim_idle
+from service.core.resources import ResourceService
+from service.core.state import Status, Target
+from service.errors import Forbidden, InvalidInput, NotFound
+from service.monitoring.alerts import Alerts, Running, event_view
+from service.monitoring.samples import MAX_FUTURE_SECONDS, TelemetryBatch, is_metric_name
+from service.monitoring.store import (
+    Aggregate,
+    Latest,
+    Window,
+    compact,
+    insert_samples,
+    series,
+)
+from service.store.db import in_transaction
+from service.store.models import AlertEvent, Reclaim, Resource
+
+log = logging.getLogger(__name__)
+
+
+class Monitor:
+    """The monitoring store and everything that reads it."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        resources: ResourceService,
+        wake: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.resources = resources
+        self.wake = wake
+        self.clock = clock
+        self.latest = Latest()
+        self.alerts = Alerts(settings.alert_rules)
+        self.activity = Activity.begin(clock())
+        self.ingested = 0  # samples stored since start
+        self.dropped: dict[tuple[str, str], int] = {}  # senders' own drop counts
+        self._names: dict[str, str] = {}  # resource id -> owner/type/name
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self, http: httpx.AsyncClient) -> None:
+        """Load alert state and start the background passes."""
+        await in_transaction(self.sessions, self.alerts.load)
+        loops = (
+            (self._compact, self.settings.telemetry_compact_seconds),
+            (lambda: self._silence(http), self.settings.alert_interval_seconds),
+            (self._reclaim, self.settings.idle_check_seconds),
+        )
+        for index, (step, every) in enumerate(loops):
+            self._tasks.append(asyncio.create_task(_every(step, every), name=f"monitor-{index}"))
+
+    async def close(self) -> None:
+        """Stop the background passes."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def ingest(self, principal: Principal, batch: TelemetryBatch) -> dict[str, Any]:
+        """Store a batch sent with its resource's token (or by an admin naming the resource)."""
+        now = self.clock()
+        for index, sample in enumerate(batch.samples):
+            if sample.time > now + MAX_FUTURE_SECONDS:
+                raise InvalidInput(
+                    f"samples[{index}].time: {sample.time:.0f} is more than "
+                    f"{MAX_FUTURE_SECONDS}s ahead of the server's clock ({now:.0f}); "
+                    "send seconds since the epoch"
+                )
+        with self.sessions.begin() as session:
+            resource_id = self._sender(session, principal, batch.resource)
+            count = insert_samples(session, resource_id, batch.samples)
+            self.alerts.observe(session, resource_id, batch.samples)
+        known = self.latest.of(resource_id)
+        for sample in batch.samples:
+            if is_active(
+                sample, known.get(sample.source), self.settings.idle_gpu_utilisation_percent
+            ):
+                self.activity.saw(resource_id, sample.time)
+        self.latest.update(resource_id, batch.process, batch.samples, now)
+        if batch.dropped:
+            self.dropped[(resource_id, batch.process)] = batch.dropped
+        self.ingested += count
+        return {"accepted": count}
+
+    def _sender(self, session: Session, principal: Principal, named: str) -> str:
+        if principal.resource_id is None:
+            if not principal.is_admin:
+                raise Forbidden(
+                    "telemetry is sent with a resource's own token ($TITAN_TOKEN in its processes)"
+                )
+            if not named:
+                raise InvalidInput("resource: an admin must name the resource (owner/type/name)")
+            return self._by_name(session, named).id
+        own = self._name_of(session, principal.resource_id)
+        if named and named != own:
+            raise Forbidden(f"samples for {named!r} were sent with the token of {own!r}")
+        return principal.resource_id
+
+    def _name_of(self, session: Session, resource_id: str) -> str:
+        name = self._names.get(resource_id)
+        if name is None:
+            resource = session.get(Resource, resource_id)
+            if resource is None:
+                raise NotFound("the token's resource no longer exists")
+            name = self._names[resource_id] = _name(resource)
+        return name
+
+    def _by_name(self, session: Session, named: str) -> Resource:
+        owner, _, rest = named.partition("/")
+        kind, _, name = rest.partition("/")
+        resource = session.scalar(
+            select(Resource).where(
+                Resource.owner == owner, Resource.type == kind, Resource.name == name
+            )
+        )
+        if resource is None:
+            raise NotFound(f"resource: {named!r} not found; write owner/type/name")
+        return resource
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def query(
+        self,
+        principal: Principal,
+        type: str,
+        name: str,
+        owner: str | None,
+        metric: str,
+        start: float | None,
+        end: float | None,
+        step: float | None,
+        agg: str,
+    ) -> dict[str, Any]:
+        """Series of one metric of one resource, per source."""
+        if not is_metric_name(metric):
+            raise InvalidInput(f"metric: {metric!r} is not a metric name (e.g. host_cpu_percent)")
+        if agg not in ("avg", "min", "max"):
+            raise InvalidInput(f"agg: {agg!r} is not one of avg, min, max")
+        now = self.clock()
+        end = now if end is None else end
+        window = Window.of(end - 900 if start is None else start, end, step)
+        raw_since = now - self.settings.telemetry_raw_retention_seconds
+        with self.sessions() as session:
+            resource = self.resources.load(session, principal, type, name, owner)
+            result = series(session, resource.id, metric, window, _agg(agg), raw_since)
+        return {"resource": _name(resource), **result}
+
+    def current(self, principal: Principal) -> list[dict[str, Any]]:
+        """Every visible running resource with the newest reading of each of its sources."""
+        shown = []
+        for view in self.resources.list_visible(principal):
+            if view["status"] not in (Status.RUNNING, Status.STARTING, Status.STOPPING):
+                continue
+            readings = self.latest.of(view["id"])
+            sources = [
+                {
+                    "source": source,
+                    "process": reading.process,
+                    "time": reading.time,
+                    "values": reading.values,
+                    "info": reading.info,
+                }
+                for source, reading in sorted(readings.items())
+            ]
+            shown.append(
+                {
+                    key: view[key]
+                    for key in ("id", "owner", "type", "name", "status", "status_reason")
+                }
+                | {"sources": sources}
+            )
+        return shown
+
+    def events(self, principal: Principal, state: str | None, limit: int) -> list[dict[str, Any]]:
+        """Alert events the caller may see, newest first."""
+        require_user(principal)
+        if state not in (None, "firing", "resolved"):
+            raise InvalidInput(f"state: {state!r} is not firing or resolved")
+        query = select(AlertEvent, Resource).join(Resource, AlertEvent.resource_id == Resource.id)
+        if not principal.is_admin:
+            query = query.where(Resource.owner == principal.user_name)
+        if state is not None:
+            query = query.where(AlertEvent.state == state)
+        with self.sessions() as session:
+            rows = session.execute(query.order_by(AlertEvent.id.desc()).limit(limit))
+            return [event_view(event, resource) for event, resource in rows]
+
+    def reclaims(self, principal: Principal) -> dict[str, Any]:
+        """Idle stops the caller may see, and the GPU-seconds they gave back."""
+        require_user(principal)
+        query = select(Reclaim, Resource).join(Resource, Reclaim.resource_id == Resource.id)
+        if not principal.is_admin:
+            query = query.where(Resource.owner == principal.user_name)
+        with self.sessions() as session:
+            rows = session.execute(query.order_by(Reclaim.id.desc())).all()
+        items = [
+            {
+                "resource": _name(resource),
+                "at": reclaim.at.isoformat(),
+                "idle_seconds": reclaim.idle_seconds,
+                "gpus": reclaim.gpus,
+                "gpu_seconds": reclaim.gpu_seconds,
+                "reason": reclaim.reason,
+            }
+            for reclaim, resource in rows
+        ]
+        return {"gpu_seconds": sum(i["gpu_seconds"] for i in items), "reclaims": items}
+
+    def put_rule(self, principal: Principal, rule: AlertRuleSetting) -> dict[str, Any]:
+        """Add or replace an alert rule (admins)."""
+        require_admin(principal)
+        with self.sessions.begin() as session:
+            return self.alerts.put_rule(session, rule)
+
+    def delete_rule(self, principal: Principal, name: str) -> None:
+        """Remove an alert rule (admins)."""
+        require_admin(principal)
+        with self.sessions.begin() as session:
+            self.alerts.delete_rule(session, name)
+
+    def status_counts(self) -> list[tuple[str, str, int]]:
+        """How many resources there are of each type and status."""
+        with self.sessions() as session:
+            query = select(Resource.type, Resource.status, func.count()).group_by(
+                Resource.type, Resource.status
+            )
+            return [(t, s, int(n)) for t, s, n in session.execute(query)]
+
+    # -- background passes ----------------------------------------------------------------------
+
+    async def _compact(self) -> None:
+        settings = self.settings
+        done = await in_transaction(
+            self.sessions,
+            compact,
+            self.clock(),
+            settings.telemetry_raw_retention_seconds,
+            settings.telemetry_rollup_retention_seconds,
+        )
+        if done.rollups_written or done.samples_removed:
+            log.info("telemetry compaction: %s", done)
+
+    async def _silence(self, http: httpx.AsyncClient) -> None:
+        await in_transaction(self.sessions, self._check_silence)
+        for notice in self.alerts.take_notices():
+            if self.settings.alert_webhook_url:
+                await self._notify(http, notice)
+
+    def _check_silence(self, session: Session) -> None:
+        rows = session.execute(
+            select(Resource.id, Resource.status_changed_at).where(
+                Resource.target == Target.RUNNING, Resource.status == Status.RUNNING
+            )
+        ).all()
+        started = self.activity.started  # nothing is silent from before the plane started
+        running = [Running(r.id, max(r.status_changed_at.timestamp(), started)) for r in rows]
+        self.alerts.check_silence(session, self.clock(), running, dict(self.latest.received))
+
+    async def _notify(self, http: httpx.AsyncClient, notice: dict[str, Any]) -> None:
+        url = self.settings.alert_webhook_url
+        assert url is not None
+        notice = {**notice, "resource": self._names.get(notice["resource_id"], "")}
+        try:
+            (await http.post(url, json=notice, timeout=10)).raise_for_status()
+        except httpx.HTTPError as exc:
+            log.warning("alert webhook %s failed: %s", url, exc)
+
+    async def _reclaim(self) -> None:
+        settings = self.settings
+        stopped = await in_transaction(
+            self.sessions,
+            reclaim_idle,
+            self.clock(),
+            self.activity,
+            dict(self.latest.received),
+            settings.telemetry_silence_seconds,
+            settings.idle_gpu_utilisation_percent,
+        )
+        for resource_id in stopped:
+            log.info("stopping idle resource %s", resource_id)
+            self.latest.forget(resource_id)
+            self.wake(resource_id)
+
+
+async def _every(step: Callable[[], Any], seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await step()
+        except Exception:
+            log.exception("monitoring pass failed; trying again in %ss", seconds)
+
+
+def _name(resource: Resource) -> str:
+    return f"{resource.owner}/{resource.type}/{resource.name}"
+
+
+def _agg(agg: str) -> Aggregate:
+    return "min" if agg == "min" else "max" if agg == "max" else "avg"

@@ -1,0 +1,132 @@
+"""``/metrics`` in the Prometheus text format.
+
+The newest reading of every GPU and host becomes a gauge ``titan_<metric>``
+labelled by resource, owner, type, name, source, process and GPU. Admins
+also get the control plane's own metrics: resources by status, the
+reconcile queue, reconcile and API latency, and samples ingested.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LABELS = ["resource", "owner", "type", "name", "source", "process", "gpu"]
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ControlPlaneMetrics:
+    """The control plane's own instruments, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.api_seconds = Histogram(
+            "titan_api_request_seconds",
+            "API request latency by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.reconcile_seconds = Histogram(
+            "titan_reconcile_seconds",
+            "time one reconcile pass of one resource took",
+            registry=self.registry,
+        )
+
+
+class _Snapshot(Collector):
+    """Gauges built from a snapshot taken at scrape time."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+def telemetry_families(resources: list[dict[str, Any]]) -> list[Metric]:
+    """One gauge family per metric from ``Monitor.current``-shaped resources."""
+    families: dict[str, GaugeMetricFamily] = {}
+    for resource in resources:
+        key = f"{resource['owner']}/{resource['type']}/{resource['name']}"
+        for reading in resource["sources"]:
+            labels = [
+                key,
+                resource["owner"],
+                resource["type"],
+                resource["name"],
+                reading["source"],
+                reading["process"],
+                reading["info"].get("gpu", ""),
+            ]
+            for metric, value in reading["values"].items():
+                family = families.get(metric)
+                if family is None:
+                    family = families[metric] = GaugeMetricFamily(
+                        f"titan_{metric}", f"newest {metric} reading", labels=LABELS
+                    )
+                family.add_metric(labels, value)
+    return list(families.values())
+
+
+def control_plane_families(
+    counts: list[tuple[str, str, int]], queue_depth: int, ingested: int
+) -> list[Metric]:
+    """Resources by status, reconcile queue depth and samples ingested."""
+    resources = GaugeMetricFamily(
+        "titan_resources", "resources by type and status", labels=["type", "status"]
+    )
+    for kind, status, count in counts:
+        resources.add_metric([kind, status], count)
+    queue = GaugeMetricFamily(
+        "titan_reconcile_queue_depth", "resources waiting for or in a reconcile pass"
+    )
+    queue.add_metric([], queue_depth)
+    samples = CounterMetricFamily(
+        "titan_telemetry_samples_ingested", "telemetry samples stored since the server started"
+    )
+    samples.add_metric([], ingested)
+    return [resources, queue, samples]
+
+
+def exposition(families: list[Metric], own: ControlPlaneMetrics | None) -> bytes:
+    """The text Prometheus scrapes: ``families``, then ``own`` instruments if given."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families))
+    text = generate_latest(registry)
+    return text + (generate_latest(own.registry) if own is not None else b"")
+
+
+class ApiTimer:
+    """ASGI middleware observing each HTTP request's latency by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ControlPlaneMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.api_seconds.labels(scope["method"], path, str(status)).observe(
+                time.perf_counter() - started
+            )
