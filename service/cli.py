@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from service.client import Hub, ResourceRef, TitanClientError
+from service.monitoring.tables import alerts_table, top_table
 
 app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)
@@ -163,6 +165,30 @@ def nodes() -> None:
             gpus or "none",
         )
     console.print(table)
+
+
+@app.command()
+def top(
+    once: Annotated[bool, typer.Option(help="print the table once and exit")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 2.0,
+) -> None:
+    """Live table of running resources: each GPU's utilisation, memory, temperature, power."""
+    client = hub()
+    if once:
+        console.print(top_table(client.current()))
+        return
+    with Live(top_table(client.current()), console=console, auto_refresh=False) as live:
+        while True:
+            time.sleep(interval)
+            live.update(top_table(client.current()), refresh=True)
+
+
+@app.command()
+def alerts(
+    state: Annotated[str | None, typer.Option(help="firing or resolved")] = None,
+) -> None:
+    """Alert events on your resources (all for admins), newest first."""
+    console.print(alerts_table(hub().alerts(state)))
 
 
 @app.command()

@@ -52,6 +52,15 @@ def test_every_api_route_needs_a_token(server: RunningServer) -> None:
         ("DELETE", "/api/v1/resources/job/x"),
         ("POST", "/api/v1/users"),
         ("POST", "/api/v1/tokens"),
+        ("POST", "/api/v1/telemetry"),
+        ("GET", "/api/v1/telemetry/current"),
+        ("GET", "/api/v1/resources/job/x/telemetry"),
+        ("GET", "/metrics"),
+        ("GET", "/api/v1/alerts"),
+        ("GET", "/api/v1/alerts/rules"),
+        ("PUT", "/api/v1/alerts/rules/x"),
+        ("DELETE", "/api/v1/alerts/rules/x"),
+        ("GET", "/api/v1/reclaims"),
     ]
     for method, path in routes:
         for token in ("", "titan_not-a-real-token"):

@@ -1,0 +1,1 @@
+"""The monitoring store and what reads it: queries, /metrics, alerts, idle reclaim."""

@@ -1,0 +1,130 @@
+"""Telemetry end to end: real processes sample, the server stores, queries and exports."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import pytest
+from distributed import Client
+
+from tests.integration.conftest import RunningServer
+from tests.integration.test_api import make_user
+from tests.integration.test_cli import titan
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(check: Any, timeout: float = 60, every: float = 0.5) -> Any:
+    """Poll ``check()`` until it returns something truthy; fail with its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = check()
+        if answer:
+            return answer
+        assert time.monotonic() < deadline, f"gave up waiting; last answer: {answer!r}"
+        time.sleep(every)
+
+
+def sources(server: RunningServer, name: str) -> dict[str, dict[str, Any]]:
+    """The newest reading of each source of one resource, from the API."""
+    for resource in server.hub().current():
+        if resource["name"] == name:
+            return {s["source"]: s for s in resource["sources"]}
+    return {}
+
+
+def test_samples_from_a_cluster_reach_queries_top_and_metrics(server: RunningServer) -> None:
+    hub = server.hub()
+    hub.apply({"type": "cluster", "name": "c", "spec": {"n_workers": 1}})
+    running = hub.wait("cluster/c", {"running"}, timeout=90)
+    with Client(running["endpoints"]["scheduler"], timeout="30s") as client:
+        client.wait_for_workers(1, timeout=60)
+        assert sum(client.gather(client.map(lambda x: x + 1, range(20)))) == 210
+
+    def sampled() -> dict[str, dict[str, Any]] | None:
+        found = sources(server, "c")
+        done = found.get("dask:scheduler", {}).get("values", {})
+        wanted = {"host:scheduler", "host:worker-0", "dask:scheduler"}
+        return found if wanted <= set(found) and done["dask_tasks_completed_total"] >= 20 else None
+
+    found = wait_for(sampled)
+    worker = found["host:worker-0"]
+    assert worker["process"] == "worker-0" and worker["values"]["process_memory_bytes"] > 0
+    assert found["dask:scheduler"]["values"]["dask_workers"] == 1
+
+    series = hub.telemetry("cluster/c", "host_cpu_percent", step=1)
+    assert series["resolution"] == "raw" and series["resource"] == "admin/cluster/c"
+    by_source = {s["source"]: s["points"] for s in series["series"]}
+    assert {"host:scheduler", "host:worker-0"} <= set(by_source)
+    assert all(0 <= value <= 100 for _, value in by_source["host:worker-0"])
+    assert len(by_source["host:worker-0"]) >= 2  # one sample a second
+
+    metrics = server.request("GET", "/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'titan_host_cpu_percent{gpu="",name="c",owner="admin",process="worker-0"' in text
+    assert 'titan_resources{status="running",type="cluster"} 1.0' in text
+    assert "titan_reconcile_seconds_count" in text and "titan_reconcile_queue_depth" in text
+    assert 'titan_api_request_seconds_count{method="GET",route="/api/v1/telemetry/current"' in text
+
+    top = titan(server, "top", "--once", env={"COLUMNS": "200"})
+    assert top.returncode == 0, top.stderr
+    assert "admin/cluster/c" in top.stdout and "worker-0" in top.stdout
+
+    bob = make_user(server, "bob")
+    assert "admin/cluster/c" not in server.request("GET", "/metrics", token=bob).text
+    assert "titan_resources" not in server.request("GET", "/metrics", token=bob).text
+    hidden = server.request(
+        "GET",
+        "/api/v1/resources/cluster/c/telemetry",
+        token=bob,
+        params={"metric": "host_cpu_percent", "owner": "admin"},
+    )
+    assert hidden.status_code == 404
+
+
+POSTER = """
+import json, os, time, httpx
+api = httpx.Client(base_url=os.environ["TITAN_URL"],
+                   headers={"Authorization": "Bearer " + os.environ["TITAN_TOKEN"]})
+sample = {"time": time.time(), "source": "host:poster", "values": {"host_cpu_percent": 1.0}}
+codes = {
+    "own": api.post("/api/v1/telemetry",
+                    json={"resource": os.environ["TITAN_RESOURCE"], "samples": [sample]}),
+    "other": api.post("/api/v1/telemetry",
+                      json={"resource": "admin/job/other", "samples": [sample]}),
+    "malformed": api.post("/api/v1/telemetry",
+                          json={"samples": [{**sample, "values": {"Bad Name": "x"}}]}),
+    "future": api.post("/api/v1/telemetry",
+                       json={"samples": [{**sample, "time": time.time() + 3600}]}),
+}
+print("CODES", json.dumps({k: [r.status_code, r.json()] for k, r in codes.items()}))
+"""
+
+
+def test_a_resource_token_sends_samples_for_its_own_resource_only(server: RunningServer) -> None:
+    hub = server.hub()
+    hub.apply({"type": "job", "name": "other", "spec": {"command": "sleep 60"}})
+    hub.apply(
+        {"type": "job", "name": "poster", "spec": {"command": [sys.executable, "-c", POSTER]}}
+    )
+    hub.wait("job/poster", {"stopped"}, timeout=90)
+    output = hub.logs("job/poster")["processes"]["job"]["text"]
+    codes = json.loads(output.split("CODES ", 1)[1].splitlines()[0])
+    assert codes["own"] == [202, {"accepted": 1}]
+    assert codes["other"][0] == 403
+    assert "were sent with the token of 'admin/job/poster'" in codes["other"][1]["error"]["message"]
+    assert codes["malformed"][0] == 422
+    paths = {p["path"] for p in codes["malformed"][1]["error"]["details"]}
+    assert any("values" in path for path in paths), paths
+    assert codes["future"][0] == 422 and "samples[0].time" in codes["future"][1]["error"]["message"]
+
+    bob = make_user(server, "bob")
+    sample = {"time": time.time(), "source": "host:x", "values": {"v": 1.0}}
+    refused = server.request("POST", "/api/v1/telemetry", token=bob, json={"samples": [sample]})
+    assert refused.status_code == 403 and "resource's own token" in refused.text
+    stored = hub.telemetry("job/poster", "host_cpu_percent", start=time.time() - 600, step=1)
+    assert any(s["source"] == "host:poster" for s in stored["series"])
