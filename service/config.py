@@ -195,6 +195,11 @@ class Settings(BaseSettings):
         return self.api_url
 
     @property
+    def outputs_dir(self) -> Path:
+        """Where jobs write results: ``<outputs_dir>/<owner>/job/<name>`` (TITAN_OUTPUT_DIR)."""
+        return self.data_dir / "outputs"
+
+    @property
     def admin_token_file(self) -> Path:
         """The 0600 file holding the first admin token."""
         return self.data_dir / "admin-token"

@@ -102,7 +102,7 @@ def _demo(hub: Hub, console: Console, on_change: OnChange, workers: int, rows: i
             value, seconds = _compute(client)
             timings.append(("dask sum of 0..10^8", seconds))
             console.print(f"dask: sum(range(10**8)) = {value} (exact: {value == _expected()})")
-            trained = train_regression(client, rows=rows)
+            trained, _booster = train_regression(client, rows=rows)
             timings.append((f"xgboost {trained.rounds} rounds ({trained.device})", trained.seconds))
             console.print(
                 f"xgboost on {trained.device}: RMSE {trained.rmse:.3f} vs "

@@ -17,12 +17,14 @@ import importlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,38 @@ class GpuReader:
             put("gpu_throttle_reasons", lambda: reasons(handle))
         put("gpu_processes", lambda: len(self._pids(handle)))
         return values
+
+    def recording(self) -> list[dict[str, Any]]:
+        """The raw NVML answers for each GPU, in the tests' fake's shape (None: unsupported)."""
+        nvml = self.nvml
+        gpus = []
+        for handle, uuid, name in zip(self.handles, self.uuids, self.names, strict=True):
+            rates = _try(partial(nvml.nvmlDeviceGetUtilizationRates, handle))
+            memory = _try(partial(nvml.nvmlDeviceGetMemoryInfo, handle))
+            ecc = [_try(partial(_ecc_errors, nvml, handle, kind)) for kind in (0, 1)]
+            pcie = [
+                _try(partial(nvml.nvmlDeviceGetPcieThroughput, handle, counter))
+                for counter in (nvml.NVML_PCIE_UTIL_RX_BYTES, nvml.NVML_PCIE_UTIL_TX_BYTES)
+            ]
+            values = self._values(handle)
+            gpus.append(
+                {
+                    "uuid": uuid,
+                    "name": name,
+                    "utilization": rates and {"gpu": rates.gpu, "memory": rates.memory},
+                    "memory": memory and {"used": memory.used, "total": memory.total},
+                    "temperature": values.get("gpu_temperature_celsius"),
+                    "power_mw": _milli(values.get("gpu_power_watts")),
+                    "power_limit_mw": _milli(values.get("gpu_power_limit_watts")),
+                    "sm_clock_mhz": values.get("gpu_sm_clock_mhz"),
+                    "pcie_rx_kbps": pcie[0],
+                    "pcie_tx_kbps": pcie[1],
+                    "ecc": None if None in ecc else {"corrected": ecc[0], "uncorrected": ecc[1]},
+                    "throttle_reasons": values.get("gpu_throttle_reasons"),
+                    "pids": _try(partial(self._pids, handle)),
+                }
+            )
+        return gpus
 
     def _info(self, index: int, handle: Any) -> dict[str, str]:
         pids = _try(lambda: self._pids(handle)) or []
@@ -394,6 +428,10 @@ def _select(nvml: Any, handles: list[Any], wanted: list[str]) -> list[Any]:
     return chosen
 
 
+def _milli(watts: float | None) -> int | None:
+    return None if watts is None else round(watts * 1000)
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -403,3 +441,40 @@ def _try(read: Callable[[], Any]) -> Any:
         return read()
     except Exception:
         return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m workers.telemetry``: print what this machine's sampler reads, as JSON lines.
+
+    ``--once`` reads once; ``--seconds N`` reads every ``--interval`` for N
+    seconds; ``--record FILE`` writes the raw NVML readings in the shape the
+    tests' NVML fake replays (``tests/data/nvml_*.json``).
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m workers.telemetry")
+    parser.add_argument("--once", action="store_true", help="read once and exit")
+    parser.add_argument("--seconds", type=float, default=0, help="read for this long")
+    parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL)
+    parser.add_argument("--record", default=None, help="write NVML readings to this file")
+    args = parser.parse_args(argv)
+    gpu = GpuReader.open()
+    reader: Reader = gpu or HostReader("host:" + socket.gethostname())
+    if args.record:
+        if gpu is None:
+            print("no GPU readable through NVML here: nothing to record", file=sys.stderr)
+            return 1
+        Path(args.record).write_text(json.dumps({"gpus": gpu.recording()}, indent=1) + "\n")
+        return 0
+    deadline = time.monotonic() + (0 if args.once else args.seconds)
+    while True:
+        for sample in reader.read(time.time()):
+            print(json.dumps(sample.to_json()), flush=True)
+        if time.monotonic() + args.interval > deadline:
+            return 0
+        time.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

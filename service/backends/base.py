@@ -34,6 +34,7 @@ class ProcessSpec:
     working_directory: str | None = None
     start_script: str | None = None
     labels: dict[str, str] = field(default_factory=dict)  # owner, resource, generation
+    output_dir: str | None = None  # host folder a job writes its results to (TITAN_OUTPUT_DIR)
 
 
 @dataclass(frozen=True)

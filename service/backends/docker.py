@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -41,6 +42,7 @@ from workers.entrypoint import READY_MARKER
 
 log = logging.getLogger(__name__)
 HOME = "/home/titan"
+OUTPUTS = "/outputs"  # a job's output folder, bound from the host
 DASHBOARD_PORT = 8787
 JUPYTER_PORT = 8888
 MANAGED = "titan.managed"
@@ -179,6 +181,9 @@ class DockerBackend(Backend):
         mounts = []
         if spec.role == "jupyter":
             mounts.append(Mount(HOME, self._ensure_home(spec.resource_id), type="volume"))
+        if spec.output_dir:
+            Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
+            mounts.append(Mount(OUTPUTS, spec.output_dir, type="bind"))
         host_config = self.api.create_host_config(
             port_bindings={port: (self.publish_host, host) for port, host in ports.items()},
             nano_cpus=int(spec.cpu * 1e9) or None,
@@ -223,6 +228,8 @@ class DockerBackend(Backend):
         if self.api_url and "TITAN_URL" in env:
             env["TITAN_URL"] = self.api_url
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
+        if spec.output_dir:
+            env["TITAN_OUTPUT_DIR"] = OUTPUTS
         if spec.start_script:
             env["TITAN_START_SCRIPT"] = spec.start_script
         args = list(spec.args)

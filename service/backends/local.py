@@ -65,6 +65,9 @@ class LocalBackend(Backend):
         env.update(spec.env)
         env["TITAN_EXIT_FILE"] = str(folder / "exit.json")
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
+        if spec.output_dir:
+            Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
+            env["TITAN_OUTPUT_DIR"] = spec.output_dir
         if spec.start_script:
             env["TITAN_START_SCRIPT"] = spec.start_script
         if spec.role == "jupyter":

@@ -377,6 +377,11 @@ class Reconciler:
             image=planned.image,
             working_directory=planned.working_directory,
             start_script=planned.start_script,
+            output_dir=(
+                str(self.settings.outputs_dir / resource.owner / resource.type / resource.name)
+                if planned.role == "job"
+                else None
+            ),
             labels={
                 "owner": resource.owner,
                 "resource": f"{resource.owner}/{resource.type}/{resource.name}",

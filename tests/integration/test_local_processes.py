@@ -130,28 +130,6 @@ def test_a_failing_job_records_its_exit_code(server: RunningServer) -> None:
     assert "oops" in hub.logs("job/bad", tail=5)["processes"]["job"]["text"]
 
 
-def test_a_training_job_uses_its_attached_cluster(server: RunningServer) -> None:
-    hub = server.hub()
-    recipe = json.loads((Path(__file__).parents[2] / "recipes" / "training-job.json").read_text())
-    recipe["spec"]["command"] = [
-        sys.executable,
-        "-m",
-        "workers.training",
-        "--rows",
-        "20000",
-        "--rounds",
-        "10",
-    ]
-    recipe["spec"]["dask_cluster"]["n_workers"] = 1
-    hub.apply(recipe)
-    done = hub.wait("job/train-xgboost", {"stopped"}, timeout=180)
-    assert done["status"] == "stopped"
-    text = hub.logs("job/train-xgboost", "job")["processes"]["job"]["text"]
-    result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
-    assert result["device"] == "cpu" and result["rmse"] < result["baseline_rmse"] / 2
-    assert [p["name"] for p in done["processes"]] == ["job"]  # the cluster was stopped
-
-
 def test_a_workspace_runs_jupyterlab_with_its_own_token(server: RunningServer) -> None:
     hub = server.hub()
     hub.apply({"type": "workspace", "name": "lab", "spec": {"dask_cluster": {"n_workers": 1}}})

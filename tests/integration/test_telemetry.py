@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,3 +129,50 @@ def test_a_resource_token_sends_samples_for_its_own_resource_only(server: Runnin
     assert refused.status_code == 403 and "resource's own token" in refused.text
     stored = hub.telemetry("job/poster", "host_cpu_percent", start=time.time() - 600, step=1)
     assert any(s["source"] == "host:poster" for s in stored["series"])
+
+
+def test_the_cpu_training_job_runs_end_to_end_with_its_telemetry(server: RunningServer) -> None:
+    hub = server.hub()
+    recipe = json.loads(
+        (Path(__file__).parents[2] / "recipes" / "train-xgboost-cpu.json").read_text()
+    )
+    assert recipe["spec"]["command"][:3] == ["python", "-m", "workers.training"]
+    recipe["spec"]["command"][0] = sys.executable  # the interpreter Titan is installed in
+    hub.apply(recipe)
+    ref = "job/train-xgboost-cpu"
+
+    def training_sampled() -> dict[str, dict[str, Any]] | None:
+        found = sources(server, "train-xgboost-cpu")
+        wanted = {"host:job", "host:scheduler", "host:worker-0", "host:worker-1", "dask:scheduler"}
+        return found if wanted <= set(found) else None
+
+    wait_for(training_sampled, timeout=120)  # while it trains
+    top = titan(server, "top", "--once", env={"COLUMNS": "200"})
+    assert "admin/job/train-xgboost-cpu" in top.stdout and "worker-1" in top.stdout
+    assert 'resource="admin/job/train-xgboost-cpu"' in server.request("GET", "/metrics").text
+
+    done = hub.wait(ref, {"stopped"}, timeout=300)
+    assert "job exited with code 0" in done["status_reason"]
+    text = hub.logs(ref, "job")["processes"]["job"]["text"]
+    result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+    assert result["device"] == "cpu" and result["rows"] == 200_000
+    assert result["rmse"] < result["baseline_rmse"] / 2
+
+    folder = server.settings.outputs_dir / "admin" / "job" / "train-xgboost-cpu"
+    assert result["model"] == str(folder / "model.json")
+    model = json.loads((folder / "model.json").read_text())
+    assert model["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"] == "30"
+    assert json.loads((folder / "metrics.json").read_text())["rmse"] == result["rmse"]
+
+    stored: dict[str, float] = {}
+    for metric in ("training_rmse", "training_seconds", "training_rows_per_second"):
+        series = hub.telemetry(ref, metric, start=time.time() - 900, step=1)["series"]
+        [training] = [s for s in series if s["source"] == "training"]
+        stored[metric] = training["points"][-1][1]
+    assert stored["training_rmse"] == pytest.approx(result["rmse"])
+    assert stored["training_seconds"] == pytest.approx(result["seconds"])
+    assert stored["training_rows_per_second"] == pytest.approx(200_000 * 30 / result["seconds"])
+    workers = hub.telemetry(ref, "process_cpu_percent", start=time.time() - 900, step=1)
+    assert {"host:worker-0", "host:worker-1", "host:job"} <= {
+        s["source"] for s in workers["series"]
+    }

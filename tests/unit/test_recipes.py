@@ -25,7 +25,7 @@ def problems(data: Any) -> dict[str, dict[str, Any]]:
 
 def test_there_are_examples_for_each_use() -> None:
     names = {p.stem for p in EXAMPLES}
-    assert {"cpu-cluster", "gpu-cluster", "workspace-with-cluster", "training-job"} <= names
+    assert {"cpu-cluster", "gpu-cluster", "workspace-with-cluster", "train-xgboost-cpu"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,7 +132,7 @@ def test_pushes_back_off_while_failing_and_reading_goes_on() -> None:
     time.sleep(1.0)
     sampler.stop()
     sampler.join(timeout=5)
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert Counting.reads > 40  # reading never waited for the pushes
     assert len(attempts) < 10 and gaps and gaps[-1] > gaps[0]  # pushes spread out
     assert sampler.backoff > 0.05
@@ -146,3 +149,14 @@ def test_a_failing_reader_skips_a_turn_not_the_sampler() -> None:
 
     sampler = Sampler([Broken(), Fine()], Pusher(lambda body: None, "r", "p"))
     assert [s.source for s in sampler.sample_once()] == ["host:x"]
+
+
+def test_a_recording_replays_to_the_same_readings(tmp_path: Path) -> None:
+    live = GpuReader.open(visible=None, nvml=FakeNvml())
+    assert live is not None
+    recorded = tmp_path / "nvml.json"
+    recorded.write_text(json.dumps({"gpus": live.recording()}))
+    replayed = GpuReader.open(visible=None, nvml=FakeNvml(recorded))
+    assert replayed is not None
+    assert [s.values for s in replayed.read(1.0)] == [s.values for s in live.read(1.0)]
+    assert [s.info for s in replayed.read(1.0)] == [s.info for s in live.read(1.0)]

@@ -1,7 +1,10 @@
-"""``python -m workers.training``: train XGBoost on the attached Dask cluster, print JSON.
+"""``python -m workers.training``: train XGBoost on the attached Dask cluster.
 
 Connects to ``DASK_SCHEDULER_ADDRESS`` (set by Titan in every process of a
-resource with a Dask cluster) and exits non-zero if the model did not learn.
+resource with a Dask cluster), trains on synthetic data or a Parquet/CSV
+file, saves the model under ``--output`` (default ``$TITAN_OUTPUT_DIR``),
+reports train time, rows/s and RMSE to the monitoring store, prints the
+result as JSON, and exits non-zero if the model did not learn.
 """
 
 from __future__ import annotations
@@ -11,15 +14,21 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
+
+from workers.telemetry import report
 
 
 def main() -> int:
-    """Train once and print the result; exit 1 if RMSE is not below half the baseline."""
+    """Train once; exit 1 if RMSE is not below half the baseline, 2 on bad usage."""
     parser = argparse.ArgumentParser(prog="python -m workers.training")
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=100_000, help="synthetic rows")
+    parser.add_argument("--features", type=int, default=20, help="synthetic features")
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: auto")
+    parser.add_argument("--data", default=None, help="Parquet or CSV path instead of synthetic")
+    parser.add_argument("--label", default="label", help="target column of --data")
+    parser.add_argument("--output", default=os.environ.get("TITAN_OUTPUT_DIR", "."))
     args = parser.parse_args()
     address = os.environ.get("DASK_SCHEDULER_ADDRESS")
     if not address:
@@ -27,12 +36,18 @@ def main() -> int:
         return 2
     from distributed import Client
 
-    from workers.training.xgboost_train import train_regression
+    from workers.training.xgboost_train import save, table_data, train_regression
 
     with Client(address, timeout="60s") as client:
         client.wait_for_workers(1, timeout=120)
-        result = train_regression(client, args.rows, args.features, args.rounds, args.device)
-    print(json.dumps(dataclasses.asdict(result)), flush=True)
+        data = table_data(args.data, args.label) if args.data else None
+        result, booster = train_regression(
+            client, args.rows, args.features, args.rounds, args.device, data
+        )
+    model = save(result, booster, Path(args.output))
+    reported = report("training", result.metrics(), {"device": result.device, "model": str(model)})
+    print(f"model saved to {model}; metrics {'reported' if reported else 'not reported'}")
+    print(json.dumps({**dataclasses.asdict(result), "model": str(model)}), flush=True)
     return 0 if result.rmse < result.baseline_rmse / 2 else 1
 
 
