@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from service.config import Settings
 from tests.fake_nvml import FakeNvml
-from workers.telemetry import GpuReader, HostReader, Pusher, Sample, Sampler
+from workers.telemetry import BATCH_SIZE, GpuReader, HostReader, Pusher, Sample, Sampler
 
 FIRST = "GPU-5d0f6a52-8c4c-4b8e-9d2a-000000000001"
 SECOND = "GPU-5d0f6a52-8c4c-4b8e-9d2a-000000000002"
@@ -160,3 +161,15 @@ def test_a_recording_replays_to_the_same_readings(tmp_path: Path) -> None:
     assert replayed is not None
     assert [s.values for s in replayed.read(1.0)] == [s.values for s in live.read(1.0)]
     assert [s.info for s in replayed.read(1.0)] == [s.info for s in live.read(1.0)]
+
+
+def test_a_full_batch_of_gpu_samples_fits_the_api_body_limit() -> None:
+    reader = GpuReader.open(visible="0", nvml=FakeNvml())
+    assert reader is not None
+    [sample] = reader.read(1_800_000_000.123456)
+    sample.info["pids"] = ",".join(str(4_000_000 + i) for i in range(20))
+    sent: list[dict[str, Any]] = []
+    pusher = Pusher(sent.append, "someone/workspace/" + "x" * 63, "worker-999")
+    pusher.add([sample] * BATCH_SIZE)
+    pusher.flush()
+    assert len(json.dumps(sent[0]).encode()) < Settings().max_body_bytes
