@@ -299,7 +299,7 @@ class Pusher:
                 "resource": self.resource,
                 "process": self.process,
                 "dropped": self.dropped,
-                "samples": [sample.to_json() for sample in batch],
+                "chunks": columns(batch),
             }
             try:
                 self.post(body)
@@ -310,6 +310,26 @@ class Pusher:
             with self.lock:  # what was sent is at the front, unless a full buffer dropped it
                 while self.buffer and id(self.buffer[0]) in sent:
                     self.buffer.popleft()
+
+
+def columns(samples: Sequence[Sample]) -> list[dict[str, Any]]:
+    """Samples as the API's ``chunks``: per source, the times and a column per metric
+    (``None`` where a sample lacks it) - each metric name sent once, not once per sample."""
+    by_source: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_source.setdefault(sample.source, []).append(sample)
+    chunks = []
+    for source, group in by_source.items():
+        names = sorted({name for sample in group for name in sample.values})
+        chunk: dict[str, Any] = {
+            "source": source,
+            "times": [sample.time for sample in group],
+            "values": {name: [sample.values.get(name) for sample in group] for name in names},
+        }
+        if group[-1].info:
+            chunk["info"] = group[-1].info
+        chunks.append(chunk)
+    return chunks
 
 
 class Sampler(threading.Thread):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.auth import require_user
@@ -19,12 +22,26 @@ from service.monitoring.samples import TelemetryBatch
 router = APIRouter(tags=["telemetry"])
 
 
-@router.post("/api/v1/telemetry", status_code=202)
-def post_telemetry(
-    batch: TelemetryBatch, titan: TitanDep, principal: CurrentPrincipal
+@router.post(
+    "/api/v1/telemetry",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TelemetryBatch.model_json_schema()}},
+        }
+    },
+)
+async def post_telemetry(
+    request: Request, titan: TitanDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Store a batch of samples, sent with the resource's own token."""
-    return titan.monitor.ingest(principal, batch)
+    # Parsed and checked in one pass from the raw bytes: the hottest route by volume.
+    try:
+        batch = TelemetryBatch.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    return await asyncio.to_thread(titan.monitor.ingest, principal, batch)
 
 
 @router.get("/api/v1/telemetry/current")

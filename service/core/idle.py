@@ -20,22 +20,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.state import Status, Target, set_status
-from service.monitoring.samples import WireSample
+from service.monitoring.chunks import Chunk
 from service.monitoring.store import SourceReading
 from service.recipes.units import parse_duration
 from service.store.models import Process, Reclaim, Resource, utcnow
 
 
-def is_active(sample: WireSample, previous: SourceReading | None, gpu_idle_percent: float) -> bool:
-    """True if ``sample`` shows the resource doing work."""
-    values = sample.values
-    if values.get("gpu_utilization_percent", 0.0) > gpu_idle_percent:
-        return True
-    if values.get("dask_tasks_processing", 0.0) > 0 or values.get("jupyter_kernels_busy", 0.0) > 0:
-        return True
-    done = values.get("dask_tasks_completed_total")
+def active_at(chunk: Chunk, previous: SourceReading | None, gpu_idle_percent: float) -> float:
+    """The last time in ``chunk`` the resource was doing work; 0 if it never was."""
+    busy = 0.0
+    for metric, floor in (
+        ("gpu_utilization_percent", gpu_idle_percent),
+        ("dask_tasks_processing", 0.0),
+        ("jupyter_kernels_busy", 0.0),
+    ):
+        for at, value in chunk.points(metric):
+            if value > floor:
+                busy = max(busy, at)
     before = previous.values.get("dask_tasks_completed_total") if previous else None
-    return done is not None and before is not None and done != before
+    for at, done in chunk.points("dask_tasks_completed_total"):
+        if before is not None and done != before:  # tasks finished in between
+            busy = max(busy, at)
+        before = done
+    return busy
 
 
 def shutoff_seconds(recipe: dict[str, object]) -> float | None:

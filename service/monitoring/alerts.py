@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from service.config import AlertRuleSetting
 from service.errors import Conflict, NotFound
-from service.monitoring.samples import WireSample
+from service.monitoring.chunks import Chunk
 from service.store.models import AlertEvent, AlertRule, Resource
 
 NO_SAMPLES = "no_samples"
@@ -103,39 +103,40 @@ class Alerts:
 
     # -- judging -------------------------------------------------------------------------
 
-    def observe(self, session: Session, resource_id: str, samples: list[WireSample]) -> None:
-        """Judge threshold rules on ``samples`` of one resource; samples end its silence."""
+    def observe(self, session: Session, resource_id: str, chunks: list[Chunk]) -> None:
+        """Judge threshold rules on the samples of one resource; samples end its silence."""
         with self.lock:
             for rule in self._active():
                 if rule.metric == NO_SAMPLES:
                     key = (rule.name, resource_id, "")
-                    if key in self.firing and samples:
+                    if key in self.firing and chunks:
                         self._resolve(session, key, None, "samples arrive again")
                     continue
-                for sample in sorted(samples, key=lambda s: s.time):
-                    value = sample.values.get(rule.metric)
-                    if value is not None:
-                        self._judge(session, rule, resource_id, sample, value)
+                compare = COMPARE[rule.comparison]
+                for chunk in chunks:
+                    column = chunk.columns.get(rule.metric)
+                    if column is None:
+                        continue
+                    key = (rule.name, resource_id, chunk.source)
+                    quiet = key not in self.since and key not in self.firing
+                    if quiet and not any(compare(v, rule.threshold) for v in column):
+                        continue  # nothing pending, nothing firing, nothing beyond the threshold
+                    for at, value in chunk.points(rule.metric):
+                        self._judge(session, rule, key, at, value)
 
     def _judge(
-        self,
-        session: Session,
-        rule: AlertRuleSetting,
-        resource_id: str,
-        sample: WireSample,
-        value: float,
+        self, session: Session, rule: AlertRuleSetting, key: Key, at: float, value: float
     ) -> None:
-        key = (rule.name, resource_id, sample.source)
         if not COMPARE[rule.comparison](value, rule.threshold):
             self.since.pop(key, None)
             if key in self.firing:
                 self._resolve(session, key, value, f"{rule.metric} is {value:g} now")
             return
-        since = self.since.setdefault(key, sample.time)
-        if key not in self.firing and sample.time - since >= rule.for_seconds:
+        since = self.since.setdefault(key, at)
+        if key not in self.firing and at - since >= rule.for_seconds:
             message = (
                 f"{rule.metric} {rule.comparison} {rule.threshold:g} for "
-                f"{rule.for_seconds:g}s on {sample.source} (now {value:g})"
+                f"{rule.for_seconds:g}s on {key[2]} (now {value:g})"
             )
             self._fire(session, key, value, message)
 

@@ -21,18 +21,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import AlertRuleSetting, Settings
 from service.core.auth import Principal, require_admin, require_user
-from service.core.idle import Activity, is_active, reclaim_idle
+from service.core.idle import Activity, active_at, reclaim_idle
 from service.core.resources import ResourceService
 from service.core.state import Status, Target
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.monitoring.alerts import Alerts, Running, event_view
+from service.monitoring.chunks import chunks_of
 from service.monitoring.samples import MAX_FUTURE_SECONDS, TelemetryBatch, is_metric_name
 from service.monitoring.store import (
     Aggregate,
     Latest,
     Window,
     compact,
-    insert_samples,
+    insert_chunks,
     series,
 )
 from service.store.db import in_transaction
@@ -92,24 +93,25 @@ class Monitor:
     def ingest(self, principal: Principal, batch: TelemetryBatch) -> dict[str, Any]:
         """Store a batch sent with its resource's token (or by an admin naming the resource)."""
         now = self.clock()
-        for index, sample in enumerate(batch.samples):
-            if sample.time > now + MAX_FUTURE_SECONDS:
+        chunks = chunks_of(batch.samples, batch.chunks)
+        for chunk in chunks:
+            if chunk.times[-1] > now + MAX_FUTURE_SECONDS:
                 raise InvalidInput(
-                    f"samples[{index}].time: {sample.time:.0f} is more than "
-                    f"{MAX_FUTURE_SECONDS}s ahead of the server's clock ({now:.0f}); "
+                    f"time: a sample of {chunk.source} is stamped {chunk.times[-1]:.0f}, more "
+                    f"than {MAX_FUTURE_SECONDS}s ahead of the server's clock ({now:.0f}); "
                     "send seconds since the epoch"
                 )
         with self.sessions.begin() as session:
             resource_id = self._sender(session, principal, batch.resource)
-            count = insert_samples(session, resource_id, batch.samples)
-            self.alerts.observe(session, resource_id, batch.samples)
+            count = insert_chunks(session, resource_id, chunks, now)
+            self.alerts.observe(session, resource_id, chunks)
         known = self.latest.of(resource_id)
-        for sample in batch.samples:
-            if is_active(
-                sample, known.get(sample.source), self.settings.idle_gpu_utilisation_percent
-            ):
-                self.activity.saw(resource_id, sample.time)
-        self.latest.update(resource_id, batch.process, batch.samples, now)
+        gpu_idle = self.settings.idle_gpu_utilisation_percent
+        for chunk in chunks:
+            busy = active_at(chunk, known.get(chunk.source), gpu_idle)
+            if busy:
+                self.activity.saw(resource_id, busy)
+        self.latest.update(resource_id, batch.process, chunks, now)
         if batch.dropped:
             self.dropped[(resource_id, batch.process)] = batch.dropped
         self.ingested += count
@@ -270,7 +272,7 @@ class Monitor:
             settings.telemetry_raw_retention_seconds,
             settings.telemetry_rollup_retention_seconds,
         )
-        if done.rollups_written or done.samples_removed:
+        if done.rollups_written or done.chunks_removed:
             log.info("telemetry compaction: %s", done)
 
     async def _silence(self, http: httpx.AsyncClient) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -155,13 +156,15 @@ class Node(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class TelemetrySample(Base):
-    """One raw sample: a source's metric values at one time (epoch seconds)."""
+class SampleChunk(Base):
+    """Raw samples of one source sent together: times and metric columns packed as doubles
+    (see :mod:`service.monitoring.chunks`)."""
 
-    __tablename__ = "samples"
+    __tablename__ = "sample_chunks"
     __table_args__ = (
-        Index("ix_samples_resource_at", "resource_id", "at"),
-        Index("ix_samples_at", "at"),
+        Index("ix_sample_chunks_resource_start", "resource_id", "start_at"),
+        Index("ix_sample_chunks_end", "end_at"),
+        Index("ix_sample_chunks_rolled", "rolled", "end_at"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -169,8 +172,13 @@ class TelemetrySample(Base):
     )
     resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(120))
-    at: Mapped[float] = mapped_column(Double)
-    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    start_at: Mapped[float] = mapped_column(Double)  # first sample, epoch seconds
+    end_at: Mapped[float] = mapped_column(Double)  # last sample
+    received_at: Mapped[float] = mapped_column(Double)  # when the server stored it
+    rolled: Mapped[bool] = mapped_column(default=False)  # its minutes are rolled up
+    count: Mapped[int] = mapped_column()
+    metrics: Mapped[list[str]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Rollup(Base):
@@ -189,15 +197,6 @@ class Rollup(Base):
     min: Mapped[float] = mapped_column(Double)
     max: Mapped[float] = mapped_column(Double)
     count: Mapped[int] = mapped_column()
-
-
-class MonitoringState(Base):
-    """Bookkeeping of the monitoring store, e.g. up to which minute rollups are made."""
-
-    __tablename__ = "monitoring_state"
-
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    value: Mapped[float] = mapped_column(Double)
 
 
 class AlertRule(Base):

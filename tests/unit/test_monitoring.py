@@ -10,14 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import AlertRuleSetting
-from service.core.idle import Activity, is_active, reclaim_idle
+from service.core.idle import Activity, active_at, reclaim_idle
 from service.core.state import Status
 from service.errors import InvalidInput
 from service.monitoring.alerts import Alerts, Running
+from service.monitoring.chunks import chunks_of
 from service.monitoring.samples import WireSample
 from service.monitoring.store import SourceReading, Window, compact, insert_samples, series
 from service.store.db import make_engine, migrate, session_factory
-from service.store.models import AlertEvent, Process, Reclaim, Resource, TelemetrySample
+from service.store.models import AlertEvent, Process, Reclaim, Resource, SampleChunk
 
 T0 = 1_800_000_000.0  # a whole minute (divisible by 60)
 
@@ -53,8 +54,8 @@ def test_raw_queries_bucket_by_step_per_source(sessions: sessionmaker[Session]) 
     with sessions.begin() as session:
         samples = [gpu(T0 + i, float(i)) for i in range(60)]
         samples += [gpu(T0 + i, 100.0, source="gpu:GPU-2") for i in range(0, 60, 2)]
-        insert_samples(session, "r1", samples)
-        insert_samples(session, "r2", [gpu(T0, 50.0)])  # another resource: never mixed in
+        insert_samples(session, "r1", samples, T0 + 60)
+        insert_samples(session, "r2", [gpu(T0, 50.0)], T0 + 60)  # another resource: never mixed in
     window = Window.of(T0, T0 + 60, 20)
     with sessions() as session:
         avg = series(session, "r1", "gpu_utilization_percent", window, "avg", raw_since=0)
@@ -71,7 +72,7 @@ def test_compaction_rolls_up_whole_minutes_and_expires_old_data(
 ) -> None:
     with sessions.begin() as session:
         # 3 minutes at 1 Hz: values 0..179
-        insert_samples(session, "r1", [gpu(T0 + i, float(i % 100)) for i in range(180)])
+        insert_samples(session, "r1", [gpu(T0 + i, float(i % 100)) for i in range(180)], T0 + 179)
     with sessions.begin() as session:
         done = compact(session, now=T0 + 180 + 120, raw_retention=3600, rollup_retention=86400)
     assert done.minutes_rolled_up == 3 and done.rollups_written == 3
@@ -94,13 +95,22 @@ def test_compaction_rolls_up_whole_minutes_and_expires_old_data(
     assert [p[1] for p in rolled["min"]["series"][0]["points"]] == [0.0, 0.0, 20.0]
     assert [p[1] for p in rolled["max"]["series"][0]["points"]] == [59.0, 99.0, 79.0]
     assert raw["resolution"] == "raw"  # a step under a minute inside the raw window
+    with sessions.begin() as session:  # late samples for minute 2: it is rolled up again
+        late = [gpu(T0 + 60 + i / 10, 1000.0) for i in range(10)]
+        insert_samples(session, "r1", late, received_at=T0 + 180 + 128)
+    with sessions.begin() as session:
+        redone = compact(session, now=T0 + 180 + 130, raw_retention=3600, rollup_retention=86400)
+    assert (redone.minutes_rolled_up, redone.rollups_written) == (1, 1)  # just minute 2, again
+    with sessions() as session:
+        late = series(session, "r1", "gpu_utilization_percent", window, "max", raw_since=T0 + 1)
+    assert [p[1] for p in late["series"][0]["points"]] == [59.0, 1000.0, 79.0]
     with sessions.begin() as session:  # a day later: raw samples are gone, rollups stay
         gone = compact(
             session, now=T0 + 2 * 86400 - 600, raw_retention=3600, rollup_retention=2 * 86400
         )
-    assert gone.samples_removed == 180 and gone.rollups_removed == 0
+    assert gone.chunks_removed == 2 and gone.rollups_removed == 0  # two chunks
     with sessions.begin() as session:
-        assert session.scalar(select(TelemetrySample.id).limit(1)) is None
+        assert session.scalar(select(SampleChunk.id).limit(1)) is None
         expired = compact(session, now=T0 + 3 * 86400, raw_retention=3600, rollup_retention=86400)
     assert expired.rollups_removed == 3
 
@@ -136,13 +146,15 @@ def test_a_threshold_must_hold_for_its_duration_to_fire_and_resolves_when_it_sto
         ]
 
     with sessions.begin() as session:
-        alerts.observe(session, "r1", temps(0, [90] * 50 + [80] + [90] * 59))  # broken at 50s
+        alerts.observe(
+            session, "r1", chunks_of(temps(0, [90] * 50 + [80] + [90] * 59))
+        )  # broken at 50s
     assert _events(sessions) == []
     with sessions.begin() as session:
-        alerts.observe(session, "r1", temps(110, [91, 92]))  # 60s since the break
+        alerts.observe(session, "r1", chunks_of(temps(110, [91, 92])))  # 60s since the break
     assert _events(sessions) == [("hot", "gpu:GPU-1", "firing")]
     with sessions.begin() as session:
-        alerts.observe(session, "r1", temps(112, [70]))
+        alerts.observe(session, "r1", chunks_of(temps(112, [70])))
     assert _events(sessions) == [("hot", "gpu:GPU-1", "resolved")]
     notices = alerts.take_notices()
     assert [n["state"] for n in notices] == ["firing", "resolved"]
@@ -162,7 +174,7 @@ def test_silence_from_a_running_resource_fires_and_samples_resolve_it(
         alerts.check_silence(session, T0 + 41, running, {"r1": T0 + 5})  # fires once
     assert _events(sessions) == [("silent", "", "firing")]
     with sessions.begin() as session:
-        alerts.observe(session, "r1", [gpu(T0 + 42, 0.0)])
+        alerts.observe(session, "r1", chunks_of([gpu(T0 + 42, 0.0)]))
     assert _events(sessions) == [("silent", "", "resolved")]
     fresh = Alerts([AlertRuleSetting(name="silent", metric="no_samples", for_seconds=30)])
     with sessions.begin() as session:  # a restarted control plane knows what is open
@@ -176,17 +188,23 @@ def test_activity_is_gpu_use_dask_tasks_or_a_busy_kernel() -> None:
     def reading(**values: float) -> SourceReading:
         return SourceReading(T0, values, {}, "scheduler")
 
-    def sample(**values: float) -> WireSample:
-        return WireSample(time=T0 + 1, source="x", values=values)
+    def busy(previous: SourceReading | None = None, **values: float) -> float:
+        [chunk] = chunks_of([WireSample(time=T0 + 1, source="x", values=values)])
+        return active_at(chunk, previous, 2)
 
-    assert is_active(sample(gpu_utilization_percent=3), None, 2)
-    assert not is_active(sample(gpu_utilization_percent=2), None, 2)
-    assert is_active(sample(dask_tasks_processing=1), None, 2)
-    assert is_active(sample(jupyter_kernels_busy=1), None, 2)
-    done = sample(dask_tasks_completed_total=5)
-    assert is_active(done, reading(dask_tasks_completed_total=4), 2)  # tasks ran in between
-    assert not is_active(done, reading(dask_tasks_completed_total=5), 2)
-    assert not is_active(sample(host_cpu_percent=100), None, 2)
+    assert busy(gpu_utilization_percent=3) == T0 + 1
+    assert busy(gpu_utilization_percent=2) == 0
+    assert busy(dask_tasks_processing=1) == T0 + 1
+    assert busy(jupyter_kernels_busy=1) == T0 + 1
+    assert busy(reading(dask_tasks_completed_total=4), dask_tasks_completed_total=5) == T0 + 1
+    assert busy(reading(dask_tasks_completed_total=5), dask_tasks_completed_total=5) == 0
+    assert busy(host_cpu_percent=100) == 0
+    samples = [
+        WireSample(time=T0 + i, source="gpu:GPU-1", values={"gpu_utilization_percent": u})
+        for i, u in enumerate([50, 0, 60, 1, 0])
+    ]
+    [chunk] = chunks_of(list(reversed(samples)))  # any order in: the last busy time out
+    assert active_at(chunk, None, 2) == T0 + 2
 
 
 def test_idle_resources_are_stopped_with_the_reason_and_the_gpu_time_recorded(

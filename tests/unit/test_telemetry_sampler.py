@@ -92,7 +92,7 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them() -> None:
     pusher.add(_sample(n) for n in range(5))
     assert pusher.dropped == 2
     assert pusher.flush()
-    times = [s["time"] for body in sent for s in body["samples"]]
+    times = [t for body in sent for chunk in body["chunks"] for t in chunk["times"]]
     assert times == [2.0, 3.0, 4.0]  # batches of 2, oldest gone
     assert sent[-1]["dropped"] == 2 and sent[-1]["resource"] == "admin/cluster/c"
     assert not pusher.buffer

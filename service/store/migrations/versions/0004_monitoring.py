@@ -1,4 +1,4 @@
-"""monitoring store: raw samples, minute rollups, alerts and idle reclaims
+"""monitoring store: raw sample chunks, minute rollups, alerts and idle reclaims
 
 Revision ID: 0004
 Revises: 0003
@@ -21,7 +21,7 @@ def upgrade() -> None:
     with op.batch_alter_table("resources") as batch:
         batch.add_column(sa.Column("target_reason", sa.Text(), nullable=False, server_default=""))
     op.create_table(
-        "samples",
+        "sample_chunks",
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -30,11 +30,17 @@ def upgrade() -> None:
         ),
         sa.Column("resource_id", sa.String(length=32), _resource(), nullable=False),
         sa.Column("source", sa.String(length=120), nullable=False),
-        sa.Column("at", sa.Double(), nullable=False),
-        sa.Column("values", sa.JSON(), nullable=False),
+        sa.Column("start_at", sa.Double(), nullable=False),
+        sa.Column("end_at", sa.Double(), nullable=False),
+        sa.Column("received_at", sa.Double(), nullable=False),
+        sa.Column("rolled", sa.Boolean(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
     )
-    op.create_index("ix_samples_resource_at", "samples", ["resource_id", "at"])
-    op.create_index("ix_samples_at", "samples", ["at"])
+    op.create_index("ix_sample_chunks_resource_start", "sample_chunks", ["resource_id", "start_at"])
+    op.create_index("ix_sample_chunks_end", "sample_chunks", ["end_at"])
+    op.create_index("ix_sample_chunks_rolled", "sample_chunks", ["rolled", "end_at"])
     op.create_table(
         "rollups",
         sa.Column("resource_id", sa.String(length=32), _resource(), nullable=False),
@@ -48,11 +54,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("resource_id", "metric", "minute", "source"),
     )
     op.create_index("ix_rollups_minute", "rollups", ["minute"])
-    op.create_table(
-        "monitoring_state",
-        sa.Column("name", sa.String(length=63), primary_key=True),
-        sa.Column("value", sa.Double(), nullable=False),
-    )
     op.create_table(
         "alert_rules",
         sa.Column("name", sa.String(length=63), primary_key=True),
@@ -90,8 +91,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("reclaims", "alert_events", "alert_rules", "monitoring_state", "rollups"):
+    for table in ("reclaims", "alert_events", "alert_rules", "rollups"):
         op.drop_table(table)
-    op.drop_table("samples")
+    op.drop_table("sample_chunks")
     with op.batch_alter_table("resources") as batch:
         batch.drop_column("target_reason")
