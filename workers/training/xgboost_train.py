@@ -119,7 +119,7 @@ def train_regression(
     if device == "cuda":
         x, y = x.map_blocks(on_gpu), y.map_blocks(on_gpu)
     x, y = client.persist([x, y])
-    baseline = float(y.std().compute())  # RMSE of always predicting the mean
+    baseline = float(client.compute(y.std()).result())  # RMSE of always predicting the mean
     started = time.perf_counter()
     train = dxgb.DaskQuantileDMatrix(client, x, y)
     params = {

@@ -1,0 +1,204 @@
+"""Every GPU path of Titan on a machine with an NVIDIA GPU, in one go, as a short table.
+
+1. NVML: what the sampler reads from each GPU (and a recording of it for the
+   tests' NVML fake, ``nvml_recording.json``), and what one reading costs;
+2. a local-backend Titan cluster whose worker gets a GPU by UUID and runs
+   ``dask cuda worker``, its GPU telemetry reaching the API;
+3. XGBoost ``device="cuda"`` through that cluster on 1M and 10M synthetic rows
+   against the CPU ``hist`` path on a LocalCluster of the machine's cores;
+4. a CuPy task (``gram_checksum``) on the GPU worker against NumPy on CPU.
+
+Each step runs even if an earlier one failed, and says why it was skipped.
+Usage: python benchmarks/gpu_check.py --out DIR (benchmarks/gpu_check.sh wraps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(width=120)
+Row = tuple[str, str, str]
+
+
+def step(rows: list[Row], name: str, run: Callable[[], list[Row]], log: Path) -> None:
+    """Run one check; its rows, or one row saying how it failed (traceback in ``log``)."""
+    try:
+        rows.extend(run())
+    except Exception as exc:
+        with log.open("a") as stream:
+            stream.write(f"== {name}\n{traceback.format_exc()}\n")
+        rows.append((name, "FAILED", f"{type(exc).__name__}: {str(exc)[:150]}"))
+
+
+def nvml(out: Path) -> list[Row]:
+    from workers.telemetry import GpuReader
+
+    reader = GpuReader.open(visible=None)
+    if reader is None:
+        return [("NVML", "FAILED", "no GPU readable through NVML")]
+    (out / "nvml_recording.json").write_text(json.dumps({"gpus": reader.recording()}, indent=1))
+    samples = reader.read(time.time())
+    rows = []
+    for sample in samples:
+        v = sample.values
+        rows.append(
+            (
+                f"NVML {sample.info.get('model')} {sample.source[4:16]}…",
+                "ok",
+                f"util {v.get('gpu_utilization_percent')} %, mem "
+                f"{v.get('gpu_memory_used_bytes', 0) / 2**30:.1f}/"
+                f"{v.get('gpu_memory_total_bytes', 0) / 2**30:.0f} GiB, "
+                f"{v.get('gpu_temperature_celsius')} °C, {v.get('gpu_power_watts')} W of "
+                f"{v.get('gpu_power_limit_watts')}, SM {v.get('gpu_sm_clock_mhz')} MHz, "
+                f"{len(v)} fields",
+            )
+        )
+    began = time.process_time()
+    for _ in range(100):
+        reader.read(time.time())
+    cost = (time.process_time() - began) / 100
+    rows.append(
+        (
+            f"sampler overhead ({len(samples)} GPU(s), NVML)",
+            f"{cost * 100:.3f} % of a core at 1 Hz",
+            f"{cost * 1000:.2f} ms CPU per reading; target <= 1 % for 8 GPUs",
+        )
+    )
+    return rows
+
+
+def titan_gpu_cluster(out: Path, state: dict[str, Any]) -> list[Row]:
+    from distributed import Client
+
+    from service.client import Hub
+    from service.demo import embedded_server
+
+    server = embedded_server(console)
+    url, token = server.__enter__()
+    state["server"] = server
+    hub = Hub(url, token)
+    nodes = hub.nodes()
+    gpus = [g["uuid"] for node in nodes for g in node["gpus"]]
+    if not gpus:
+        return [("Titan GPU inventory", "FAILED", "the ledger found no GPU through NVML")]
+    spec = {"n_workers": 1, "worker": {"gpu": 1, "memory": "32GiB"}}
+    hub.apply({"type": "cluster", "name": "gpu-check", "spec": spec})
+    running = hub.wait("cluster/gpu-check", {"running"}, timeout=300)
+    client = Client(running["endpoints"]["scheduler"], timeout="60s")
+    client.wait_for_workers(1, timeout=120)
+    state["client"] = client
+    seen = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+    [visible] = seen.values()
+    logs = hub.logs("cluster/gpu-check", "worker-0", tail=200)["processes"]["worker-0"]["text"]
+    (out / "worker-0.log").write_text(logs)
+    cuda_worker = "-m dask cuda worker" in logs  # the entrypoint prints what it starts
+    deadline = time.monotonic() + 30
+    reading: dict[str, Any] = {}
+    while time.monotonic() < deadline and not reading:
+        for resource in hub.current():
+            for source in resource["sources"]:
+                if source["source"].startswith("gpu:"):
+                    reading = source
+        time.sleep(1)
+    return [
+        ("GPU inventory (ledger, NVML)", "ok", f"{len(gpus)} GPU(s): {', '.join(gpus)[:90]}"),
+        (
+            "dask cuda worker pinned by UUID",
+            "ok" if visible in gpus and cuda_worker else "FAILED",
+            f"worker-0 sees CUDA_VISIBLE_DEVICES={visible}; started as cuda worker: {cuda_worker}",
+        ),
+        (
+            "GPU telemetry through the API",
+            "ok" if reading else "FAILED",
+            f"{reading.get('source', 'none')}: util "
+            f"{reading.get('values', {}).get('gpu_utilization_percent')} %"
+            if reading
+            else "no gpu: source within 30 s",
+        ),
+    ]
+
+
+def xgboost_paths(state: dict[str, Any], sizes: list[int], rounds: int) -> list[Row]:
+    import xgboost
+    from distributed import Client, LocalCluster
+
+    from workers.training.xgboost_train import train_regression
+
+    if not xgboost.build_info().get("USE_CUDA"):
+        return [("XGBoost device=cuda", "SKIPPED", "this XGBoost has no CUDA (xgboost-cpu?)")]
+    gpu_client = state["client"]
+    cores = os.cpu_count() or 2
+    rows: list[Row] = []
+    cpu = LocalCluster(n_workers=cores // 2, threads_per_worker=2, dashboard_address=":0")
+    with cpu, Client(cpu) as cpu_client:
+        for rows_n in sizes:
+            gpu, _ = train_regression(gpu_client, rows_n, 20, rounds, "cuda")
+            base, _ = train_regression(cpu_client, rows_n, 20, rounds, "cpu")
+            rows.append(
+                (
+                    f"XGBoost {rows_n / 1e6:g}M rows x 20, {rounds} rounds",
+                    f"cuda {gpu.seconds:.2f}s vs cpu {base.seconds:.2f}s",
+                    f"{base.seconds / gpu.seconds:.1f}x faster on the GPU; RMSE "
+                    f"{gpu.rmse:.3f} (cuda) / {base.rmse:.3f} (cpu hist, {cores} cores)",
+                )
+            )
+    return rows
+
+
+def cupy_task(state: dict[str, Any]) -> list[Row]:
+    from distributed import Client, LocalCluster
+
+    from workers.training.cupy_task import gram_checksum
+
+    gpu = gram_checksum(state["client"], 8192, 2048)
+    cpu = LocalCluster(n_workers=2, threads_per_worker=4, dashboard_address=":0")
+    with cpu, Client(cpu) as cpu_client:
+        base = gram_checksum(cpu_client, 8192, 2048, "cpu")
+    agree = abs(gpu["checksum"] - base["checksum"]) <= 1e-3 * abs(base["checksum"])
+    return [
+        (
+            "CuPy task: sum(X @ X.T), 8192²",
+            "ok" if gpu["device"] == "cuda" and agree else "FAILED",
+            f"{gpu['device']} {gpu['seconds']:.2f}s vs cpu {base['seconds']:.2f}s; "
+            f"checksums agree: {agree}",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--rounds", type=int, default=50)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "gpu_check_errors.log"
+    rows: list[Row] = []
+    state: dict[str, Any] = {}
+    step(rows, "NVML", lambda: nvml(args.out), log)
+    step(rows, "Titan GPU cluster", lambda: titan_gpu_cluster(args.out, state), log)
+    if "client" in state:
+        step(rows, "XGBoost", lambda: xgboost_paths(state, args.sizes, args.rounds), log)
+        step(rows, "CuPy", lambda: cupy_task(state), log)
+        state["client"].close()
+    if "server" in state:
+        state["server"].__exit__(None, None, None)
+    table = Table("check", "result", "detail", title="Titan GPU check")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    (args.out / "gpu_check_table.txt").write_text("\n".join(" | ".join(row) for row in rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
