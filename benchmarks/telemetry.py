@@ -255,6 +255,10 @@ def main() -> None:
             ),
         ):
             table.add_row(label, f"{cost * 100:.3f} %", "", "", "<= 1 %")
+        for name in ("ingest", "day"):  # the server's processes outlive it otherwise
+            hub.delete(f"job/{name}")
+        for name in ("ingest", "day"):
+            hub.wait_gone(f"job/{name}", timeout=60)
     console.print(table)
     console.print(
         f"reading {host_cpu * 1e3:.2f} ms (host) / {gpu_cpu * 1e3:.2f} ms ({GPUS} GPUs, fake); "

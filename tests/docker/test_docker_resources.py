@@ -156,3 +156,35 @@ def test_a_notebook_in_the_workspace_computes_on_its_remote_workers(
     )
     assert result.split()[3] in ("worker-0", "worker-1")  # not the notebook's container
     assert result.split()[5] in ("worker-0", "worker-1")
+
+
+def test_containers_send_telemetry_and_a_job_writes_its_output_folder(
+    reachable_server: RunningServer,
+) -> None:
+    server = reachable_server
+    hub = server.hub()
+    hub.apply({"type": "cluster", "name": "watched", "spec": {"n_workers": 1}})
+    hub.wait("cluster/watched", {"running"}, generation=1, timeout=180)
+    wanted = {"host:scheduler", "host:worker-0", "dask:scheduler"}
+    deadline = time.monotonic() + 60
+    while True:
+        current = {r["name"]: r for r in hub.current()}
+        found = {s["source"] for s in current.get("watched", {}).get("sources", [])}
+        if wanted <= found:
+            break
+        assert time.monotonic() < deadline, (found, hub.logs("cluster/watched", tail=20))
+        time.sleep(1)
+    series = hub.telemetry("cluster/watched", "process_memory_bytes", step=1)
+    assert {s["source"] for s in series["series"]} >= {"host:scheduler", "host:worker-0"}
+
+    script = (
+        "import os, pathlib; pathlib.Path(os.environ['TITAN_OUTPUT_DIR'], 'o').write_text('ok')"
+    )
+    hub.apply({"type": "job", "name": "writer", "spec": {"command": ["python", "-c", script]}})
+    deadline = time.monotonic() + 120
+    while hub.get("job/writer")["status"] not in ("stopped", "failed"):
+        assert time.monotonic() < deadline, hub.history("job/writer")
+        time.sleep(0.3)
+    assert hub.get("job/writer")["status"] == "stopped", hub.logs("job/writer")
+    written = server.settings.outputs_dir / "admin" / "job" / "writer" / "o"
+    assert written.read_text() == "ok"

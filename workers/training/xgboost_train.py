@@ -105,8 +105,22 @@ def train_regression(
     """Train gradient-boosted trees on the cluster; the result and the booster.
 
     ``data`` is ``(X, y)`` as Dask arrays; without it a synthetic problem of
-    ``rows`` x ``features`` is generated on the workers.
+    ``rows`` x ``features`` is generated on the workers. ``client`` is made
+    the current client meanwhile, so a process holding several clients (a
+    notebook attached to two clusters) trains on the one it names.
     """
+    with client.as_current():
+        return _train(client, rows, features, rounds, device, data)
+
+
+def _train(
+    client: Any,
+    rows: int,
+    features: int,
+    rounds: int,
+    device: str | None,
+    data: tuple[Any, Any] | None,
+) -> tuple[TrainingResult, Any]:
     from xgboost import dask as dxgb
 
     device = device or choose_device(client)
