@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from service.api.deps import CurrentPrincipal, TitanDep
@@ -62,9 +63,12 @@ def resource_telemetry(
     step: Annotated[float | None, Query(description="seconds per point")] = None,
     agg: Annotated[str, Query(description="avg, min or max per step")] = "avg",
     owner: Annotated[str | None, Query(description="owner; default: the caller")] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """One metric of a resource as a series per GPU or host, raw or from rollups by range."""
-    return titan.monitor.query(principal, type, name, owner, metric, start, end, step, agg)
+    # Plain JSON already: skipping FastAPI's re-encoding of thousands of points.
+    return JSONResponse(
+        titan.monitor.query(principal, type, name, owner, metric, start, end, step, agg)
+    )
 
 
 @router.get("/metrics", response_class=Response)
@@ -77,7 +81,10 @@ def metrics(titan: TitanDep, principal: CurrentPrincipal) -> Response:
     own = None
     if principal.is_admin:
         families += control_plane_families(
-            monitor.status_counts(), titan.reconciler.queue_depth, monitor.ingested
+            monitor.status_counts(),
+            titan.reconciler.queue_depth,
+            monitor.ingested,
+            monitor.dropped_by_sender(),
         )
         own = titan.instruments
     return Response(exposition(families, own), media_type=CONTENT_TYPE)

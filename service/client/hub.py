@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,6 +125,12 @@ class Calls:
         return Call("GET", f"{API}/alerts", params={"state": state} if state else {})
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process: building one reads the CA bundle (~50 ms)."""
+    return httpx.create_ssl_context()
+
+
 class _Base:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30):
         self.url = (url or defaults.server_url()).rstrip("/")
@@ -165,6 +173,7 @@ class Hub(_Base):
                 json=call.body,
                 headers=self.headers,
                 timeout=self.timeout,
+                verify=_tls(),
             )
         except httpx.TransportError as exc:
             raise self._unavailable(exc) from exc
@@ -178,7 +187,7 @@ class Hub(_Base):
     def healthy(self) -> bool:
         """True if a Titan server answers at the URL."""
         try:
-            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+            return httpx.get(self.url + "/healthz", timeout=2, verify=_tls()).status_code == 200
         except httpx.TransportError:
             return False
 
@@ -314,7 +323,7 @@ class AsyncHub(_Base):
     async def send(self, call: Call) -> Any:
         """Send one call; the decoded JSON answer, or a typed TitanClientError."""
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, verify=_tls()) as client:
                 response = await client.request(
                     call.method,
                     self.url + call.path,

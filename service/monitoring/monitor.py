@@ -253,6 +253,13 @@ class Monitor:
         with self.sessions.begin() as session:
             self.alerts.delete_rule(session, name)
 
+    def dropped_by_sender(self) -> dict[tuple[str, str], int]:
+        """Samples each sender says it dropped, by (owner/type/name, process)."""
+        return {
+            (self._names.get(resource_id, resource_id), process): count
+            for (resource_id, process), count in self.dropped.items()
+        }
+
     def status_counts(self) -> list[tuple[str, str, int]]:
         """How many resources there are of each type and status."""
         with self.sessions() as session:

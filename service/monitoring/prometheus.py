@@ -75,9 +75,13 @@ def telemetry_families(resources: list[dict[str, Any]]) -> list[Metric]:
 
 
 def control_plane_families(
-    counts: list[tuple[str, str, int]], queue_depth: int, ingested: int
+    counts: list[tuple[str, str, int]],
+    queue_depth: int,
+    ingested: int,
+    dropped: dict[tuple[str, str], int],
 ) -> list[Metric]:
-    """Resources by status, reconcile queue depth and samples ingested."""
+    """Resources by status, reconcile queue depth, samples ingested, and samples the
+    senders (``(resource, process)``) lost to a full buffer."""
     resources = GaugeMetricFamily(
         "titan_resources", "resources by type and status", labels=["type", "status"]
     )
@@ -91,7 +95,14 @@ def control_plane_families(
         "titan_telemetry_samples_ingested", "telemetry samples stored since the server started"
     )
     samples.add_metric([], ingested)
-    return [resources, queue, samples]
+    lost = CounterMetricFamily(
+        "titan_telemetry_dropped_samples",
+        "samples a process dropped while the control plane was away (its own count)",
+        labels=["resource", "process"],
+    )
+    for (resource, process), count in sorted(dropped.items()):
+        lost.add_metric([resource, process], count)
+    return [resources, queue, samples, lost]
 
 
 def exposition(families: list[Metric], own: ControlPlaneMetrics | None) -> bytes:

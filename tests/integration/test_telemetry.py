@@ -94,7 +94,8 @@ api = httpx.Client(base_url=os.environ["TITAN_URL"],
 sample = {"time": time.time(), "source": "host:poster", "values": {"host_cpu_percent": 1.0}}
 codes = {
     "own": api.post("/api/v1/telemetry",
-                    json={"resource": os.environ["TITAN_RESOURCE"], "samples": [sample]}),
+                    json={"resource": os.environ["TITAN_RESOURCE"], "samples": [sample],
+                          "process": "poster", "dropped": 7}),
     "other": api.post("/api/v1/telemetry",
                       json={"resource": "admin/job/other", "samples": [sample]}),
     "malformed": api.post("/api/v1/telemetry",
@@ -125,6 +126,11 @@ def test_a_resource_token_sends_samples_for_its_own_resource_only(server: Runnin
         codes["future"][0] == 422
         and "ahead of the server" in codes["future"][1]["error"]["message"]
     )
+
+    dropped = (
+        'titan_telemetry_dropped_samples_total{process="poster",resource="admin/job/poster"} 7.0'
+    )
+    assert dropped in server.request("GET", "/metrics").text
 
     bob = make_user(server, "bob")
     sample = {"time": time.time(), "source": "host:x", "values": {"v": 1.0}}
@@ -179,3 +185,38 @@ def test_the_cpu_training_job_runs_end_to_end_with_its_telemetry(server: Running
     assert {"host:worker-0", "host:worker-1", "host:job"} <= {
         s["source"] for s in workers["series"]
     }
+
+
+def test_training_reads_parquet_and_csv_and_the_cupy_task_falls_back_to_numpy(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    import pandas as pd
+    from distributed import LocalCluster
+
+    from workers.training.cupy_task import gram_checksum
+    from workers.training.xgboost_train import table_data, train_regression
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(4000, 5)), columns=[f"f{i}" for i in range(5)])
+    frame["label"] = frame @ np.arange(1.0, 6.0) + rng.normal(scale=0.1, size=4000)
+    frame.to_parquet(tmp_path / "data.parquet")
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    cluster = LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+    )
+    with cluster, Client(cluster) as client:
+        for path in ("data.parquet", "data.csv"):
+            x, y = table_data(str(tmp_path / path), "label")
+            result, _booster = train_regression(client, rounds=20, data=(x, y))
+            assert (result.rows, result.features, result.device) == (4000, 5, "cpu")
+            assert result.rmse < result.baseline_rmse / 4
+        with pytest.raises(ValueError, match="--label 'target' is not a column"):
+            table_data(str(tmp_path / "data.parquet"), "target")
+        checked = gram_checksum(client, 512, 128)
+        import dask.array as da
+
+        state = da.random.RandomState(0)  # the task's matrix, made here
+        expected = state.random_sample((512, 512), chunks=(128, 128)).astype("float32").compute()
+        assert checked["device"] == "cpu"
+        assert checked["checksum"] == pytest.approx(float((expected @ expected.T).sum()), rel=1e-4)

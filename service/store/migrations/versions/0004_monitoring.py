@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("max", sa.Double(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("resource_id", "metric", "minute", "source"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_rollups_minute", "rollups", ["minute"])
     op.create_table(
