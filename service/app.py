@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 f"{settings.admin_token_file}):\n  {secret}\n\n"
             )
         key = await asyncio.to_thread(server_key, settings)
+        settings.outputs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # jobs' results
         authenticator = Authenticator(sessions, settings.token_cache_seconds)
         reconciler = Reconciler(
             sessions,

@@ -182,7 +182,10 @@ class DockerBackend(Backend):
         if spec.role == "jupyter":
             mounts.append(Mount(HOME, self._ensure_home(spec.resource_id), type="volume"))
         if spec.output_dir:
-            Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
+            folder = Path(spec.output_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            # The image's user, whatever its uid, writes here; the folders above stay private.
+            folder.chmod(0o777)
             mounts.append(Mount(OUTPUTS, spec.output_dir, type="bind"))
         host_config = self.api.create_host_config(
             port_bindings={port: (self.publish_host, host) for port, host in ports.items()},
