@@ -10,7 +10,6 @@ All database work runs in threads; backend calls are async.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from service.core.ledger import (
 from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
 from service.core.scheduler_calls import SchedulerCalls
 from service.core.state import Status, Target, set_status
+from service.core.tasks import cancel_all
 from service.core.workers import is_worker
 from service.recipes.models import parse_recipe
 from service.store.db import in_transaction
@@ -113,12 +113,7 @@ class Reconciler:
     async def close(self) -> None:
         """Stop reconciling; running processes are left alone to be adopted later."""
         await self.autoscaler.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
 
     @property
     def queue_depth(self) -> int:

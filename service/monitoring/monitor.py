@@ -9,7 +9,6 @@ alerts with webhook delivery, and idle reclaim.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from service.core.auth import Principal, require_admin, require_user
 from service.core.idle import Activity, active_at, reclaim_idle
 from service.core.resources import ResourceService
 from service.core.state import Status, Target
+from service.core.tasks import cancel_all
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.monitoring.alerts import Alerts, Running, event_view
 from service.monitoring.chunks import chunks_of
@@ -81,12 +81,7 @@ class Monitor:
 
     async def close(self) -> None:
         """Stop the background passes."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
 
     # -- ingest ---------------------------------------------------------------------------
 

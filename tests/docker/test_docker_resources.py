@@ -12,6 +12,7 @@ import httpx
 import pytest
 from distributed import Client
 
+from service.client import Hub
 from tests.integration.conftest import RunningServer, ServerFactory
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -91,10 +92,7 @@ def test_a_process_in_a_container_reaches_the_api_with_its_own_token(
         "print('api says', r.status_code, [x['name'] for x in r.json()])"
     )
     hub.apply({"type": "job", "name": "caller", "spec": {"command": ["python", "-c", script]}})
-    deadline = time.monotonic() + 120
-    while hub.get("job/caller")["status"] not in ("stopped", "failed"):
-        assert time.monotonic() < deadline, hub.history("job/caller")
-        time.sleep(0.3)
+    finished(hub, "job/caller")
     output = hub.logs("job/caller")["processes"]["job"]["text"]
     assert "api says 200 ['caller']" in output, output
     assert hub.get("job/caller")["status"] == "stopped"
@@ -181,10 +179,15 @@ def test_containers_send_telemetry_and_a_job_writes_its_output_folder(
         "import os, pathlib; pathlib.Path(os.environ['TITAN_OUTPUT_DIR'], 'o').write_text('ok')"
     )
     hub.apply({"type": "job", "name": "writer", "spec": {"command": ["python", "-c", script]}})
-    deadline = time.monotonic() + 120
-    while hub.get("job/writer")["status"] not in ("stopped", "failed"):
-        assert time.monotonic() < deadline, hub.history("job/writer")
-        time.sleep(0.3)
+    finished(hub, "job/writer")
     assert hub.get("job/writer")["status"] == "stopped", hub.logs("job/writer")
     written = server.settings.outputs_dir / "admin" / "job" / "writer" / "o"
     assert written.read_text() == "ok"
+
+
+def finished(hub: Hub, ref: str, timeout: float = 120) -> None:
+    """Wait until the job has ended, well or not (``Hub.wait`` raises on failure)."""
+    deadline = time.monotonic() + timeout
+    while hub.get(ref)["status"] not in ("stopped", "failed"):
+        assert time.monotonic() < deadline, hub.history(ref)
+        time.sleep(0.3)

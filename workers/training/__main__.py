@@ -30,16 +30,10 @@ def main() -> int:
     parser.add_argument("--label", default="label", help="target column of --data")
     parser.add_argument("--output", default=os.environ.get("TITAN_OUTPUT_DIR", "."))
     args = parser.parse_args()
-    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if not address:
-        print("DASK_SCHEDULER_ADDRESS is not set: attach a dask_cluster to this job", flush=True)
-        return 2
-    from distributed import Client
-
+    from workers.training.attach import attached_client
     from workers.training.xgboost_train import save, table_data, train_regression
 
-    with Client(address, timeout="60s") as client:
-        client.wait_for_workers(1, timeout=120)
+    with attached_client() as client:
         data = table_data(args.data, args.label) if args.data else None
         result, booster = train_regression(
             client, args.rows, args.features, args.rounds, args.device, data

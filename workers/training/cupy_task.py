@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from workers.training.attach import attached_client
 from workers.training.xgboost_train import on_gpu
 
 
@@ -60,14 +61,7 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=1024)
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
     args = parser.parse_args()
-    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if not address:
-        print("DASK_SCHEDULER_ADDRESS is not set: attach a dask_cluster", flush=True)
-        return 2
-    from distributed import Client
-
-    with Client(address, timeout="60s") as client:
-        client.wait_for_workers(1, timeout=120)
+    with attached_client() as client:
         print(json.dumps(gram_checksum(client, args.size, args.chunk, args.device)), flush=True)
     return 0
 
