@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 import time
 from pathlib import Path
@@ -166,10 +167,20 @@ def test_a_recording_replays_to_the_same_readings(tmp_path: Path) -> None:
 def test_a_full_batch_of_gpu_samples_fits_the_api_body_limit() -> None:
     reader = GpuReader.open(visible="0", nvml=FakeNvml())
     assert reader is not None
-    [sample] = reader.read(1_800_000_000.123456)
-    sample.info["pids"] = ",".join(str(4_000_000 + i) for i in range(20))
+    [template] = reader.read(1.0)
+    rng = random.Random(0)
+    samples = [  # every field of a GPU at full float precision: the longest JSON there is
+        Sample(
+            1_800_000_000 + rng.random() * 1000,
+            template.source,
+            {name: rng.random() * 1e11 for name in template.values},
+            {**template.info, "pids": ",".join(str(4_000_000 + i) for i in range(20))},
+        )
+        for _ in range(BATCH_SIZE)
+    ]
     sent: list[dict[str, Any]] = []
     pusher = Pusher(sent.append, "someone/workspace/" + "x" * 63, "worker-999")
-    pusher.add([sample] * BATCH_SIZE)
+    pusher.add(samples)
     pusher.flush()
+    assert len(sent) == 1
     assert len(json.dumps(sent[0]).encode()) < Settings().max_body_bytes
