@@ -17,13 +17,13 @@ import threading
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from service.core.state import Status, Target, set_status
 from service.monitoring.chunks import Chunk
 from service.monitoring.store import SourceReading
 from service.recipes.units import parse_duration
-from service.store.models import Process, Reclaim, Resource, utcnow
+from service.store.models import Reclaim, Resource, utcnow
 
 
 def active_at(chunk: Chunk, previous: SourceReading | None, gpu_idle_percent: float) -> float:
@@ -97,7 +97,9 @@ def reclaim_idle(
     """Stop every running resource idle for its ``auto_shutoff``; the ids stopped."""
     stopped = []
     running = session.scalars(
-        select(Resource).where(Resource.target == Target.RUNNING, Resource.status == Status.RUNNING)
+        select(Resource)
+        .options(selectinload(Resource.processes))
+        .where(Resource.target == Target.RUNNING, Resource.status == Status.RUNNING)
     )
     for resource in running:
         limit = shutoff_seconds(resource.recipe)
@@ -107,10 +109,7 @@ def reclaim_idle(
         idle = now - since
         if idle < limit:
             continue
-        gpus = sum(
-            len(p.gpus)
-            for p in session.scalars(select(Process).where(Process.resource_id == resource.id))
-        )
+        gpus = sum(len(process.gpus) for process in resource.processes)
         reason = idle_reason(idle, gpu_idle_percent, resource.type)
         session.add(
             Reclaim(

@@ -349,7 +349,7 @@ class Reconciler:
             **planned.env,
             "TITAN_URL": self.settings.api_url,
             "TITAN_TOKEN": secret,
-            "TITAN_RESOURCE": f"{resource.owner}/{resource.type}/{resource.name}",
+            "TITAN_RESOURCE": resource.key,
             "TITAN_TELEMETRY_INTERVAL": str(self.settings.telemetry_interval_seconds),
             "TITAN_TELEMETRY_PUSH_SECONDS": str(self.settings.telemetry_push_seconds),
         }
@@ -379,7 +379,7 @@ class Reconciler:
             ),
             labels={
                 "owner": resource.owner,
-                "resource": f"{resource.owner}/{resource.type}/{resource.name}",
+                "resource": resource.key,
                 "generation": str(resource.generation),
             },
         )

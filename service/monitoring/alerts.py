@@ -214,7 +214,7 @@ def event_view(event: AlertEvent, resource: Resource | None) -> dict[str, Any]:
         "resolved_at": event.resolved_at.isoformat() if event.resolved_at else None,
     }
     if resource is not None:
-        view["resource"] = f"{resource.owner}/{resource.type}/{resource.name}"
+        view["resource"] = resource.key
     return view
 
 

@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
 
 from service.monitoring.samples import WireChunk, WireSample
 
@@ -96,20 +95,6 @@ class Chunk:
         count = len(packed) // (len(names) + 1)
         columns = {name: packed[(i + 1) * count : (i + 2) * count] for i, name in enumerate(names)}
         return cls(source, packed[:count], columns)
-
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON ``POST /api/v1/telemetry`` takes in ``chunks``."""
-        body: dict[str, Any] = {
-            "source": self.source,
-            "times": list(self.times),
-            "values": {
-                name: [None if v != v else v for v in column]
-                for name, column in self.columns.items()
-            },
-        }
-        if self.info:
-            body["info"] = self.info
-        return body
 
     def points(self, metric: str) -> list[tuple[float, float]]:
         """``(time, value)`` of ``metric`` where it was reported."""

@@ -132,7 +132,7 @@ class Monitor:
             resource = session.get(Resource, resource_id)
             if resource is None:
                 raise NotFound("the token's resource no longer exists")
-            name = self._names[resource_id] = _name(resource)
+            name = self._names[resource_id] = resource.key
         return name
 
     def _by_name(self, session: Session, named: str) -> Resource:
@@ -173,7 +173,7 @@ class Monitor:
         with self.sessions() as session:
             resource = self.resources.load(session, principal, type, name, owner)
             result = series(session, resource.id, metric, window, _agg(agg), raw_since)
-        return {"resource": _name(resource), **result}
+        return {"resource": resource.key, **result}
 
     def current(self, principal: Principal) -> list[dict[str, Any]]:
         """Every visible running resource with the newest reading of each of its sources."""
@@ -225,7 +225,7 @@ class Monitor:
             rows = session.execute(query.order_by(Reclaim.id.desc())).all()
         items = [
             {
-                "resource": _name(resource),
+                "resource": resource.key,
                 "at": reclaim.at.isoformat(),
                 "idle_seconds": reclaim.idle_seconds,
                 "gpus": reclaim.gpus,
@@ -326,10 +326,6 @@ async def _every(step: Callable[[], Any], seconds: float) -> None:
             await step()
         except Exception:
             log.exception("monitoring pass failed; trying again in %ss", seconds)
-
-
-def _name(resource: Resource) -> str:
-    return f"{resource.owner}/{resource.type}/{resource.name}"
 
 
 def _agg(agg: str) -> Aggregate:

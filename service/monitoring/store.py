@@ -22,8 +22,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
-from service.monitoring.chunks import Chunk, chunks_of
-from service.monitoring.samples import WireSample
+from service.monitoring.chunks import Chunk
 from service.store.models import Rollup, SampleChunk
 
 Aggregate = Literal["avg", "min", "max"]
@@ -74,13 +73,6 @@ class Latest:
         with self.lock:
             self.sources.pop(resource_id, None)
             self.received.pop(resource_id, None)
-
-
-def insert_samples(
-    session: Session, resource_id: str, samples: list[WireSample], received_at: float
-) -> int:
-    """Store ``samples`` (grouped into one chunk per source); how many were stored."""
-    return insert_chunks(session, resource_id, chunks_of(samples), received_at)
 
 
 def insert_chunks(
@@ -213,12 +205,7 @@ def _rolled(
     }[agg]
     query = (
         select(Rollup.source, bucket, value)
-        .where(
-            Rollup.resource_id == resource_id,
-            Rollup.metric == metric,
-            Rollup.minute >= math.floor(window.start / MINUTE) * MINUTE,
-            Rollup.minute < window.end,
-        )
+        .where(*_rollups_of(resource_id, metric, window))
         .group_by(Rollup.source, bucket)
     )
     points: dict[str, dict[float, float]] = defaultdict(dict)
@@ -227,16 +214,23 @@ def _rolled(
     return points
 
 
+def _rollups_of(resource_id: str, metric: str, window: Window) -> list[Any]:
+    """The rollups of one metric of one resource whose minute overlaps ``window``."""
+    return [
+        Rollup.resource_id == resource_id,
+        Rollup.metric == metric,
+        Rollup.minute >= math.floor(window.start / MINUTE) * MINUTE,
+        Rollup.minute < window.end,
+    ]
+
+
 def _rolled_here(
     session: Session, resource_id: str, metric: str, window: Window, agg: Aggregate
 ) -> dict[str, dict[float, float]]:
-    first = math.floor(window.start / MINUTE) * MINUTE
+    """Rollups combined here, for steps of fractional seconds (no integer bucket in SQL)."""
     rows = session.connection().execute(  # Core rows: a day of 8 GPUs is 11,520 of them
         select(Rollup.source, Rollup.minute, getattr(Rollup, agg), Rollup.count).where(
-            Rollup.resource_id == resource_id,
-            Rollup.metric == metric,
-            Rollup.minute >= first,
-            Rollup.minute < window.end,
+            *_rollups_of(resource_id, metric, window)
         )
     )
     groups: dict[str, dict[float, tuple[list[float], list[int]]]] = defaultdict(

@@ -103,6 +103,11 @@ class Resource(Base):
         back_populates="resource", cascade="all, delete-orphan", order_by="Process.name"
     )
 
+    @property
+    def key(self) -> str:
+        """``owner/type/name``: how users, processes (TITAN_RESOURCE) and metrics name it."""
+        return f"{self.owner}/{self.type}/{self.name}"
+
 
 class StatusEvent(Base):
     """One status change of a resource: when, from, to, and why."""

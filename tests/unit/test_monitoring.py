@@ -16,7 +16,7 @@ from service.errors import InvalidInput
 from service.monitoring.alerts import Alerts, Running
 from service.monitoring.chunks import chunks_of
 from service.monitoring.samples import WireSample
-from service.monitoring.store import SourceReading, Window, compact, insert_samples, series
+from service.monitoring.store import SourceReading, Window, compact, insert_chunks, series
 from service.store.db import make_engine, migrate, session_factory
 from service.store.models import AlertEvent, Process, Reclaim, Resource, SampleChunk
 
@@ -44,6 +44,12 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
             )
     yield factory
     engine.dispose()
+
+
+def insert_samples(
+    session: Session, resource_id: str, samples: list[WireSample], received_at: float
+) -> int:
+    return insert_chunks(session, resource_id, chunks_of(samples), received_at)
 
 
 def gpu(at: float, util: float, source: str = "gpu:GPU-1", **more: float) -> WireSample:
