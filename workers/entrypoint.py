@@ -122,6 +122,9 @@ COMMANDS = {
 }
 
 
+READY_AT_ONCE = ("worker", "job")  # roles with nothing to wait for before they count as up
+
+
 def ready_info(args: argparse.Namespace) -> dict[str, object] | None:
     """What the role's program wrote once it serves; ``{}`` for roles ready at once,
     None while it is still starting."""
@@ -177,8 +180,11 @@ def run(command: list[str], args: argparse.Namespace | None = None) -> int:
     sampler = None
     if args is not None and args.role != "scheduler":
         sampler = start_from_environment(process_name(args))
+    if args is not None and args.role in READY_AT_ONCE:
+        # Said before the program starts, so the marker never lands amid its output.
+        print(READY_MARKER, json.dumps({}), flush=True)
     child = subprocess.Popen(command)
-    if args is not None:
+    if args is not None and args.role not in READY_AT_ONCE:
         watcher = threading.Thread(target=announce_ready, args=(args, child, sampler), daemon=True)
         watcher.start()
 
