@@ -17,11 +17,22 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import alerts, dashboards, health, nodes, recipes, resources, telemetry, users
+from service.api import (
+    alerts,
+    dashboards,
+    groups,
+    health,
+    nodes,
+    recipes,
+    resources,
+    telemetry,
+    users,
+)
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.config import Settings
 from service.core.auth import Authenticator, bootstrap_admin, server_key
+from service.core.groups import GroupService
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
 from service.core.users import UserService
@@ -40,6 +51,7 @@ class Titan:
     settings: Settings
     resources: ResourceService
     users: UserService
+    groups: GroupService
     reconciler: Reconciler
     authenticate: Authenticator
     http: httpx.AsyncClient  # for relaying dashboards and alert webhooks
@@ -91,7 +103,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             )
         key = await asyncio.to_thread(server_key, settings)
         settings.outputs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # jobs' results
-        authenticator = Authenticator(sessions, settings.token_cache_seconds)
+        authenticator = Authenticator(
+            sessions, settings.token_cache_seconds, settings.auth_failures_per_minute
+        )
         reconciler = Reconciler(
             sessions,
             chosen,
@@ -107,6 +121,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             settings=settings,
             resources=resource_service,
             users=UserService(sessions),
+            groups=GroupService(sessions, authenticator.revoked),
             reconciler=reconciler,
             authenticate=authenticator,
             http=http,
@@ -130,7 +145,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         description="Self-hosted GPU compute: workspaces, Dask clusters and jobs from recipes.",
         lifespan=lifespan,
     )
-    routers = (health, recipes, resources, nodes, users, dashboards, telemetry, alerts)
+    routers = (health, recipes, resources, nodes, users, groups, dashboards, telemetry, alerts)
     for module in routers:
         app.include_router(module.router)
     _map_errors(app)
@@ -142,7 +157,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
 def _map_errors(app: FastAPI) -> None:
     @app.exception_handler(TitanError)
     async def titan_error(_request: Request, exc: TitanError) -> JSONResponse:
-        return JSONResponse(exc.to_body(), status_code=exc.status_code)
+        return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

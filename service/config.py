@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     token_cache_seconds: float = Field(
         default=5.0, ge=0, description="how long a checked token is remembered (0: never)"
     )
+    auth_failures_per_minute: int = Field(
+        default=30, ge=1, description="failed authentications a client may make per minute"
+    )
     adaptive_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often adaptive clusters ask their scheduler"
     )

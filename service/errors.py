@@ -20,6 +20,7 @@ class TitanError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+        self.headers: dict[str, str] = {}
 
     def to_body(self) -> dict[str, Any]:
         """The JSON error body: ``{"error": {"code", "message", "details"}}``."""
@@ -80,6 +81,17 @@ class UnsupportedMediaType(TitanError):
 
     status_code = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequests(TitanError):
+    """The client must slow down (429); ``Retry-After`` says for how long."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class BackendError(Exception):

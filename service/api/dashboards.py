@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 import websockets
 from fastapi import APIRouter, Header, Request, WebSocket
 from fastapi.responses import Response
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
 from service.api.deps import TitanDep
-from service.core.auth import Principal
+from service.core.access import Principal
 from service.core.dashboards import dashboard_path
 from service.errors import TitanError
 
@@ -43,11 +44,16 @@ HOP_BY_HOP = {
 
 
 async def _upstream(
-    titan: Titan, resource_id: str, authorization: str | None, ticket: str | None
+    titan: Titan,
+    request: HTTPConnection,
+    resource_id: str,
+    authorization: str | None,
+    ticket: str | None,
 ) -> str:
     principal: Principal | None = None
     if authorization:
-        principal = await titan.authenticate(authorization)
+        client = request.client.host if request.client else ""
+        principal = await titan.authenticate(authorization, client)
     return await asyncio.to_thread(
         titan.resources.dashboard_upstream, resource_id, principal, ticket
     )
@@ -64,7 +70,7 @@ async def dashboard_page(
     """One page or file of a cluster's dashboard."""
     given = request.query_params.get("ticket")
     ticket = given or request.cookies.get(COOKIE)
-    base = await _upstream(titan, resource_id, authorization, ticket)
+    base = await _upstream(titan, request, resource_id, authorization, ticket)
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "ticket"]
     upstream = await titan.http.get(
         f"{base}{dashboard_path(resource_id)}/{path}",
@@ -90,7 +96,9 @@ async def dashboard_socket(websocket: WebSocket, resource_id: str, path: str) ->
     titan: Titan = websocket.app.state.titan
     ticket = websocket.query_params.get("ticket") or websocket.cookies.get(COOKIE)
     try:
-        base = await _upstream(titan, resource_id, websocket.headers.get("authorization"), ticket)
+        base = await _upstream(
+            titan, websocket, resource_id, websocket.headers.get("authorization"), ticket
+        )
     except TitanError as exc:
         await websocket.close(code=1008, reason=exc.message[:120])
         return

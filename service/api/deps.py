@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Header, Request
 
-from service.core.auth import Principal
+from service.core.access import Principal
 
 if TYPE_CHECKING:
     from service.app import Titan
@@ -21,8 +21,14 @@ def get_titan(request: Request) -> Titan:
 async def current_principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid one."""
-    return await get_titan(request).authenticate(authorization)
+    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid one.
+
+    The principal is kept on ``request.state`` for the audit log.
+    """
+    client = request.client.host if request.client else ""
+    principal = await get_titan(request).authenticate(authorization, client)
+    request.state.principal = principal
+    return principal
 
 
 TitanDep = Annotated["Titan", Depends(get_titan)]

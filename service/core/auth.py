@@ -10,33 +10,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from collections import deque
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from service.config import Settings
-from service.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from service.core.access import Principal, owner_exists
+from service.errors import InvalidInput, TooManyRequests, Unauthenticated
 from service.recipes.models import DNS_LABEL
 from service.store.db import in_transaction
-from service.store.models import Resource, Token, User
+from service.store.models import Group, GroupMember, Token, User
 
 log = logging.getLogger(__name__)
 TOKEN_PREFIX = "titan_"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a user, optionally narrowed to one resource."""
-
-    user_id: int
-    user_name: str
-    is_admin: bool
-    resource_id: str | None = None
 
 
 def hash_token(secret: str) -> str:
@@ -72,84 +64,100 @@ def principal_of(session: Session, token_hash: str) -> Principal:
     )
     if token is None:
         raise Unauthenticated("the token is not valid; it may have been revoked")
-    return Principal(token.user.id, token.user.name, token.user.is_admin, token.resource_id)
+    memberships = session.execute(
+        select(Group.name, GroupMember.role)
+        .join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.user_id == token.user_id)
+    ).all()
+    return Principal(
+        token.user.id,
+        token.user.name,
+        token.user.is_admin,
+        token.resource_id,
+        groups=frozenset(name for name, _ in memberships),
+        group_admin_of=frozenset(name for name, role in memberships if role == "admin"),
+    )
 
 
 class Authenticator:
     """Authenticates requests, remembering valid tokens for ``seconds``.
 
     The memory saves a database read on every request. It is emptied whenever
-    the control plane revokes tokens (``revoked``), so a revoked token is
-    refused at once; a token removed from the store by other means stays
-    valid for at most ``seconds``. Unknown tokens are never remembered.
+    the control plane revokes tokens or changes group memberships
+    (``revoked``), so a revoked token is refused at once; a token removed from
+    the store by other means stays valid for at most ``seconds``. Unknown
+    tokens are never remembered.
+
+    A client (by address) that fails ``failures_allowed`` times within a
+    minute is refused with 429 until its oldest failure is a minute old, so
+    tokens cannot be guessed at speed.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], seconds: float, size: int = 10_000):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        seconds: float,
+        failures_allowed: int = 30,
+        size: int = 10_000,
+    ) -> None:
         self.sessions = sessions
         self.seconds = seconds
+        self.failures_allowed = failures_allowed
         self.size = size
         self._known: dict[str, tuple[Principal, float]] = {}
+        self._failures: dict[str, deque[float]] = {}
 
-    async def __call__(self, authorization: str | None) -> Principal:
+    async def __call__(self, authorization: str | None, client: str = "") -> Principal:
         """The caller behind the header; Unauthenticated if there is none."""
-        token_hash = bearer_hash(authorization)
-        known = self._known.get(token_hash)
         now = time.monotonic()
-        if known is not None and known[1] > now:
-            return known[0]
-        principal = await in_transaction(self.sessions, principal_of, token_hash)
+        self._check_rate(client, now)
+        try:
+            token_hash = bearer_hash(authorization)
+            known = self._known.get(token_hash)
+            if known is not None and known[1] > now:
+                return known[0]
+            principal = await in_transaction(self.sessions, principal_of, token_hash)
+        except Unauthenticated:
+            self._failed(client, now)
+            raise
         if self.seconds > 0:
             if len(self._known) >= self.size:
                 self._known.clear()
             self._known[token_hash] = (principal, now + self.seconds)
         return principal
 
+    def _check_rate(self, client: str, now: float) -> None:
+        failures = self._failures.get(client)
+        if failures is None:
+            return
+        while failures and failures[0] <= now - 60:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+        elif len(failures) >= self.failures_allowed:
+            wait = max(1, math.ceil(failures[0] + 60 - now))
+            raise TooManyRequests(
+                f"too many failed authentications from {client or 'this client'}; "
+                f"try again in {wait} s with a valid token",
+                retry_after=wait,
+            )
+
+    def _failed(self, client: str, now: float) -> None:
+        if len(self._failures) >= self.size and client not in self._failures:
+            self._failures.clear()  # bounded memory under a flood of addresses
+        self._failures.setdefault(client, deque()).append(now)
+
     def revoked(self) -> None:
-        """Forget every remembered token (some were revoked)."""
+        """Forget every remembered token (some were revoked, or groups changed)."""
         self._known.clear()
-
-
-def require_user(principal: Principal) -> None:
-    """Refuse resource tokens: the action is for users only."""
-    if principal.resource_id is not None:
-        raise Forbidden("a resource token can only act for its own resource")
-
-
-def require_admin(principal: Principal) -> None:
-    """Refuse everyone but admins."""
-    require_user(principal)
-    if not principal.is_admin:
-        raise Forbidden("only an admin may do this")
-
-
-def check_access(principal: Principal, resource: Resource) -> None:
-    """Allow owners, admins and the resource's own tokens; others get 404 (no leaks)."""
-    if principal.resource_id is not None:
-        if principal.resource_id != resource.id:
-            raise Forbidden("a resource token can only act for its own resource")
-        return
-    if not principal.is_admin and resource.owner != principal.user_name:
-        raise NotFound(f"{resource.type} {resource.name!r} not found")
-
-
-def resolve_owner(session: Session, principal: Principal, owner: str | None) -> User:
-    """The user a new resource belongs to: the caller, or (admins only) someone else."""
-    require_user(principal)
-    name = owner or principal.user_name
-    if name != principal.user_name and not principal.is_admin:
-        raise Forbidden(f"owner {name!r}: you may only create resources you own")
-    user = session.scalar(select(User).where(User.name == name))
-    if user is None:
-        raise InvalidInput(f"owner: no user named {name!r}; create it with `titan user create`")
-    return user
 
 
 def create_user(session: Session, name: str, is_admin: bool = False) -> User:
     """A new user; InvalidInput if the name is not a DNS label or already taken."""
     if not DNS_LABEL.match(name):
         raise InvalidInput("name: must be a DNS label (a-z, 0-9, '-'; 1-63 characters)")
-    if session.scalar(select(User).where(User.name == name)) is not None:
-        raise InvalidInput(f"name: a user named {name!r} already exists")
+    if owner_exists(session, name):
+        raise InvalidInput(f"name: a user or group named {name!r} already exists")
     user = User(name=name, is_admin=is_admin)
     session.add(user)
     session.flush()

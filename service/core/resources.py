@@ -18,14 +18,14 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service.backends.base import Backend
 from service.config import Settings
-from service.core.auth import (
+from service.core.access import (
     Principal,
-    check_access,
-    dashboard_ticket,
-    jupyter_token,
+    check_resource,
     require_user,
     resolve_owner,
+    visible,
 )
+from service.core.auth import dashboard_ticket, jupyter_token
 from service.core.dashboards import dashboard_path
 from service.core.processes import planned_processes
 from service.core.state import Status, Target
@@ -86,7 +86,7 @@ class ResourceService:
         return result
 
     def _apply(self, session: Session, principal: Principal, recipe: RecipeBase) -> dict[str, Any]:
-        owner = resolve_owner(session, principal, recipe.owner).name
+        owner = resolve_owner(session, principal, recipe.owner)
         recipe = recipe.model_copy(update={"owner": owner})
         document = recipe_document(recipe)
         existing = _find(session, owner, recipe.type, recipe.name)
@@ -136,7 +136,7 @@ class ResourceService:
         require_user(principal)
         recipe = self.parse(data)
         with self.sessions() as session:
-            owner = resolve_owner(session, principal, recipe.owner).name
+            owner = resolve_owner(session, principal, recipe.owner)
             recipe = recipe.model_copy(update={"owner": owner})
             existing = _find(session, owner, recipe.type, recipe.name)
             action = "create" if existing is None else "update"
@@ -169,11 +169,7 @@ class ResourceService:
         self, principal: Principal, type: str | None = None, owner: str | None = None
     ) -> list[dict[str, Any]]:
         """The resources the caller may see, optionally of one type or owner."""
-        where = []
-        if principal.resource_id is not None:
-            where.append(Resource.id == principal.resource_id)
-        elif not principal.is_admin:
-            where.append(Resource.owner == principal.user_name)
+        where = visible(principal, Resource.owner)
         if type is not None:
             where.append(Resource.type == _check_type(type))
         if owner is not None:
@@ -231,7 +227,7 @@ class ResourceService:
     ) -> dict[str, Any]:
         """Record that the resource should be running, stopped or deleted."""
         with self.sessions.begin() as session:
-            resource = self.load(session, principal, type, name, owner)
+            resource = self.load(session, principal, type, name, owner, change=True)
             if resource.target == Target.DELETED and target != Target.DELETED:
                 raise Conflict(f"{type} {name!r} is being deleted")
             if target == Target.RUNNING and resource.type == "job":
@@ -283,15 +279,22 @@ class ResourceService:
     # -- helpers ----------------------------------------------------------------------
 
     def load(
-        self, session: Session, principal: Principal, type: str, name: str, owner: str | None
+        self,
+        session: Session,
+        principal: Principal,
+        type: str,
+        name: str,
+        owner: str | None,
+        change: bool = False,
     ) -> Resource:
-        """The resource ``principal`` names, if they may see it; NotFound otherwise."""
+        """The resource ``principal`` names, if they may see it (and ``change`` it);
+        NotFound (or Forbidden) otherwise."""
         _check_type(type)
         owner = owner or _default_owner(session, principal)
         resource = _find(session, owner, type, name)
         if resource is None:
             raise NotFound(f"{type} {name!r} of owner {owner!r} not found")
-        check_access(principal, resource)
+        check_resource(principal, resource, change)
         return resource
 
     def dashboard_upstream(
@@ -318,7 +321,7 @@ class ResourceService:
             if resource is None:
                 raise NotFound(f"no resource with id {resource_id!r}")
             if principal is not None:
-                check_access(principal, resource)
+                check_resource(principal, resource)
             for process in resource.processes:
                 if process.state == "running" and "dashboard" in (process.endpoints or {}):
                     return str(process.endpoints["dashboard"])

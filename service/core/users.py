@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.core.auth import Principal, create_user, issue_token, require_admin, require_user
+from service.core.access import Principal, require_admin, require_user
+from service.core.auth import create_user, issue_token
 from service.errors import NotFound
 from service.store.models import User
 
@@ -24,6 +25,8 @@ class UserService:
             "name": principal.user_name,
             "is_admin": principal.is_admin,
             "resource_id": principal.resource_id,
+            "groups": sorted(principal.groups),
+            "group_admin_of": sorted(principal.group_admin_of),
         }
 
     def create(self, principal: Principal, name: str, is_admin: bool) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import AlertRuleSetting, Settings
-from service.core.auth import Principal, require_admin, require_user
+from service.core.access import Principal, require_admin, require_user, visible
 from service.core.idle import Activity, active_at, reclaim_idle
 from service.core.resources import ResourceService
 from service.core.state import Status, Target
@@ -207,8 +207,7 @@ class Monitor:
         if state not in (None, "firing", "resolved"):
             raise InvalidInput(f"state: {state!r} is not firing or resolved")
         query = select(AlertEvent, Resource).join(Resource, AlertEvent.resource_id == Resource.id)
-        if not principal.is_admin:
-            query = query.where(Resource.owner == principal.user_name)
+        query = query.where(*visible(principal, Resource.owner))
         if state is not None:
             query = query.where(AlertEvent.state == state)
         with self.sessions() as session:
@@ -219,8 +218,7 @@ class Monitor:
         """Idle stops the caller may see, and the GPU-seconds they gave back."""
         require_user(principal)
         query = select(Reclaim, Resource).join(Resource, Reclaim.resource_id == Resource.id)
-        if not principal.is_admin:
-            query = query.where(Resource.owner == principal.user_name)
+        query = query.where(*visible(principal, Resource.owner))
         with self.sessions() as session:
             rows = session.execute(query.order_by(Reclaim.id.desc())).all()
         items = [

@@ -140,6 +140,8 @@ class Process(Base):
     endpoints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scheduler_address: Mapped[str | None] = mapped_column(String(200), default=None)
     gpus: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The share of each GPU in ``gpus`` this process holds: 1.0 whole, less when fractional.
+    gpu_share: Mapped[float] = mapped_column(Double, default=1.0)
     cpu: Mapped[float] = mapped_column(default=0.0)
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     exit_code: Mapped[int | None] = mapped_column(default=None)
@@ -247,3 +249,120 @@ class Reclaim(Base):
     gpus: Mapped[int] = mapped_column()
     gpu_seconds: Mapped[float] = mapped_column(Double)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class Group(Base):
+    """A team: its members see and use what the group owns."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    members: Mapped[list[GroupMember]] = relationship(
+        back_populates="group", cascade="all, delete-orphan"
+    )
+
+
+class GroupMember(Base):
+    """A user in a group: ``member`` (sees and uses) or ``admin`` (also changes)."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(10), default="member")
+
+    group: Mapped[Group] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+
+class Quota(Base):
+    """Limits of one owner (user or group); a missing limit means the settings' default."""
+
+    __tablename__ = "quotas"
+
+    owner: Mapped[str] = mapped_column(String(63), primary_key=True)
+    gpus: Mapped[float | None] = mapped_column(Double, default=None)
+    cpus: Mapped[float | None] = mapped_column(Double, default=None)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    resources: Mapped[int | None] = mapped_column(default=None)
+
+
+class Secret(Base):
+    """A named secret; only its Fernet token (never the value) is stored."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("owner", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Image(Base):
+    """A container image recipes may use: ``name:tag``, optionally pinned to a digest."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("owner", "name", "tag"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(255))
+    tag: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str | None] = mapped_column(String(100), default=None)
+    public: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """One mutating API call: who, what, when, and how it ended."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))  # user name, "user (resource key)" or "-"
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[int] = mapped_column()
+    client: Mapped[str] = mapped_column(String(100), default="")
+
+
+class Allocation(Base):
+    """What one process held and for how long: the source of usage reports.
+
+    Written when a process is placed; ``ended_at`` is set once the process is
+    gone or exited. Kept after the process and even the resource are forgotten.
+    """
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        Index("ix_allocations_open", "ended_at"),
+        Index("ix_allocations_owner_start", "owner", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    process_id: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str] = mapped_column(String(63))
+    resource: Mapped[str] = mapped_column(String(200))  # owner/type/name
+    process: Mapped[str] = mapped_column(String(100))
+    gpus: Mapped[float] = mapped_column(Double, default=0.0)  # GPUs held (shares summed)
+    cpu: Mapped[float] = mapped_column(Double, default=0.0)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

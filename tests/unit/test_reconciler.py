@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from service.core import records
-from service.core.auth import Principal, bootstrap_admin, hash_token
+from service.core.access import Principal
+from service.core.auth import bootstrap_admin, hash_token
 from service.core.ledger import GPU, Inventory
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
