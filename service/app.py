@@ -23,6 +23,7 @@ from service.api import (
     groups,
     health,
     nodes,
+    quotas,
     recipes,
     resources,
     telemetry,
@@ -33,6 +34,7 @@ from service.backends.local import LocalBackend
 from service.config import Settings
 from service.core.auth import Authenticator, bootstrap_admin, server_key
 from service.core.groups import GroupService
+from service.core.quotas import QuotaService
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
 from service.core.users import UserService
@@ -52,6 +54,7 @@ class Titan:
     resources: ResourceService
     users: UserService
     groups: GroupService
+    quotas: QuotaService
     reconciler: Reconciler
     authenticate: Authenticator
     http: httpx.AsyncClient  # for relaying dashboards and alert webhooks
@@ -122,6 +125,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             resources=resource_service,
             users=UserService(sessions),
             groups=GroupService(sessions, authenticator.revoked),
+            quotas=QuotaService(sessions, settings.default_quota),
             reconciler=reconciler,
             authenticate=authenticator,
             http=http,
@@ -145,7 +149,18 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         description="Self-hosted GPU compute: workspaces, Dask clusters and jobs from recipes.",
         lifespan=lifespan,
     )
-    routers = (health, recipes, resources, nodes, users, groups, dashboards, telemetry, alerts)
+    routers = (
+        health,
+        recipes,
+        resources,
+        nodes,
+        users,
+        groups,
+        quotas,
+        dashboards,
+        telemetry,
+        alerts,
+    )
     for module in routers:
         app.include_router(module.router)
     _map_errors(app)

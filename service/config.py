@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.client.defaults import data_dir as default_data_dir
+from service.recipes.units import parse_memory
 
 
 class InstanceType(BaseModel):
@@ -63,6 +64,26 @@ DEFAULT_ALERT_RULES = (
 )
 
 
+class QuotaLimits(BaseModel):
+    """Limits of one owner; a missing field is the default (or unlimited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: float | None = Field(default=None, ge=0, le=100_000, description="GPUs held at once")
+    cpus: float | None = Field(default=None, ge=0, le=1_000_000, description="CPU cores")
+    memory: str | None = Field(default=None, description="memory, e.g. '256GiB'")
+    resources: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="resources running at once"
+    )
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory(value)
+        return value
+
+
 class Settings(BaseSettings):
     """Everything an operator can set; each field is ``TITAN_<NAME>`` in the environment."""
 
@@ -107,6 +128,11 @@ class Settings(BaseSettings):
     instance_types: dict[str, InstanceType] = Field(
         default_factory=lambda: dict(DEFAULT_INSTANCE_TYPES),
         description="size catalog recipes name with instance_type (JSON object)",
+    )
+    default_quota: QuotaLimits = Field(
+        default_factory=QuotaLimits,
+        description="limits of every user and group without their own (JSON: gpus, cpus, "
+        "memory, resources; unset: unlimited)",
     )
     cpu_overcommit: float = Field(
         default=4.0, gt=0, description="CPUs a node may promise per physical CPU"

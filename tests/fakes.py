@@ -68,9 +68,14 @@ class FakeBackend(Backend):
             for pid, s in self.specs.items()
         ]
 
-    def pid_of(self, name: str) -> int:
-        """The pid of the running process called ``name``."""
-        return next(pid for pid, spec in self.specs.items() if spec.name == name)
+    def pid_of(self, name: str, resource: str | None = None) -> int:
+        """The pid of the running process called ``name`` (of the resource named ``resource``)."""
+        return next(
+            pid
+            for pid, spec in self.specs.items()
+            if spec.name == name
+            and (resource is None or spec.labels.get("resource", "").endswith(f"/{resource}"))
+        )
 
     def exit(self, name: str, code: int = -9) -> None:
         """Make the running process ``name`` end with ``code`` (a crash or a job finishing)."""

@@ -109,13 +109,13 @@ def reclaim_idle(
         idle = now - since
         if idle < limit:
             continue
-        gpus = sum(len(process.gpus) for process in resource.processes)
+        gpus = sum(len(process.gpus) * process.gpu_share for process in resource.processes)
         reason = idle_reason(idle, gpu_idle_percent, resource.type)
         session.add(
             Reclaim(
                 resource_id=resource.id,
                 idle_seconds=idle,
-                gpus=gpus,
+                gpus=math.ceil(gpus),
                 gpu_seconds=gpus * idle,
                 reason=reason,
             )

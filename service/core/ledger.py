@@ -2,9 +2,13 @@
 
 A node's inventory (CPUs, memory, GPUs from NVML) is recorded at start. Every
 process start takes an allocation — CPU, memory and specific GPU UUIDs — in
-the same transaction that checks capacity, so a GPU is never given to two
-processes. Allocations are the columns of recorded processes: they survive a
+the same transaction that checks capacity, so a GPU is never given away
+twice. Allocations are the columns of recorded processes: they survive a
 control-plane restart and are freed when the process row goes.
+
+A GPU is held whole or in shares (``gpu: 0.5`` gives a process half of one
+GPU): the shares on one GPU never add up to more than 1. A share goes to the
+fullest GPU it still fits on, so whole GPUs stay free for whole requests.
 """
 
 from __future__ import annotations
@@ -44,13 +48,22 @@ class Inventory:
     gpus: list[GPU] = field(default_factory=list)
 
 
+EPSILON = 1e-9  # shares are sums of floats: 0.1 + 0.2 must still fit beside 0.7
+
+
 @dataclass(frozen=True)
 class Request:
-    """What one process asks for."""
+    """What one or more processes ask for: whole GPUs, and shares of one GPU each."""
 
     cpu: float = 0.0
     memory_bytes: int = 0
     gpus: int = 0
+    shares: tuple[float, ...] = ()  # each in (0, 1): a part of one GPU
+
+    @property
+    def gpu_total(self) -> float:
+        """Whole GPUs plus shares: what counts against a GPU quota."""
+        return self.gpus + sum(self.shares)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,17 @@ class Holding:
     cpu: float
     memory_bytes: int
     gpus: tuple[str, ...] = ()
+    gpu_share: float = 1.0  # of each GPU in ``gpus``
+
+    @property
+    def owner(self) -> str:
+        """The user or group the holding resource belongs to."""
+        return self.holder.split("/", 1)[0]
+
+    @property
+    def gpu_total(self) -> float:
+        """GPUs held, shares counted as parts."""
+        return len(self.gpus) * self.gpu_share
 
 
 @dataclass(frozen=True)
@@ -80,24 +104,80 @@ def place(
 ) -> list[str]:
     """The GPU UUIDs to give ``request`` if it fits beside ``holdings``; Unplaceable if not.
 
-    Pure: the same inputs always give the same answer (the lowest free GPUs).
+    Whole GPUs are the lowest wholly free ones; each share goes to the fullest
+    GPU it fits on (lowest index on a tie). Pure: the same inputs always give
+    the same answer.
     """
-    held_gpus = {uuid: h.holder for h in holdings for uuid in h.gpus}
-    free_gpus = [g.uuid for g in inventory.gpus if g.uuid not in held_gpus]
-    if request.gpus > len(free_gpus):
+    used = gpu_use(inventory, holdings)
+    chosen = _whole_gpus(inventory, holdings, used, request.gpus)
+    for share in sorted(request.shares, reverse=True):
+        chosen.append(_shared_gpu(inventory, holdings, used, share))
+    _check_cpu_and_memory(inventory, holdings, request, overcommit)
+    return chosen
+
+
+def gpu_use(inventory: Inventory, holdings: list[Holding]) -> dict[str, float]:
+    """How much of each GPU of the node is held (0 to 1)."""
+    shares = held_shares(holdings)
+    return {gpu.uuid: shares.get(gpu.uuid, 0.0) for gpu in inventory.gpus}
+
+
+def held_shares(holdings: list[Holding]) -> dict[str, float]:
+    """How much of each GPU someone holds, by UUID."""
+    used: dict[str, float] = {}
+    for holding in holdings:
+        for uuid in holding.gpus:
+            used[uuid] = used.get(uuid, 0.0) + holding.gpu_share
+    return used
+
+
+def _whole_gpus(
+    inventory: Inventory, holdings: list[Holding], used: dict[str, float], count: int
+) -> list[str]:
+    free = [g.uuid for g in inventory.gpus if used[g.uuid] <= EPSILON]
+    if count > len(free):
         raise Unplaceable(
             _waiting(
-                request.gpus,
+                count,
                 "GPU",
-                len(free_gpus),
+                len(free),
                 len(inventory.gpus),
                 inventory.name,
-                sorted(set(held_gpus.values())),
+                _gpu_holders(holdings),
             )
         )
+    for uuid in free[:count]:
+        used[uuid] = 1.0
+    return free[:count]
+
+
+def _shared_gpu(
+    inventory: Inventory, holdings: list[Holding], used: dict[str, float], share: float
+) -> str:
+    fitting = [g.uuid for g in inventory.gpus if used[g.uuid] + share <= 1.0 + EPSILON]
+    if not fitting:
+        free = max((1.0 - u for u in used.values()), default=0.0)
+        held = _gpu_holders(holdings)
+        raise Unplaceable(
+            f"waiting for {share:g} of a GPU: at most {max(free, 0.0):.2g} of one GPU is free "
+            f"on node {inventory.name}"
+            + (
+                f" (held by {', '.join(held[:5])}{', ...' if len(held) > 5 else ''})"
+                if held
+                else ""
+            )
+        )
+    best = max(fitting, key=lambda uuid: used[uuid])  # the fullest; max keeps the first on ties
+    used[best] += share
+    return best
+
+
+def _check_cpu_and_memory(
+    inventory: Inventory, holdings: list[Holding], request: Request, overcommit: Overcommit
+) -> None:
     cpu_limit = inventory.cpus * overcommit.cpu
     cpu_used = sum(h.cpu for h in holdings)
-    if request.cpu > 0 and cpu_used + request.cpu > cpu_limit + 1e-9:
+    if request.cpu > 0 and cpu_used + request.cpu > cpu_limit + EPSILON:
         raise Unplaceable(
             _waiting(
                 request.cpu,
@@ -122,7 +202,10 @@ def place(
                 _holders(holdings, "memory_bytes"),
             )
         )
-    return free_gpus[: request.gpus]
+
+
+def _gpu_holders(holdings: list[Holding]) -> list[str]:
+    return sorted({h.holder for h in holdings if h.gpus})
 
 
 def _holders(holdings: list[Holding], attribute: str) -> list[str]:
@@ -151,6 +234,7 @@ def holdings(session: Session) -> list[Holding]:
             Process.cpu,
             Process.memory_bytes,
             Process.gpus,
+            Process.gpu_share,
             Resource.owner,
             Resource.type,
             Resource.name,
@@ -159,16 +243,9 @@ def holdings(session: Session) -> list[Holding]:
         .where(Process.state != "exited")
     )
     return [
-        Holding(f"{owner}/{kind}/{name}", cpu or 0.0, memory or 0, tuple(gpus or ()))
-        for cpu, memory, gpus, owner, kind, name in rows
+        Holding(f"{owner}/{kind}/{name}", cpu or 0.0, memory or 0, tuple(gpus or ()), share)
+        for cpu, memory, gpus, share, owner, kind, name in rows
     ]
-
-
-def allocate(
-    session: Session, inventory: Inventory, request: Request, overcommit: Overcommit
-) -> list[str]:
-    """Check ``request`` against the ledger in ``session``; the GPU UUIDs it gets."""
-    return place(inventory, holdings(session), request, overcommit)
 
 
 def local_inventory() -> Inventory:
@@ -226,8 +303,12 @@ def record_node(session: Session, inventory: Inventory) -> None:
 def node_report(session: Session) -> list[dict[str, Any]]:
     """Every node with its capacity, what is allocated, and who holds each GPU."""
     held = holdings(session)
-    gpu_holders = {uuid: h.holder for h in held for uuid in h.gpus}
+    gpu_holders: dict[str, list[str]] = {}
+    for holding in held:
+        for uuid in holding.gpus:
+            gpu_holders.setdefault(uuid, []).append(holding.holder)
     report = []
+    used = held_shares(held)
     for node in session.scalars(select(Node).order_by(Node.name)):
         report.append(
             {
@@ -237,9 +318,16 @@ def node_report(session: Session) -> list[dict[str, Any]]:
                 "allocated": {
                     "cpu": sum(h.cpu for h in held),
                     "memory_bytes": sum(h.memory_bytes for h in held),
-                    "gpus": len(gpu_holders),
+                    "gpus": sum(h.gpu_total for h in held),
                 },
-                "gpus": [{**gpu, "holder": gpu_holders.get(gpu["uuid"])} for gpu in node.gpus],
+                "gpus": [
+                    {
+                        **gpu,
+                        "holder": ", ".join(gpu_holders.get(gpu["uuid"], [])) or None,
+                        "used": round(used.get(gpu["uuid"], 0.0), 6),
+                    }
+                    for gpu in node.gpus
+                ],
                 "updated_at": node.updated_at.isoformat(),
             }
         )

@@ -38,7 +38,7 @@ class PlannedProcess:
     env: dict[str, str] = field(default_factory=dict)
     cpu: float = 0.0  # CPUs requested from the ledger (0: best effort, nothing declared)
     memory_bytes: int = 0  # memory requested from the ledger
-    gpu: int = 0
+    gpu: float = 0  # whole GPUs, or a share of one GPU when below 1
     image: str | None = None
     working_directory: str | None = None
     start_script: str | None = None

@@ -30,11 +30,13 @@ from service.core.ledger import (
     Overcommit,
     Request,
     Unplaceable,
-    allocate,
+    holdings,
     local_inventory,
+    place,
     record_node,
 )
 from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
+from service.core.quotas import check_allocation
 from service.core.scheduler_calls import SchedulerCalls
 from service.core.state import Status, Target, set_status
 from service.core.tasks import cancel_all
@@ -289,7 +291,7 @@ class Reconciler:
                 self._mark_running, resource.id, resource.generation, len(desired), bool(outdated)
             )
             return
-        shortage = await self._db(self._shortage, missing)
+        shortage = await self._db(self._shortage, resource.owner, missing)
         if shortage:  # wait whole: a cluster with half its GPU workers is of no use
             await self._db(self._set_status, resource.id, Status.PENDING, shortage)
             await self._db(records.mark_observed, resource.id, resource.generation)
@@ -448,14 +450,17 @@ class Reconciler:
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await in_transaction(self.sessions, fn, *args)
 
-    def _allocate(self, session: Session, request: Request) -> list[str]:
+    def _allocate(self, session: Session, request: Request, owner: str) -> list[str]:
+        """The GPUs ``request`` gets; Unplaceable if it passes ``owner``'s quota or does not fit."""
         assert self.inventory is not None, "start() records the inventory first"
-        return allocate(session, self.inventory, request, self.overcommit)
+        held = holdings(session)
+        check_allocation(session, owner, request, self.settings.default_quota, held)
+        return place(self.inventory, held, request, self.overcommit)
 
-    def _shortage(self, session: Session, missing: list[PlannedProcess]) -> str:
+    def _shortage(self, session: Session, owner: str, missing: list[PlannedProcess]) -> str:
         """Why ``missing`` cannot all be placed now, or "" if they can."""
         try:
-            self._allocate(session, records.request_of(*missing))
+            self._allocate(session, records.request_of(*missing), owner)
         except Unplaceable as exc:
             return str(exc)
         return ""

@@ -58,7 +58,7 @@ def prepare_process(
     session.execute(
         delete(Process).where(Process.resource_id == resource_id, Process.name == planned.name)
     )
-    gpus: list[str] = allocation(session, request_of(planned))
+    gpus: list[str] = allocation(session, request_of(planned), resource.owner)
     session.add(
         Process(
             resource_id=resource_id,
@@ -68,6 +68,7 @@ def prepare_process(
             state="starting",
             endpoints={},
             gpus=gpus,
+            gpu_share=planned.gpu if 0 < planned.gpu < 1 else 1.0,
             cpu=planned.cpu,
             memory_bytes=planned.memory_bytes,
         )
@@ -81,7 +82,8 @@ def request_of(*processes: PlannedProcess) -> Request:
     return Request(
         cpu=sum(p.cpu for p in processes),
         memory_bytes=sum(p.memory_bytes for p in processes),
-        gpus=sum(p.gpu for p in processes),
+        gpus=sum(int(p.gpu) for p in processes if p.gpu >= 1),
+        shares=tuple(p.gpu for p in processes if 0 < p.gpu < 1),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,9 @@ from service.core.access import (
 )
 from service.core.auth import dashboard_ticket, jupyter_token
 from service.core.dashboards import dashboard_path
-from service.core.processes import planned_processes
+from service.core.processes import PlannedProcess, planned_processes
+from service.core.quotas import check_recipe, check_running_count
+from service.core.records import request_of
 from service.core.state import Status, Target
 from service.core.workers import next_workers
 from service.errors import Conflict, InvalidInput, NotFound, Unauthenticated
@@ -54,6 +57,7 @@ class ResourceService:
         self.backend = backend
         self.wake = wake
         self.key = key
+        self._admitting = threading.Lock()
 
     # -- apply and plan -------------------------------------------------------------
 
@@ -75,7 +79,8 @@ class ResourceService:
         require_user(principal)
         recipe = self.parse(data)
         try:
-            with self.sessions.begin() as session:
+            # One admission at a time: the running-resources quota counts what it admits.
+            with self._admitting, self.sessions.begin() as session:
                 result = self._apply(session, principal, recipe)
         except IntegrityError:
             raise Conflict(
@@ -90,7 +95,11 @@ class ResourceService:
         recipe = recipe.model_copy(update={"owner": owner})
         document = recipe_document(recipe)
         existing = _find(session, owner, recipe.type, recipe.name)
-        plan = self._plan(existing, recipe)
+        plan, processes = self._plan(existing, recipe)
+        quota = self.settings.default_quota
+        check_recipe(session, owner, request_of(*processes.values()), quota)
+        if existing is None or existing.target != Target.RUNNING:
+            check_running_count(session, owner, quota)
         if existing is None:
             now = utcnow()
             resource = Resource(
@@ -140,12 +149,18 @@ class ResourceService:
             recipe = recipe.model_copy(update={"owner": owner})
             existing = _find(session, owner, recipe.type, recipe.name)
             action = "create" if existing is None else "update"
-            plan = self._plan(existing, recipe)
+            plan, processes = self._plan(existing, recipe)
+            check_recipe(
+                session, owner, request_of(*processes.values()), self.settings.default_quota
+            )
             if existing is not None and not plan["changes"]:
                 action = "unchanged"
             return {"action": action, **plan}
 
-    def _plan(self, existing: Resource | None, recipe: RecipeBase) -> dict[str, Any]:
+    def _plan(
+        self, existing: Resource | None, recipe: RecipeBase
+    ) -> tuple[dict[str, Any], dict[str, PlannedProcess]]:
+        """What changes, and every process the new recipe runs."""
         catalog = self.settings.instance_types
         old_doc: dict[str, Any] = {}
         old: dict[str, Any] = {}
@@ -158,10 +173,11 @@ class ResourceService:
         if recipe.dask is not None:
             workers = next_workers(recipe.dask, workers)
         new = planned_processes(recipe, catalog, workers)
-        return {
+        changes = {
             "changes": field_changes(old_doc, recipe_document(recipe)),
             "processes": process_changes(old, new),
         }
+        return changes, new
 
     # -- reading --------------------------------------------------------------------
 
@@ -226,10 +242,12 @@ class ResourceService:
         self, principal: Principal, type: str, name: str, owner: str | None, target: Target
     ) -> dict[str, Any]:
         """Record that the resource should be running, stopped or deleted."""
-        with self.sessions.begin() as session:
+        with self._admitting, self.sessions.begin() as session:
             resource = self.load(session, principal, type, name, owner, change=True)
             if resource.target == Target.DELETED and target != Target.DELETED:
                 raise Conflict(f"{type} {name!r} is being deleted")
+            if target == Target.RUNNING and resource.target != Target.RUNNING:
+                check_running_count(session, resource.owner, self.settings.default_quota)
             if target == Target.RUNNING and resource.type == "job":
                 # Starting a finished job runs it again.
                 for process in list(resource.processes):

@@ -82,7 +82,24 @@ class DaskWorker(StrictModel):
 
     nthreads: int = Field(default=1, ge=1, le=1024, description="threads per worker")
     memory: Memory | None = Field(default=None, description="memory limit per worker")
-    gpu: int = Field(default=0, ge=0, le=64, description="GPUs per worker (dask-cuda worker)")
+    gpu: float = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="GPUs per worker (dask-cuda worker): whole GPUs, or a share of one GPU "
+        "below 1 such as 0.5 or 0.25 (shared GPUs have no memory isolation)",
+    )
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError(
+                "give whole GPUs (1, 2, ...) or a share of one GPU below 1 (e.g. 0.5, 0.25)"
+            )
+        if 0 < value < 1 and round(value * 100) != value * 100:
+            raise ValueError("a GPU share has at most two decimals (e.g. 0.5, 0.25)")
+        return int(value) if value >= 1 or value == 0 else value
 
 
 class DaskScheduler(StrictModel):

@@ -102,6 +102,8 @@ def test_names_must_be_dns_labels(name: str) -> None:
         ({"resources": {"memory": "900TiB"}}, "spec.resources.memory"),
         ({"resources": {"gpu": 10000}}, "spec.resources.gpu"),
         ({"worker": {"nthreads": 0}}, "spec.worker.nthreads"),
+        ({"worker": {"gpu": 1.5}}, "spec.worker.gpu"),
+        ({"worker": {"gpu": 0.333}}, "spec.worker.gpu"),
         ({"adaptive": {"minimum": 5, "maximum": 2}}, "spec.adaptive"),
         ({"auto_shutoff": "soon"}, "spec.auto_shutoff"),
         ({"environment_variables": {"TITAN_TOKEN": "x"}}, "spec.environment_variables"),

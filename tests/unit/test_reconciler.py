@@ -3,86 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from service.core import records
-from service.core.access import Principal
-from service.core.auth import bootstrap_admin, hash_token
-from service.core.ledger import GPU, Inventory
-from service.core.reconciler import Reconciler
-from service.core.resources import ResourceService
+from service.core.auth import hash_token
 from service.core.state import Target
-from service.store.db import make_engine, migrate, session_factory
-from service.store.models import Process, Resource, StatusEvent, Token, User
-from tests.conftest import make_settings
+from service.store.models import Process, Resource, StatusEvent, Token
 from tests.fakes import FakeBackend
-
-
-@dataclass
-class Plane:
-    """A control plane without HTTP: service + reconciler + fake backend."""
-
-    service: ResourceService
-    reconciler: Reconciler
-    backend: FakeBackend
-    admin: Principal
-
-    def apply(self, data: dict[str, Any]) -> dict[str, Any]:
-        return self.service.apply(self.admin, data)
-
-    def get(self, type: str, name: str) -> dict[str, Any]:
-        return self.service.get(self.admin, type, name, None)
-
-    def history(self, type: str, name: str) -> list[dict[str, Any]]:
-        return self.service.history(self.admin, type, name, None)
-
-    def target(self, type: str, name: str, target: Target) -> None:
-        self.service.set_target(self.admin, type, name, None, target)
-
-    async def until(self, check: Callable[[], bool], timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(check):
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not reached in time")
-            await asyncio.sleep(0.05)
-
-    async def status(self, type: str, name: str, status: str, timeout: float = 10) -> None:
-        await self.until(lambda: self.get(type, name)["status"] == status, timeout)
-
-
-@asynccontextmanager
-async def plane(
-    tmp_path: Path,
-    database_url: str,
-    backend: FakeBackend | None = None,
-    gpus: list[GPU] | None = None,
-) -> AsyncIterator[Plane]:
-    settings = make_settings(tmp_path, database_url)
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    bootstrap_admin(sessions, settings)
-    with sessions() as session:
-        admin = session.scalars(select(User)).one()
-        principal = Principal(admin.id, admin.name, True)
-    fake = backend or FakeBackend()
-    inventory = Inventory("test-node", cpus=8, memory_bytes=64 * 1024**3, gpus=gpus or [])
-    reconciler = Reconciler(sessions, fake, settings, b"k" * 32, inventory=inventory)
-    service = ResourceService(sessions, settings, fake, reconciler.wake, b"k" * 32)
-    await reconciler.start()
-    try:
-        yield Plane(service, reconciler, fake, principal)
-    finally:
-        await reconciler.close()
-        engine.dispose()
-
+from tests.planes import Plane, fake_gpus, plane
 
 CLUSTER = {"type": "cluster", "name": "c", "spec": {"n_workers": 2}}
 
@@ -375,11 +306,6 @@ def test_the_queue_never_reconciles_one_resource_twice_at_once(tmp_path: Path) -
 GPU_CLUSTER = {"type": "cluster", "name": "g", "spec": {"instance_type": "gpu-1", "n_workers": 2}}
 
 
-def fake_gpus(count: int) -> list[GPU]:
-    """A GPU inventory standing in for NVML on this CPU machine."""
-    return [GPU(i, f"GPU-{i:08d}-fake", "Fake H100", 80 * 1024**3) for i in range(count)]
-
-
 def test_without_free_gpus_a_gpu_cluster_waits_pending(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with plane(tmp_path, "", gpus=[]) as p:
@@ -488,5 +414,28 @@ def test_a_delete_that_races_a_finishing_job_wins(tmp_path: Path) -> None:
                     return session.scalar(select(Resource)) is None
 
             await p.until(gone)
+
+    asyncio.run(scenario())
+
+
+def test_half_gpu_workers_share_one_gpu(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", gpus=fake_gpus(2)) as p:
+            p.apply(
+                {"type": "cluster", "name": "h", "spec": {"n_workers": 2, "worker": {"gpu": 0.5}}}
+            )
+            await p.status("cluster", "h", "running")
+            shared = [p.backend.specs[p.backend.pid_of(w)].gpus for w in ("worker-0", "worker-1")]
+            assert shared == [["GPU-00000000-fake"], ["GPU-00000000-fake"]]
+            p.apply(
+                {"type": "cluster", "name": "w", "spec": {"n_workers": 1, "worker": {"gpu": 1}}}
+            )
+            await p.status("cluster", "w", "running")  # the whole GPU left free is still whole
+            assert p.backend.specs[p.backend.pid_of("worker-0", "w")].gpus == ["GPU-00000001-fake"]
+            p.apply(
+                {"type": "cluster", "name": "x", "spec": {"n_workers": 1, "worker": {"gpu": 0.25}}}
+            )
+            await p.until(lambda: "of a GPU" in p.get("cluster", "x")["status_reason"])
+            assert p.get("cluster", "x")["status"] == "pending"
 
     asyncio.run(scenario())
