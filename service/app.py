@@ -19,24 +19,31 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import (
     alerts,
+    audit,
     dashboards,
     groups,
     health,
+    images,
     nodes,
     quotas,
     recipes,
     resources,
+    secrets,
     telemetry,
     users,
 )
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.config import Settings
+from service.core.audit import AuditLog, AuditService
 from service.core.auth import Authenticator, bootstrap_admin, server_key
 from service.core.groups import GroupService
+from service.core.image_registry import ImageService
 from service.core.quotas import QuotaService
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
+from service.core.secrets import SecretService, vault_of
+from service.core.usage import UsageService
 from service.core.users import UserService
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
 from service.monitoring.monitor import Monitor
@@ -55,6 +62,10 @@ class Titan:
     users: UserService
     groups: GroupService
     quotas: QuotaService
+    audit: AuditService
+    secrets: SecretService
+    images: ImageService
+    usage: UsageService
     reconciler: Reconciler
     authenticate: Authenticator
     http: httpx.AsyncClient  # for relaying dashboards and alert webhooks
@@ -109,6 +120,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         authenticator = Authenticator(
             sessions, settings.token_cache_seconds, settings.auth_failures_per_minute
         )
+        vault = await asyncio.to_thread(vault_of, settings)
         reconciler = Reconciler(
             sessions,
             chosen,
@@ -116,8 +128,12 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             key,
             tokens_revoked=authenticator.revoked,
             timed=instruments.reconcile_seconds.observe,
+            vault=vault,
         )
-        resource_service = ResourceService(sessions, settings, chosen, reconciler.wake, key)
+        image_service = ImageService(sessions, settings)
+        resource_service = ResourceService(
+            sessions, settings, chosen, reconciler.wake, key, image_service
+        )
         monitor = Monitor(sessions, settings, resource_service, reconciler.wake)
         http = httpx.AsyncClient(timeout=30)
         app.state.titan = Titan(
@@ -126,6 +142,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             users=UserService(sessions),
             groups=GroupService(sessions, authenticator.revoked),
             quotas=QuotaService(sessions, settings.default_quota),
+            audit=AuditService(sessions),
+            secrets=SecretService(sessions, vault),
+            images=image_service,
+            usage=UsageService(sessions),
             reconciler=reconciler,
             authenticate=authenticator,
             http=http,
@@ -157,13 +177,17 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         users,
         groups,
         quotas,
+        secrets,
+        images,
         dashboards,
         telemetry,
         alerts,
+        audit,
     )
     for module in routers:
         app.include_router(module.router)
     _map_errors(app)
+    app.add_middleware(AuditLog, sessions=sessions)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiTimer, metrics=instruments)
     return app

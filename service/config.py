@@ -149,6 +149,15 @@ class Settings(BaseSettings):
     token_cache_seconds: float = Field(
         default=5.0, ge=0, description="how long a checked token is remembered (0: never)"
     )
+    secret_keys: list[str] = Field(
+        default_factory=list,
+        description="Fernet keys secrets are encrypted with (JSON list; the first encrypts, "
+        "all decrypt); default: one made in <data_dir>/secret.key",
+    )
+    allow_any_image: bool = Field(
+        default=False,
+        description="let recipes name any image, not only registered ones (docker backend)",
+    )
     auth_failures_per_minute: int = Field(
         default=30, ge=1, description="failed authentications a client may make per minute"
     )

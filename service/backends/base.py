@@ -26,7 +26,7 @@ class ProcessSpec:
     name: str
     role: Role
     args: list[str]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # may hold secret values: never shown
     cpu: float = 0.0
     memory_bytes: int = 0
     gpus: list[str] = field(default_factory=list)
@@ -35,6 +35,9 @@ class ProcessSpec:
     start_script: str | None = None
     labels: dict[str, str] = field(default_factory=dict)  # owner, resource, generation
     output_dir: str | None = None  # host folder a job writes its results to (TITAN_OUTPUT_DIR)
+    # Secret values to write as files (name → value) into $TITAN_SECRETS_DIR, readable only
+    # by the process; never stored, logged or shown.
+    secret_files: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
+import tarfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,9 @@ from workers.entrypoint import READY_MARKER
 log = logging.getLogger(__name__)
 HOME = "/home/titan"
 OUTPUTS = "/outputs"  # a job's output folder, bound from the host
+# A process's secret files: copied into its container before it starts, gone with it.
+# Readable by the container's user whatever its uid (the container is the resource's own).
+SECRETS_DIR = "/run/titan/secrets"
 DASHBOARD_PORT = 8787
 JUPYTER_PORT = 8888
 MANAGED = "titan.managed"
@@ -219,6 +224,8 @@ class DockerBackend(Backend):
             raise BackendError(
                 f"{spec.name}: docker refused the container: {_explain(exc)}"
             ) from exc
+        if spec.secret_files:  # into the container only, before it starts
+            self.api.put_archive(created["Id"], "/", _secret_archive(spec.secret_files))
         return _handle(created["Id"], name, labels)
 
     def _command(
@@ -235,6 +242,8 @@ class DockerBackend(Backend):
             env["TITAN_OUTPUT_DIR"] = OUTPUTS
         if spec.start_script:
             env["TITAN_START_SCRIPT"] = spec.start_script
+        if spec.secret_files:
+            env["TITAN_SECRETS_DIR"] = SECRETS_DIR
         args = list(spec.args)
         ports: dict[int, int | None] = {}
         if spec.role == "scheduler":
@@ -356,6 +365,23 @@ class DockerBackend(Backend):
             path = str(info.get("base_url") or "/")
             return {"jupyter": f"http://{base}:{host_port(JUPYTER_PORT)}{path}"}
         return {}
+
+
+def _secret_archive(files: dict[str, str]) -> bytes:
+    """A tar of ``SECRETS_DIR`` holding ``files``, for ``put_archive`` at /."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        parts = SECRETS_DIR.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            folder = tarfile.TarInfo("/".join(parts[:depth]))
+            folder.type, folder.mode = tarfile.DIRTYPE, 0o755 if depth < len(parts) else 0o555
+            archive.addfile(folder)
+        for name, value in files.items():
+            data = value.encode()
+            entry = tarfile.TarInfo(f"{SECRETS_DIR.strip('/')}/{name}")
+            entry.size, entry.mode = len(data), 0o444
+            archive.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def _handle(container_id: str, name: str, labels: dict[str, str]) -> Handle:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,16 @@ from service.errors import BackendError
 log = logging.getLogger(__name__)
 # Variables of the control plane that must not leak into the processes it starts.
 _PRIVATE_PREFIXES = ("TITAN_", "DASK_", "JUPYTER_")
+SECRETS = "secrets"  # the process's secret files (0700 folder, 0600 files), gone at stop
+
+
+def _write_secrets(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for name, value in files.items():
+        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(value)
+    return folder
 
 
 class LocalBackend(Backend):
@@ -72,6 +83,8 @@ class LocalBackend(Backend):
             env["TITAN_START_SCRIPT"] = spec.start_script
         if spec.role == "jupyter":
             env["JUPYTER_RUNTIME_DIR"] = str(folder / "runtime")
+        if spec.secret_files:
+            env["TITAN_SECRETS_DIR"] = str(_write_secrets(folder / SECRETS, spec.secret_files))
         args = list(spec.args)
         if spec.role == "scheduler":
             args += ["--scheduler-file", str(folder / "scheduler.json")]
@@ -149,6 +162,7 @@ class LocalBackend(Backend):
         # Always sweep the group: children may outlive a leader that exited.
         _signal_group(pid, signal.SIGKILL)
         await asyncio.to_thread(self._reap, pid)  # waiting on the child blocks
+        await asyncio.to_thread(shutil.rmtree, Path(handle["dir"]) / SECRETS, True)
 
     async def status(self, handle: Handle) -> ProcessState:
         """Running, or exited with the code from the child or ``exit.json``."""

@@ -43,6 +43,7 @@ class PlannedProcess:
     working_directory: str | None = None
     start_script: str | None = None
     needs_scheduler: bool = False
+    secrets: list[dict[str, Any]] = field(default_factory=list)  # SecretRef fields, no values
 
     @property
     def spec_hash(self) -> str:
@@ -78,6 +79,7 @@ def planned_processes(
         "image": spec.image,
         "working_directory": spec.working_directory,
         "start_script": spec.start_script,
+        "secrets": [ref.model_dump() for ref in spec.secrets],
     }
     processes: dict[str, PlannedProcess] = {}
     dask = recipe.dask

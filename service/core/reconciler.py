@@ -38,10 +38,12 @@ from service.core.ledger import (
 from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
 from service.core.quotas import check_allocation
 from service.core.scheduler_calls import SchedulerCalls
+from service.core.secrets import Vault, secret_values, vault_of, with_secrets
 from service.core.state import Status, Target, set_status
 from service.core.tasks import cancel_all
+from service.core.usage import close_ended
 from service.core.workers import is_worker
-from service.recipes.models import parse_recipe
+from service.recipes.models import SecretRef, parse_recipe
 from service.store.db import in_transaction
 from service.store.models import Process, Resource, utcnow
 
@@ -73,8 +75,10 @@ class Reconciler:
         inventory: Inventory | None = None,
         tokens_revoked: Callable[[], None] = lambda: None,
         timed: Callable[[float], None] = lambda seconds: None,
+        vault: Vault | None = None,
     ) -> None:
         self.sessions = sessions
+        self.vault = vault or vault_of(settings)  # decrypts secrets into the processes only
         self.tokens_revoked = tokens_revoked
         self.timed = timed  # told how long each reconcile pass took
         self.inventory = inventory
@@ -158,6 +162,7 @@ class Reconciler:
             try:
                 for resource_id in await self._db(records.due_resources):
                     self._enqueue(resource_id)
+                await self._db(close_ended)  # usage: the allocations of gone processes end
             except Exception:
                 log.exception("resync failed; trying again")
             await asyncio.sleep(self.settings.resync_seconds)
@@ -394,8 +399,9 @@ class Reconciler:
         extra_args: list[str] | None = None,
     ) -> None:
         async with self._allocating:  # one allocation at a time: no GPU is handed out twice
-            secret, gpus = await self._db(self._prepare_process, resource.id, planned)
+            secret, gpus, values = await self._db(self._prepare_process, resource.id, planned)
         spec = self._spec(resource, planned, secret, address, gpus, extra_args)
+        spec = with_secrets(spec, planned.secrets, values)
 
         async def checkpoint(handle: Handle) -> None:
             await self._db(records.checkpoint, resource.id, planned.name, handle)
@@ -467,8 +473,13 @@ class Reconciler:
 
     def _prepare_process(
         self, session: Session, resource_id: str, planned: PlannedProcess
-    ) -> tuple[str, list[str]]:
-        return records.prepare_process(session, resource_id, planned, self._allocate)
+    ) -> tuple[str, list[str], list[str]]:
+        """The process recorded with its allocation: its token, GPUs and secret values."""
+        secret, gpus = records.prepare_process(session, resource_id, planned, self._allocate)
+        owner = session.get(Resource, resource_id)
+        refs = [SecretRef(**ref) for ref in planned.secrets]
+        values = secret_values(session, self.vault, owner.owner if owner else "", refs)
+        return secret, gpus, values
 
     def _set_status(self, session: Session, resource_id: str, status: Status, reason: str) -> None:
         resource = session.get(Resource, resource_id)

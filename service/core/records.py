@@ -17,6 +17,7 @@ from service.core.auth import issue_token
 from service.core.ledger import Request
 from service.core.processes import SCHEDULER, PlannedProcess
 from service.core.state import Status, Target, set_status
+from service.core.usage import record_allocation
 from service.core.workers import next_workers
 from service.recipes.models import Adaptive, DaskFields, parse_recipe
 from service.store.models import Process, Resource, Token, User, utcnow
@@ -52,27 +53,35 @@ def prepare_process(
     resource = session.get(Resource, resource_id)
     if resource is None:
         raise LookupError(f"resource {resource_id} vanished")
-    owner = session.scalar(select(User).where(User.name == resource.owner))
+    # The token's user: the owner, or for a group's resource the user who applied it.
+    # (A resource token acts only for its resource, whoever its user is.)
+    owner = session.scalar(
+        select(User).where(User.name.in_([resource.owner, resource.created_by])).limit(1)
+    )
     if owner is None:
-        raise LookupError(f"owner {resource.owner!r} of {resource.name!r} no longer exists")
+        raise LookupError(
+            f"neither owner {resource.owner!r} nor creator {resource.created_by!r} "
+            f"of {resource.name!r} exists any more"
+        )
     session.execute(
         delete(Process).where(Process.resource_id == resource_id, Process.name == planned.name)
     )
     gpus: list[str] = allocation(session, request_of(planned), resource.owner)
-    session.add(
-        Process(
-            resource_id=resource_id,
-            name=planned.name,
-            role=planned.role,
-            spec_hash=planned.spec_hash,
-            state="starting",
-            endpoints={},
-            gpus=gpus,
-            gpu_share=planned.gpu if 0 < planned.gpu < 1 else 1.0,
-            cpu=planned.cpu,
-            memory_bytes=planned.memory_bytes,
-        )
+    process = Process(
+        resource_id=resource_id,
+        name=planned.name,
+        role=planned.role,
+        spec_hash=planned.spec_hash,
+        state="starting",
+        endpoints={},
+        gpus=gpus,
+        gpu_share=planned.gpu if 0 < planned.gpu < 1 else 1.0,
+        cpu=planned.cpu,
+        memory_bytes=planned.memory_bytes,
     )
+    session.add(process)
+    session.flush()
+    record_allocation(session, process, resource.owner, resource.key)
     secret = issue_token(session, owner, name=f"process:{planned.name}", resource_id=resource_id)
     return secret, gpus
 

@@ -28,14 +28,22 @@ from service.core.access import (
 )
 from service.core.auth import dashboard_ticket, jupyter_token
 from service.core.dashboards import dashboard_path
+from service.core.image_registry import ImageService
 from service.core.processes import PlannedProcess, planned_processes
 from service.core.quotas import check_recipe, check_running_count
 from service.core.records import request_of
+from service.core.secrets import check_refs
 from service.core.state import Status, Target
 from service.core.workers import next_workers
 from service.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from service.recipes.diff import field_changes, process_changes
-from service.recipes.models import RecipeBase, RecipeInvalid, parse_recipe, recipe_document
+from service.recipes.models import (
+    CommonSpec,
+    RecipeBase,
+    RecipeInvalid,
+    parse_recipe,
+    recipe_document,
+)
 from service.store.models import Process, Resource, StatusEvent, utcnow
 
 RESOURCE_TYPES = ("workspace", "cluster", "job")
@@ -51,8 +59,10 @@ class ResourceService:
         backend: Backend,
         wake: Callable[[str], None],
         key: bytes,
+        images: ImageService | None = None,
     ) -> None:
         self.sessions = sessions
+        self.images = images or ImageService(sessions, settings)
         self.settings = settings
         self.backend = backend
         self.wake = wake
@@ -96,6 +106,7 @@ class ResourceService:
         document = recipe_document(recipe)
         existing = _find(session, owner, recipe.type, recipe.name)
         plan, processes = self._plan(existing, recipe)
+        self._check_uses(session, principal, owner, recipe)
         quota = self.settings.default_quota
         check_recipe(session, owner, request_of(*processes.values()), quota)
         if existing is None or existing.target != Target.RUNNING:
@@ -105,6 +116,7 @@ class ResourceService:
             resource = Resource(
                 id=uuid.uuid4().hex,
                 owner=owner,
+                created_by=principal.user_name,
                 type=recipe.type,
                 name=recipe.name,
                 recipe=document,
@@ -150,12 +162,21 @@ class ResourceService:
             existing = _find(session, owner, recipe.type, recipe.name)
             action = "create" if existing is None else "update"
             plan, processes = self._plan(existing, recipe)
+            self._check_uses(session, principal, owner, recipe)
             check_recipe(
                 session, owner, request_of(*processes.values()), self.settings.default_quota
             )
             if existing is not None and not plan["changes"]:
                 action = "unchanged"
             return {"action": action, **plan}
+
+    def _check_uses(
+        self, session: Session, principal: Principal, owner: str, recipe: RecipeBase
+    ) -> None:
+        """InvalidInput unless the caller may use the recipe's image and secrets."""
+        spec: CommonSpec = recipe.spec  # type: ignore[attr-defined]
+        self.images.check(session, principal, spec.image)
+        check_refs(session, principal, owner, spec.secrets)
 
     def _plan(
         self, existing: Resource | None, recipe: RecipeBase

@@ -138,6 +138,47 @@ class DaskClusterSpec(DaskFields):
     """A Dask cluster attached to a workspace or a job."""
 
 
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
+
+
+class SecretRef(StrictModel):
+    """A secret handed to the resource's processes as a variable or a file (never both)."""
+
+    name: Label = Field(description="the secret's name")
+    owner: Label | None = Field(default=None, description="its owner; default: the resource's")
+    env: str | None = Field(default=None, description="environment variable to put it in")
+    file: str | None = Field(
+        default=None, description="file name in $TITAN_SECRETS_DIR to write it to"
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_env_name(value)
+        return value
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: str | None) -> str | None:
+        if value is not None and not _FILE_NAME.match(value):
+            raise ValueError("must be a plain file name (letters, digits, '.', '_', '-')")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env (a variable) or file (a file name)")
+        return self
+
+
+def _check_env_name(key: str) -> None:
+    if not _ENV_NAME.match(key):
+        raise ValueError(f"{key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
+    if key in RESERVED_ENV or key.startswith("TITAN_"):
+        raise ValueError(f"{key!r} is reserved for Titan; choose another name")
+
+
 class CommonSpec(StrictModel):
     """Fields every resource's spec has."""
 
@@ -148,6 +189,9 @@ class CommonSpec(StrictModel):
     start_script: str | None = Field(default=None, max_length=65536)
     working_directory: str | None = Field(default=None, max_length=4096)
     auto_shutoff: Duration = Field(default="never", description="idle time before stopping")
+    secrets: list[SecretRef] = Field(
+        default_factory=list, max_length=64, description="secrets handed to every process"
+    )
 
     @field_validator("image")
     @classmethod
@@ -169,12 +213,22 @@ class CommonSpec(StrictModel):
     @classmethod
     def _environment(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
-            if not _ENV_NAME.match(key):
-                raise ValueError(f"{key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
-            if key in RESERVED_ENV or key.startswith("TITAN_"):
-                raise ValueError(f"{key!r} is reserved for Titan; choose another name")
+            _check_env_name(key)
             if len(item) > 32768:
                 raise ValueError(f"value of {key!r} is longer than 32768 characters")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: list[SecretRef], info: ValidationInfo) -> list[SecretRef]:
+        targets = [str(ref.env or ref.file) for ref in value]
+        clashes = {t for t in targets if targets.count(t) > 1}
+        clashes |= {t for t in targets if t in (info.data.get("environment_variables") or {})}
+        if clashes:
+            raise ValueError(
+                f"{', '.join(map(repr, sorted(clashes)))} is given more than once "
+                "(in secrets or environment_variables)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -80,7 +80,8 @@ class Resource(Base):
     __table_args__ = (UniqueConstraint("owner", "type", "name"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(63))
+    owner: Mapped[str] = mapped_column(String(63))  # a user or a group
+    created_by: Mapped[str] = mapped_column(String(63), default="")  # the user who applied it
     type: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(63))
     recipe: Mapped[dict[str, Any]] = mapped_column(JSON)

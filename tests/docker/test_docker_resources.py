@@ -47,6 +47,7 @@ def test_a_missing_image_fails_with_what_to_do(
 ) -> None:
     server = start_server(backend="docker", docker_prefix=docker_prefix)
     hub = server.hub()
+    hub.send_json("POST", "/api/v1/images", {"name": "titan/nope", "tag": "0"})  # allowed...
     hub.apply({"type": "job", "name": "j", "spec": {"command": "true", "image": "titan/nope:0"}})
     deadline = time.monotonic() + 60
     # A failed start is retried with backoff, so status and reason come from one snapshot.

@@ -165,6 +165,7 @@ def test_a_new_image_restarts_every_process(tmp_path: Path) -> None:
             p.apply(CLUSTER)
             await p.status("cluster", "c", "running")
             before = set(p.backend.specs)
+            p.service.images.register(p.admin, "titan/cpu", "2", None, None, public=True)
             p.apply({**CLUSTER, "spec": {"n_workers": 2, "image": "titan/cpu:2"}})
             await p.until(
                 lambda: not (set(p.backend.specs) & before) and len(p.backend.running()) == 3

@@ -22,6 +22,8 @@ def _big_id() -> sa.Column:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("resources") as batch:
+        batch.add_column(sa.Column("created_by", sa.String(63), nullable=False, server_default=""))
     with op.batch_alter_table("processes") as batch:
         batch.add_column(sa.Column("gpu_share", sa.Double(), nullable=False, server_default="1"))
     op.create_table(
@@ -108,3 +110,5 @@ def downgrade() -> None:
     op.drop_table("groups")
     with op.batch_alter_table("processes") as batch:
         batch.drop_column("gpu_share")
+    with op.batch_alter_table("resources") as batch:
+        batch.drop_column("created_by")

@@ -1,0 +1,44 @@
+"""Registered images: what recipes may run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.deps import CurrentPrincipal, TitanDep
+
+router = APIRouter(prefix="/api/v1/images", tags=["images"])
+
+
+class NewImage(BaseModel):
+    """An image to allow."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=255, description="e.g. 'nvcr.io/nvidia/pytorch'")
+    tag: str = Field(default="latest", max_length=128, description="e.g. '24.01-py3'")
+    owner: str | None = Field(default=None, description="a user or group; default: the caller")
+    digest: str | None = Field(default=None, description="'sha256:...' to pin it")
+    public: bool = Field(default=False, description="everyone may use it (admins only)")
+
+
+@router.get("")
+def list_images(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """The images the caller's recipes may name."""
+    return titan.images.list_visible(principal)
+
+
+@router.post("", status_code=201)
+def register_image(body: NewImage, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Register an image so recipes of its owner (or everyone, if public) may run it."""
+    return titan.images.register(
+        principal, body.name, body.tag, body.owner, body.digest, body.public
+    )
+
+
+@router.delete("/{image_id}", status_code=204)
+def delete_image(image_id: int, titan: TitanDep, principal: CurrentPrincipal) -> Response:
+    """Unregister an image."""
+    titan.images.delete(principal, image_id)
+    return Response(status_code=204)
