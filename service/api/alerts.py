@@ -26,7 +26,7 @@ def list_alerts(
 @router.get("/alerts/rules")
 def list_rules(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """Every alert rule, from settings and from the API."""
-    return titan.monitor.alerts.rules()
+    return titan.monitor.rules(principal)
 
 
 @router.put("/alerts/rules/{name}")

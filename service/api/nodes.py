@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.api.deps import CurrentPrincipal, TitanDep
+from service.core.access import require_user
 from service.core.ledger import node_report
 
 router = APIRouter(prefix="/api/v1", tags=["nodes"])
@@ -15,5 +16,6 @@ router = APIRouter(prefix="/api/v1", tags=["nodes"])
 @router.get("/nodes")
 def list_nodes(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """Every node: CPUs, memory, GPUs (with their holders) and what is allocated."""
+    require_user(principal)
     with titan.resources.sessions() as session:
         return node_report(session)

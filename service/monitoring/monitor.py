@@ -234,6 +234,11 @@ class Monitor:
         ]
         return {"gpu_seconds": sum(i["gpu_seconds"] for i in items), "reclaims": items}
 
+    def rules(self, principal: Principal) -> list[dict[str, Any]]:
+        """Every alert rule, from settings and from the API."""
+        require_user(principal)
+        return self.alerts.rules()
+
     def put_rule(self, principal: Principal, rule: AlertRuleSetting) -> dict[str, Any]:
         """Add or replace an alert rule (admins)."""
         require_admin(principal)

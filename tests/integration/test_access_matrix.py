@@ -1,0 +1,374 @@
+"""Every route of the app by every kind of caller, against the status the access rules promise.
+
+The routes are read from the application itself: a route missing from
+``MATRIX`` fails the test, so no new route can skip the check. The objects
+called on are owned by the group ``team``: ``olive`` is its group admin
+(the owner's rights), ``gus`` a plain member, ``oscar`` in no group. The
+resource token belongs to the resource ``team/job/m``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from service.app import create_app
+from service.core.auth import issue_token
+from service.store.db import make_engine, session_factory
+from service.store.models import Resource, User
+from tests.integration.conftest import RunningServer
+
+WHO = ("anonymous", "resource-token", "other", "member", "owner", "admin")
+# A job that can never be placed here (no GPUs): it waits pending and starts no process.
+PARKED: dict[str, Any] = {
+    "type": "job",
+    "owner": "team",
+    "spec": {"command": "true", "resources": {"cpu": 1, "memory": "1GiB", "gpu": 1}},
+}
+
+
+@dataclass
+class World:
+    """The server, a token per identity, and the ids of objects made for the calls."""
+
+    server: RunningServer
+    tokens: dict[str, str]
+    images: dict[str, int] = field(default_factory=dict)
+
+    def admin(self, method: str, path: str, **kw: Any) -> Any:
+        response = self.server.request(method, path, **kw)
+        assert response.status_code < 300, (method, path, response.text)
+        return response.json() if response.content else None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One route: how to call it, what to prepare first, and the status for each of WHO."""
+
+    method: str
+    route: str
+    expect: tuple[int, int, int, int, int, int]
+    path: str = ""  # the route with its parameters; {who} is the caller's name
+    body: Callable[[str], Any] | None = None
+    setup: Callable[[World, str], None] | None = None
+
+
+def _parked(name: str) -> Callable[[World, str], None]:
+    def setup(world: World, who: str) -> None:
+        world.admin("PUT", "/api/v1/recipes", json={**PARKED, "name": name.format(who=who)})
+
+    return setup
+
+
+def _group(world: World, who: str) -> None:
+    if world.server.request("GET", f"/api/v1/groups/gd-{who}").status_code == 404:
+        world.admin("POST", "/api/v1/groups", json={"name": f"gd-{who}"})
+
+
+def _newbie(world: World, who: str) -> None:
+    world.admin("PUT", "/api/v1/groups/team/members/newbie", json={"role": "member"})
+
+
+def _quota(world: World, who: str) -> None:
+    world.admin("PUT", "/api/v1/quotas/team", json={"gpus": 8})
+
+
+def _secret(world: World, who: str) -> None:
+    answer = world.server.request(
+        "POST", "/api/v1/secrets", json={"name": "s1", "owner": "team", "value": "v"}
+    )
+    assert answer.status_code in (201, 409)
+
+
+def _rule(world: World, who: str) -> None:
+    world.admin("PUT", "/api/v1/alerts/rules/r1", json={"metric": "host_cpu_percent"})
+
+
+def _image(world: World, who: str) -> None:
+    made = world.admin(
+        "POST", "/api/v1/images", json={"name": f"team/d-{who}", "tag": "1", "owner": "team"}
+    )
+    world.images[who] = made["id"]
+
+
+def _sample(who: str) -> dict[str, Any]:
+    values = {"host_cpu_percent": 1.0}
+    sample = {"time": time.time(), "source": "host:matrix", "values": values}
+    return {"resource": "team/job/m", "samples": [sample]}
+
+
+R = "/api/v1/resources/{type}/{name}"
+M = "/api/v1/resources/job/m"
+T = "?owner=team"
+#            anonymous, resource token, other user, group member, owner, admin
+PUBLIC = (200, 200, 200, 200, 200, 200)
+ANY_USER = (401, 403, 200, 200, 200, 200)
+ADMINS = (401, 403, 403, 403, 403, 200)
+SEE = (401, 200, 404, 200, 200, 200)  # the resource token's own resource
+CHANGE = (401, 403, 404, 403, 202, 202)
+
+MATRIX = [
+    Case("GET", "/healthz", PUBLIC),
+    Case("GET", "/openapi.json", PUBLIC),
+    Case("GET", "/docs", PUBLIC),
+    Case("GET", "/docs/oauth2-redirect", PUBLIC),
+    Case("GET", "/redoc", PUBLIC),
+    Case(
+        "PUT",
+        "/api/v1/recipes",
+        (401, 403, 403, 403, 200, 200),
+        body=lambda who: {**PARKED, "name": "m"},
+    ),
+    Case(
+        "POST",
+        "/api/v1/recipes/plan",
+        (401, 403, 403, 403, 200, 200),
+        body=lambda who: {**PARKED, "name": "m"},
+    ),
+    Case("GET", "/api/v1/resources", (401, 200, 200, 200, 200, 200)),
+    Case("GET", R, SEE, M + T),
+    Case("GET", R + "/recipe", SEE, M + "/recipe" + T),
+    Case("GET", R + "/history", SEE, M + "/history" + T),
+    Case("GET", R + "/logs", SEE, M + "/logs" + T),
+    Case("GET", R + "/telemetry", SEE, M + "/telemetry" + T + "&metric=host_cpu_percent"),
+    Case("POST", R + "/start", CHANGE, M + "/start" + T),
+    Case("POST", R + "/stop", CHANGE, M + "/stop" + T),
+    Case(
+        "DELETE",
+        R,
+        CHANGE,
+        "/api/v1/resources/job/d-{who}" + T,
+        setup=_parked("d-{who}"),
+    ),
+    Case("GET", "/api/v1/nodes", ANY_USER),
+    Case("GET", "/api/v1/users/me", (401, 200, 200, 200, 200, 200)),
+    Case("GET", "/api/v1/users", ADMINS),
+    Case(
+        "POST",
+        "/api/v1/users",
+        (401, 403, 403, 403, 403, 201),
+        body=lambda who: {"name": f"u-{who}"},
+    ),
+    Case("POST", "/api/v1/tokens", (401, 403, 201, 201, 201, 201), body=lambda who: {}),
+    Case("GET", "/api/v1/groups", ANY_USER),
+    Case(
+        "POST",
+        "/api/v1/groups",
+        (401, 403, 403, 403, 403, 201),
+        body=lambda who: {"name": f"g-{who}"},
+    ),
+    Case("GET", "/api/v1/groups/{name}", (401, 403, 404, 200, 200, 200), "/api/v1/groups/team"),
+    Case(
+        "DELETE",
+        "/api/v1/groups/{name}",
+        (401, 403, 403, 403, 403, 204),
+        "/api/v1/groups/gd-{who}",
+        setup=_group,
+    ),
+    Case(
+        "PUT",
+        "/api/v1/groups/{name}/members/{user}",
+        (401, 403, 404, 403, 200, 200),
+        "/api/v1/groups/team/members/newbie",
+        body=lambda who: {"role": "member"},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/groups/{name}/members/{user}",
+        (401, 403, 404, 403, 200, 200),
+        "/api/v1/groups/team/members/newbie",
+        setup=_newbie,
+    ),
+    Case("GET", "/api/v1/quotas", ADMINS),
+    Case("GET", "/api/v1/quotas/{owner}", (401, 403, 404, 200, 200, 200), "/api/v1/quotas/team"),
+    Case(
+        "PUT",
+        "/api/v1/quotas/{owner}",
+        ADMINS,
+        "/api/v1/quotas/team",
+        body=lambda who: {"gpus": 8},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/quotas/{owner}",
+        (401, 403, 403, 403, 403, 204),
+        "/api/v1/quotas/team",
+        setup=_quota,
+    ),
+    Case("GET", "/api/v1/secrets", ANY_USER),
+    Case(
+        "POST",
+        "/api/v1/secrets",
+        (401, 403, 403, 403, 201, 201),
+        body=lambda who: {"name": f"s-{who}", "owner": "team", "value": "v"},
+    ),
+    Case("POST", "/api/v1/secrets/reencrypt", ADMINS),
+    Case(
+        "PUT",
+        "/api/v1/secrets/{name}",
+        (401, 403, 404, 403, 200, 200),
+        "/api/v1/secrets/s1" + T,
+        body=lambda who: {"value": "w"},
+        setup=_secret,
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/secrets/{name}",
+        (401, 403, 404, 403, 204, 204),
+        "/api/v1/secrets/s1" + T,
+        setup=_secret,
+    ),
+    Case("GET", "/api/v1/images", ANY_USER),
+    Case(
+        "POST",
+        "/api/v1/images",
+        (401, 403, 403, 403, 201, 201),
+        body=lambda who: {"name": f"team/i-{who}", "owner": "team"},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/images/{image_id}",
+        (401, 403, 404, 403, 204, 204),
+        "/api/v1/images/{image}",
+        setup=_image,
+    ),
+    # No dashboard runs for a parked job: who may look gets 404 like who may not.
+    Case(
+        "GET",
+        "/dashboards/{resource_id}/{path:path}",
+        (401, 404, 404, 404, 404, 404),
+        "/dashboards/{resource_id}/status",
+    ),
+    Case("POST", "/api/v1/telemetry", (401, 202, 403, 403, 403, 202), body=_sample),
+    Case("GET", "/api/v1/telemetry/current", (401, 200, 200, 200, 200, 200)),
+    Case("GET", "/metrics", ANY_USER),
+    Case("GET", "/api/v1/alerts", ANY_USER),
+    Case("GET", "/api/v1/alerts/rules", ANY_USER),
+    Case(
+        "PUT",
+        "/api/v1/alerts/rules/{name}",
+        ADMINS,
+        "/api/v1/alerts/rules/r1",
+        body=lambda who: {"metric": "host_cpu_percent"},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/alerts/rules/{name}",
+        (401, 403, 403, 403, 403, 204),
+        "/api/v1/alerts/rules/r1",
+        setup=_rule,
+    ),
+    Case("GET", "/api/v1/reclaims", ANY_USER),
+    Case("GET", "/api/v1/audit", ADMINS),
+    Case("GET", "/api/v1/usage", ANY_USER),
+]
+# Not HTTP: the dashboard's live plots. Checked by the same code as the page route
+# (``dashboard_upstream``) in tests/integration/test_dashboards.py.
+WEBSOCKETS = {"/dashboards/{resource_id}/{path:path}"}
+
+
+def app_routes() -> set[tuple[str, str]]:
+    """Every (method, path) the application serves, read from its route table."""
+
+    def walk(routes: list[Any]) -> Any:
+        for route in routes:
+            if hasattr(route, "original_router"):  # an included router
+                yield from walk(route.original_router.routes)
+            else:
+                yield route
+
+    found = set()
+    for route in walk(create_app().routes):
+        methods = getattr(route, "methods", None)
+        if methods is None:
+            assert route.path in WEBSOCKETS, f"a new non-HTTP route: {route.path}"
+            continue
+        found |= {(method, route.path) for method in methods if method != "HEAD"}
+    return found
+
+
+def test_the_matrix_covers_every_route() -> None:
+    covered = {(case.method, case.route) for case in MATRIX}
+    missing = sorted(app_routes() - covered)
+    assert not missing, f"add these routes to MATRIX with their expected statuses: {missing}"
+    assert not covered - app_routes(), "MATRIX names routes the app no longer has"
+
+
+@pytest.fixture
+def world(start_server: Any) -> World:
+    server: RunningServer = start_server(auth_failures_per_minute=100_000)  # many 401s follow
+    tokens = {"admin": server.token, "anonymous": ""}
+    for who, name in (("owner", "olive"), ("member", "gus"), ("other", "oscar")):
+        made = server.request("POST", "/api/v1/users", json={"name": name}).json()
+        tokens[who] = made["token"]
+    server.request("POST", "/api/v1/users", json={"name": "newbie"})
+    world = World(server, tokens)
+    world.admin("POST", "/api/v1/groups", json={"name": "team", "admins": ["olive"]})
+    world.admin("PUT", "/api/v1/groups/team/members/gus", json={"role": "member"})
+    world.admin("PUT", "/api/v1/recipes", json={**PARKED, "name": "m"})
+    engine = make_engine(server.settings.sqlalchemy_url)
+    try:
+        with session_factory(engine).begin() as session:
+            olive = session.scalars(select(User).where(User.name == "olive")).one()
+            job = session.scalars(select(Resource).where(Resource.name == "m")).one()
+            tokens["resource-token"] = issue_token(session, olive, "matrix", job.id)
+            world.images["resource_id"] = 0
+            tokens["resource_id"] = job.id
+    finally:
+        engine.dispose()
+    return world
+
+
+def test_every_route_answers_each_caller_as_the_rules_say(world: World) -> None:
+    wrong = []
+    for case in MATRIX:
+        for who, expected in zip(WHO, case.expect, strict=True):
+            if case.setup is not None:
+                case.setup(world, who)
+            path = (case.path or case.route).format(
+                who=who,
+                image=world.images.get(who, 0),
+                resource_id=world.tokens["resource_id"],
+            )
+            body = case.body(who) if case.body is not None else None
+            answer = world.server.request(case.method, path, token=world.tokens[who], json=body)
+            if answer.status_code != expected:
+                wrong.append(
+                    f"{case.method} {path} as {who}: {answer.status_code} "
+                    f"(expected {expected}) {answer.text[:200]}"
+                )
+            assert answer.status_code < 500, answer.text
+            if who == "anonymous":  # a wrong token is no better than none
+                forged = world.server.request(case.method, path, token="titan_forged", json=body)
+                assert forged.status_code == expected, (case.method, path, forged.text)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_callers_see_only_what_they_may(world: World) -> None:
+    def names(who: str) -> set[str]:
+        answer = world.server.request("GET", "/api/v1/resources", token=world.tokens[who])
+        return {f"{r['owner']}/{r['name']}" for r in answer.json()}
+
+    assert names("member") == names("owner") == {"team/m"}
+    assert names("other") == set()
+    assert names("resource-token") == {"team/m"}
+    olive = world.server.request("GET", "/api/v1/users/me", token=world.tokens["owner"]).json()
+    assert olive["groups"] == ["team"] and olive["group_admin_of"] == ["team"]
+
+
+def test_failed_authentications_are_rate_limited_per_client(start_server: Any) -> None:
+    server = start_server(auth_failures_per_minute=5)
+    codes = [
+        server.request("GET", "/api/v1/users/me", token="titan_wrong").status_code for _ in range(7)
+    ]
+    assert codes == [401] * 5 + [429] * 2
+    refused = server.request("GET", "/api/v1/users/me", token="titan_wrong")
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "too many failed authentications" in refused.json()["error"]["message"]
+    # Valid tokens from the same address still pass: other clients are not locked out.
+    assert server.request("GET", "/api/v1/users/me").status_code == 200
