@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import CurrentPrincipal, TitanDep
@@ -38,7 +39,11 @@ def register_image(body: NewImage, titan: TitanDep, principal: CurrentPrincipal)
 
 
 @router.delete("/{image_id}", status_code=204)
-def delete_image(image_id: int, titan: TitanDep, principal: CurrentPrincipal) -> Response:
+def delete_image(
+    image_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+) -> Response:
     """Unregister an image."""
     titan.images.delete(principal, image_id)
     return Response(status_code=204)

@@ -21,6 +21,7 @@ from service.monitoring.prometheus import (
 from service.monitoring.samples import TelemetryBatch
 
 router = APIRouter(tags=["telemetry"])
+EPOCH: dict[str, Any] = {"ge": 0, "le": 1e11, "allow_inf_nan": False}  # a finite time
 
 
 @router.post(
@@ -58,9 +59,13 @@ def resource_telemetry(
     titan: TitanDep,
     principal: CurrentPrincipal,
     metric: Annotated[str, Query(description="e.g. gpu_utilization_percent")],
-    start: Annotated[float | None, Query(alias="from", description="epoch seconds")] = None,
-    end: Annotated[float | None, Query(alias="to", description="epoch seconds")] = None,
-    step: Annotated[float | None, Query(description="seconds per point")] = None,
+    start: Annotated[
+        float | None, Query(alias="from", description="epoch seconds", **EPOCH)
+    ] = None,
+    end: Annotated[float | None, Query(alias="to", description="epoch seconds", **EPOCH)] = None,
+    step: Annotated[
+        float | None, Query(description="seconds per point", gt=0, le=1e9, allow_inf_nan=False)
+    ] = None,
     agg: Annotated[str, Query(description="avg, min or max per step")] = "avg",
     owner: Annotated[str | None, Query(description="owner; default: the caller")] = None,
 ) -> JSONResponse:

@@ -75,7 +75,9 @@ class UsageService:
         (default: the last 7 days)."""
         require_user(principal)
         last = end or utcnow().date()
-        first = start or last - timedelta(days=6)
+        first = start or max(last, date.min + timedelta(days=6)) - timedelta(days=6)
+        if last >= date.max:
+            raise InvalidInput(f"to: must be before {date.max.isoformat()}")
         if first > last:
             raise InvalidInput("from: must be on or before to")
         if (last - first).days >= MAX_DAYS:

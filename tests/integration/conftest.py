@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from service.app import create_app
+from service.backends.base import Backend
 from service.client import Hub, ResourceRef, TitanClientError
 from service.config import Settings
 from service.server import listen
@@ -24,7 +25,7 @@ from tests.conftest import make_settings
 class RunningServer:
     """A live server: its URL, settings and the first admin token."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         sock = listen("127.0.0.1", 0)
         port = sock.getsockname()[1]
         sockets = [sock]
@@ -36,7 +37,7 @@ class RunningServer:
         self.log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logging.getLogger("service").addHandler(self.log)
         logging.getLogger("service").setLevel(logging.INFO)
-        config = uvicorn.Config(create_app(self.settings), log_level="warning")
+        config = uvicorn.Config(create_app(self.settings, backend), log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets})
         self.thread.start()
