@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from service.client import Hub, ResourceRef, TitanClientError
+from service.cli_common import State, console, errors, hub
+from service.cli_sharing import add_sharing_commands
+from service.client import ResourceRef, TitanClientError
 from service.monitoring.tables import alerts_table, top_table
 
 app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
@@ -23,17 +24,8 @@ images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(images_app, name="images")
-console = Console()
-errors = Console(stderr=True)
+add_sharing_commands(app)
 DONE = {"running", "stopped"}
-
-
-class State:
-    """Options every command shares."""
-
-    url: str | None = None
-    token: str | None = None
-    debug: bool = False
 
 
 @app.callback()
@@ -44,11 +36,6 @@ def options(
 ) -> None:
     """Options for every command."""
     State.url, State.token, State.debug = url, token, debug
-
-
-def hub() -> Hub:
-    """A client from the command-line options and the environment."""
-    return Hub(State.url, State.token)
 
 
 def read_recipe(path: str) -> dict[str, Any]:

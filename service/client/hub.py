@@ -180,9 +180,13 @@ class Hub(_Base):
         raise_for_answer(response)
         return response.json()
 
-    def send_json(self, method: str, path: str, body: Any = None) -> Any:
-        """Send any API request (for operations without a helper, e.g. users and tokens)."""
-        return self.send(Call(method, path, body=body))
+    def send_json(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Send any API request (for operations without a helper, e.g. users and tokens);
+        ``params`` left None are not sent."""
+        kept = {k: v for k, v in (params or {}).items() if v is not None}
+        return self.send(Call(method, path, kept, body))
 
     def healthy(self) -> bool:
         """True if a Titan server answers at the URL."""
@@ -335,6 +339,14 @@ class AsyncHub(_Base):
             raise self._unavailable(exc) from exc
         raise_for_answer(response)
         return response.json()
+
+    async def send_json(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Send any API request (for operations without a helper, e.g. secrets and groups);
+        ``params`` left None are not sent."""
+        kept = {k: v for k, v in (params or {}).items() if v is not None}
+        return await self.send(Call(method, path, kept, body))
 
     async def apply(self, recipe: dict[str, Any]) -> dict[str, Any]:
         """Create or update a resource; ``{"action", "resource", "plan"}``."""

@@ -129,3 +129,33 @@ def test_demo_runs_end_to_end_on_an_embedded_server(tmp_path: Path) -> None:
     assert "xgboost on cpu: RMSE" in out
     assert "demo finished" in out
     assert list(tmp_path.glob("titan-demo-*")) == []  # its data directory was cleaned up
+
+
+def test_groups_quotas_secrets_images_usage_and_audit(server: RunningServer) -> None:
+    wide = {"COLUMNS": "200"}
+
+    def ok(*args: str, stdin: str | None = None) -> str:
+        done = titan(server, *args, env=wide, stdin=stdin)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    ok("user", "create", "ann")
+    assert "group ml created" in ok("group", "create", "ml", "--admin", "ann")
+    assert "ann is a member of ml" in ok("group", "add", "ml", "ann")
+    assert "ann (member)" in ok("group", "ls")
+    shown = ok("quota", "set", "ml", "--gpus", "2", "--memory", "64GiB")
+    assert "gpus" in shown and "2.0" in shown and "68719476736" in shown
+    assert "secret ml/db stored" in ok("secret", "create", "db", "--owner", "ml", stdin="s3cr3t\n")
+    listed = ok("secret", "ls")
+    assert "db" in listed and "s3cr3t" not in listed
+    assert "version 2" in ok("secret", "rotate", "db", "--owner", "ml", stdin="n3w\n")
+    assert "2 secrets encrypted" not in ok("secret", "reencrypt")  # one secret here
+    assert len(ok("secret", "new-key").strip()) == 44
+    registered = ok("image", "register", "nvcr.io/nvidia/pytorch:24.01-py3", "--owner", "ml")
+    assert "nvcr.io/nvidia/pytorch:24.01-py3 registered" in registered
+    assert "nvcr.io/nvidia/pytorch:24.01-py3" in ok("image", "ls")
+    assert "day" in ok("usage", "--owner", "ml")
+    trail = ok("audit", "--limit", "20")
+    assert "/api/v1/groups/ml/members/ann" in trail and "/api/v1/secrets" in trail
+    refused = titan(server, "quota", "show", "nobody-here", env=wide)
+    assert refused.returncode == 1 and "not found" in refused.stderr

@@ -1,0 +1,233 @@
+"""``titan`` commands for a shared service: groups, quotas, secrets, images, usage, audit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from service.cli_common import console, hub
+
+group_app = typer.Typer(help="Groups and their members.", no_args_is_help=True)
+quota_app = typer.Typer(help="Quotas of users and groups.", no_args_is_help=True)
+secret_app = typer.Typer(help="Secrets (values are never shown).", no_args_is_help=True)
+image_app = typer.Typer(help="Registered images recipes may run.", no_args_is_help=True)
+
+OwnerOption = Annotated[str | None, typer.Option(help="a user or group; default: you")]
+
+
+def add_sharing_commands(app: typer.Typer) -> None:
+    """Add these commands to ``app``."""
+    app.add_typer(group_app, name="group")
+    app.add_typer(quota_app, name="quota")
+    app.add_typer(secret_app, name="secret")
+    app.add_typer(image_app, name="image")
+    app.command("usage")(usage)
+    app.command("audit")(audit)
+
+
+def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+
+
+# -- groups -------------------------------------------------------------------------------
+
+
+@group_app.command("create")
+def group_create(
+    name: Annotated[str, typer.Argument(help="group name (a-z, 0-9, '-')")],
+    admin: Annotated[list[str] | None, typer.Option(help="a first group admin")] = None,
+) -> None:
+    """Create a group (admins)."""
+    hub().send_json("POST", "/api/v1/groups", {"name": name, "admins": admin or []})
+    console.print(f"group {name} created")
+
+
+@group_app.command("ls")
+def group_list() -> None:
+    """Your groups (every group for admins) and their members."""
+    groups = hub().send_json("GET", "/api/v1/groups")
+    rows = [
+        {
+            "group": g["name"],
+            "members": ", ".join(f"{m['user']} ({m['role']})" for m in g["members"]),
+        }
+        for g in groups
+    ]
+    _table(["group", "members"], rows)
+
+
+@group_app.command("add")
+def group_add(
+    group: str,
+    user: str,
+    admin: Annotated[bool, typer.Option(help="make them a group admin")] = False,
+) -> None:
+    """Add a member to a group, or change their role (group admins)."""
+    role = "admin" if admin else "member"
+    hub().send_json("PUT", f"/api/v1/groups/{group}/members/{user}", {"role": role})
+    console.print(f"{user} is a {role} of {group}")
+
+
+@group_app.command("remove")
+def group_remove(group: str, user: str) -> None:
+    """Take a member out of a group (group admins)."""
+    hub().send_json("DELETE", f"/api/v1/groups/{group}/members/{user}")
+    console.print(f"{user} left {group}")
+
+
+# -- quotas -------------------------------------------------------------------------------
+
+
+@quota_app.command("show")
+def quota_show(owner: Annotated[str, typer.Argument(help="a user or group")]) -> None:
+    """An owner's limits and what it holds now."""
+    quota = hub().send_json("GET", f"/api/v1/quotas/{owner}")
+    rows = [
+        {"limit": key, "quota": quota["limits"][key] or "unlimited", "in use": quota["use"][key]}
+        for key in ("gpus", "cpus", "memory_bytes", "resources")
+    ]
+    _table(["limit", "quota", "in use"], rows)
+
+
+@quota_app.command("set")
+def quota_set(
+    owner: Annotated[str, typer.Argument(help="a user or group")],
+    gpus: Annotated[float | None, typer.Option(help="GPUs held at once")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU cores")] = None,
+    memory: Annotated[str | None, typer.Option(help="memory, e.g. 256GiB")] = None,
+    resources: Annotated[int | None, typer.Option(help="resources running at once")] = None,
+) -> None:
+    """Set an owner's limits; those left out follow the default (admins)."""
+    body = {"gpus": gpus, "cpus": cpus, "memory": memory, "resources": resources}
+    hub().send_json("PUT", f"/api/v1/quotas/{owner}", body)
+    quota_show(owner)
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+def _value(from_file: Path | None) -> str:
+    if from_file is not None:
+        return from_file.read_text()
+    if sys.stdin.isatty():
+        return str(typer.prompt("value", hide_input=True))
+    return sys.stdin.read().rstrip("\n")
+
+
+FromFile = Annotated[Path | None, typer.Option(help="read the value from this file")]
+
+
+@secret_app.command("create")
+def secret_create(name: str, from_file: FromFile = None, owner: OwnerOption = None) -> None:
+    """Store a secret; the value comes from a file, standard input, or a hidden prompt."""
+    body = {"name": name, "value": _value(from_file), "owner": owner}
+    made = hub().send_json("POST", "/api/v1/secrets", body)
+    console.print(f"secret {made['owner']}/{made['name']} stored")
+
+
+@secret_app.command("ls")
+def secret_list() -> None:
+    """Names of the secrets you may use (never values)."""
+    _table(["owner", "name", "version", "updated_at"], hub().send_json("GET", "/api/v1/secrets"))
+
+
+@secret_app.command("rotate")
+def secret_rotate(name: str, from_file: FromFile = None, owner: OwnerOption = None) -> None:
+    """Give a secret a new value (processes get it when they next start)."""
+    body = {"value": _value(from_file)}
+    made = hub().send_json("PUT", f"/api/v1/secrets/{name}", body, {"owner": owner})
+    console.print(f"secret {made['owner']}/{made['name']} is at version {made['version']}")
+
+
+@secret_app.command("rm")
+def secret_delete(name: str, owner: OwnerOption = None) -> None:
+    """Forget a secret."""
+    hub().send_json("DELETE", f"/api/v1/secrets/{name}", params={"owner": owner})
+    console.print(f"secret {name} deleted")
+
+
+@secret_app.command("reencrypt")
+def secret_reencrypt() -> None:
+    """Encrypt every secret under the first key of TITAN_SECRET_KEYS (admins)."""
+    done = hub().send_json("POST", "/api/v1/secrets/reencrypt")
+    console.print(f"{done['reencrypted']} secrets encrypted under the first key")
+
+
+@secret_app.command("new-key")
+def secret_new_key() -> None:
+    """Print a fresh key for TITAN_SECRET_KEYS (put it first, keep the old one after)."""
+    from service.core.secrets import new_key
+
+    console.print(new_key())
+
+
+# -- images -------------------------------------------------------------------------------
+
+
+@image_app.command("register")
+def image_register(
+    reference: Annotated[str, typer.Argument(help="name:tag, e.g. nvcr.io/nvidia/pytorch:24.01")],
+    digest: Annotated[str | None, typer.Option(help="sha256:... to pin")] = None,
+    public: Annotated[bool, typer.Option(help="everyone may use it (admins)")] = False,
+    owner: OwnerOption = None,
+) -> None:
+    """Allow recipes to run an image."""
+    from service.core.image_registry import Reference
+
+    parsed = Reference.parse(reference)
+    body = {
+        "name": parsed.name,
+        "tag": parsed.tag,
+        "digest": digest or parsed.digest,
+        "public": public,
+        "owner": owner,
+    }
+    made = hub().send_json("POST", "/api/v1/images", body)
+    console.print(f"image {made['reference']} registered (id {made['id']})")
+
+
+@image_app.command("ls")
+def image_list() -> None:
+    """The images your recipes may name."""
+    _table(
+        ["id", "owner", "reference", "digest", "public"], hub().send_json("GET", "/api/v1/images")
+    )
+
+
+@image_app.command("rm")
+def image_delete(image_id: int) -> None:
+    """Unregister an image by id."""
+    hub().send_json("DELETE", f"/api/v1/images/{image_id}")
+    console.print(f"image {image_id} unregistered")
+
+
+# -- usage and audit ----------------------------------------------------------------------
+
+
+def usage(
+    start: Annotated[str | None, typer.Option("--from", help="first UTC day, YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last UTC day")] = None,
+    owner: Annotated[str | None, typer.Option(help="one user or group")] = None,
+) -> None:
+    """GPU-hours and CPU-hours per owner and day (default: the last 7 days)."""
+    params = {"from": start, "to": end, "owner": owner}
+    report = hub().send_json("GET", "/api/v1/usage", params=params)
+    _table(["day", "owner", "gpu_hours", "cpu_hours"], report["days"])
+
+
+def audit(
+    actor: Annotated[str | None, typer.Option(help="one user's calls")] = None,
+    limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+) -> None:
+    """Mutating API calls: who, what, when and the result (admins)."""
+    query = f"?limit={limit}" + (f"&actor={actor}" if actor else "")
+    _table(
+        ["at", "actor", "method", "path", "status"], hub().send_json("GET", "/api/v1/audit" + query)
+    )
