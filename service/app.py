@@ -21,6 +21,7 @@ from service.api import (
     alerts,
     audit,
     dashboards,
+    folders,
     groups,
     health,
     images,
@@ -37,6 +38,7 @@ from service.backends.local import LocalBackend
 from service.config import Settings
 from service.core.audit import AuditLog, AuditService
 from service.core.auth import Authenticator, bootstrap_admin, server_key
+from service.core.folders import FolderService
 from service.core.groups import GroupService
 from service.core.image_registry import ImageService
 from service.core.quotas import QuotaService
@@ -65,6 +67,7 @@ class Titan:
     audit: AuditService
     secrets: SecretService
     images: ImageService
+    folders: FolderService
     usage: UsageService
     reconciler: Reconciler
     authenticate: Authenticator
@@ -145,6 +148,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             audit=AuditService(sessions),
             secrets=SecretService(sessions, vault),
             images=image_service,
+            folders=FolderService(sessions, settings),
             usage=UsageService(sessions),
             reconciler=reconciler,
             authenticate=authenticator,
@@ -179,6 +183,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         quotas,
         secrets,
         images,
+        folders,
         dashboards,
         telemetry,
         alerts,

@@ -15,6 +15,7 @@ group_app = typer.Typer(help="Groups and their members.", no_args_is_help=True)
 quota_app = typer.Typer(help="Quotas of users and groups.", no_args_is_help=True)
 secret_app = typer.Typer(help="Secrets (values are never shown).", no_args_is_help=True)
 image_app = typer.Typer(help="Registered images recipes may run.", no_args_is_help=True)
+folder_app = typer.Typer(help="Shared folders recipes mount.", no_args_is_help=True)
 
 OwnerOption = Annotated[str | None, typer.Option(help="a user or group; default: you")]
 
@@ -25,6 +26,7 @@ def add_sharing_commands(app: typer.Typer) -> None:
     app.add_typer(quota_app, name="quota")
     app.add_typer(secret_app, name="secret")
     app.add_typer(image_app, name="image")
+    app.add_typer(folder_app, name="folder")
     app.command("usage")(usage)
     app.command("audit")(audit)
 
@@ -206,6 +208,29 @@ def image_delete(image_id: int) -> None:
     """Unregister an image by id."""
     hub().send_json("DELETE", f"/api/v1/images/{image_id}")
     console.print(f"image {image_id} unregistered")
+
+
+# -- folders -----------------------------------------------------------------------------
+
+
+@folder_app.command("create")
+def folder_create(name: str, owner: OwnerOption = None) -> None:
+    """Create an empty shared folder."""
+    made = hub().send_json("POST", "/api/v1/folders", {"name": name, "owner": owner})
+    console.print(f"folder {made['owner']}/{made['name']} created")
+
+
+@folder_app.command("ls")
+def folder_list() -> None:
+    """The shared folders you may mount."""
+    _table(["owner", "name", "created_at"], hub().send_json("GET", "/api/v1/folders"))
+
+
+@folder_app.command("rm")
+def folder_delete(name: str, owner: OwnerOption = None) -> None:
+    """Forget a shared folder (its files stay on the node)."""
+    hub().send_json("DELETE", f"/api/v1/folders/{name}", params={"owner": owner})
+    console.print(f"folder {name} deleted")
 
 
 # -- usage and audit ----------------------------------------------------------------------

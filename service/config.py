@@ -238,6 +238,11 @@ class Settings(BaseSettings):
         return self.data_dir / "outputs"
 
     @property
+    def folders_dir(self) -> Path:
+        """Where shared folders live: ``<folders_dir>/<owner>/<name>``."""
+        return self.data_dir / "folders"
+
+    @property
     def admin_token_file(self) -> Path:
         """The 0600 file holding the first admin token."""
         return self.data_dir / "admin-token"

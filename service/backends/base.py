@@ -38,6 +38,18 @@ class ProcessSpec:
     # Secret values to write as files (name → value) into $TITAN_SECRETS_DIR, readable only
     # by the process; never stored, logged or shown.
     secret_files: dict[str, str] = field(default_factory=dict, repr=False)
+    folders: list[FolderMount] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FolderMount:
+    """A shared folder to mount into a process: its host folder and where it appears."""
+
+    owner: str
+    name: str
+    host_path: str  # the folder on the node (docker: what its named volume is bound to)
+    path: str  # where containers see it
+    read_only: bool = False
 
 
 @dataclass(frozen=True)

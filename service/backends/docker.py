@@ -32,6 +32,7 @@ from docker.types import DeviceRequest, Mount
 from service.backends.base import (
     Backend,
     Checkpoint,
+    FolderMount,
     Handle,
     LogChunk,
     ProcessSpec,
@@ -186,6 +187,9 @@ class DockerBackend(Backend):
         mounts = []
         if spec.role == "jupyter":
             mounts.append(Mount(HOME, self._ensure_home(spec.resource_id), type="volume"))
+        for shared in spec.folders:
+            volume = self._ensure_folder_volume(shared)
+            mounts.append(Mount(shared.path, volume, type="volume", read_only=shared.read_only))
         if spec.output_dir:
             folder = Path(spec.output_dir)
             folder.mkdir(parents=True, exist_ok=True)
@@ -290,6 +294,20 @@ class DockerBackend(Backend):
         except NotFound:
             self.api.create_volume(
                 name, labels={MANAGED: self.prefix, "titan.resource_id": resource_id}
+            )
+        return name
+
+    def _ensure_folder_volume(self, folder: FolderMount) -> str:
+        """The named volume of a shared folder, bound to its folder on this node."""
+        name = f"{self.prefix}-folder-{folder.owner}-{folder.name}"
+        try:
+            self.api.inspect_volume(name)
+        except NotFound:
+            self.api.create_volume(
+                name,
+                driver="local",
+                driver_opts={"type": "none", "o": "bind", "device": folder.host_path},
+                labels={MANAGED: self.prefix, "titan.folder": f"{folder.owner}/{folder.name}"},
             )
         return name
 

@@ -98,6 +98,13 @@ class LocalBackend(Backend):
             cwd = folder
         if not cwd.is_dir():
             raise BackendError(f"working_directory {str(cwd)!r} does not exist on this machine")
+        for shared in spec.folders:
+            # No mounts without root: the folder by variable, and a link where the process runs.
+            env[f"TITAN_FOLDER_{shared.name.upper().replace('-', '_')}"] = shared.host_path
+            if not spec.working_directory:
+                link = cwd / Path(shared.path).name
+                if not link.exists() and not link.is_symlink():
+                    link.symlink_to(shared.host_path, target_is_directory=True)
         with open(folder / "output.log", "ab") as output:
             child = subprocess.Popen(
                 command,

@@ -18,7 +18,7 @@ from service.core.access import (
 )
 from service.errors import Conflict, InvalidInput, NotFound
 from service.recipes.models import DNS_LABEL
-from service.store.models import Group, GroupMember, Image, Resource, Secret, User
+from service.store.models import Folder, Group, GroupMember, Image, Resource, Secret, User
 
 Role = Literal["member", "admin"]
 
@@ -108,7 +108,13 @@ class GroupService:
         require_admin(principal)
         with self.sessions.begin() as session:
             group = _group(session, name)
-            for table, noun in ((Resource, "resources"), (Secret, "secrets"), (Image, "images")):
+            owned = (
+                (Resource, "resources"),
+                (Secret, "secrets"),
+                (Image, "images"),
+                (Folder, "folders"),
+            )
+            for table, noun in owned:
                 count = session.scalar(select(func.count()).where(table.owner == name))
                 if count:
                     raise Conflict(f"group {name!r} still owns {count} {noun}; delete them first")

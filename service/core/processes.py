@@ -44,6 +44,7 @@ class PlannedProcess:
     start_script: str | None = None
     needs_scheduler: bool = False
     secrets: list[dict[str, Any]] = field(default_factory=list)  # SecretRef fields, no values
+    folders: list[dict[str, Any]] = field(default_factory=list)  # FolderRef fields
 
     @property
     def spec_hash(self) -> str:
@@ -80,6 +81,7 @@ def planned_processes(
         "working_directory": spec.working_directory,
         "start_script": spec.start_script,
         "secrets": [ref.model_dump() for ref in spec.secrets],
+        "folders": [ref.model_dump() for ref in spec.folders],
     }
     processes: dict[str, PlannedProcess] = {}
     dask = recipe.dask

@@ -25,6 +25,7 @@ from service.core import records
 from service.core.auth import jupyter_token
 from service.core.autoscaler import Autoscaler
 from service.core.dashboards import dashboard_path
+from service.core.folders import mounts
 from service.core.ledger import (
     Inventory,
     Overcommit,
@@ -379,6 +380,7 @@ class Reconciler:
             image=planned.image,
             working_directory=planned.working_directory,
             start_script=planned.start_script,
+            folders=mounts(self.settings, resource.owner, planned.folders),
             output_dir=(
                 str(self.settings.outputs_dir / resource.owner / resource.type / resource.name)
                 if planned.role == "job"

@@ -28,6 +28,7 @@ from service.core.access import (
 )
 from service.core.auth import dashboard_ticket, jupyter_token
 from service.core.dashboards import dashboard_path
+from service.core.folders import check_folders
 from service.core.image_registry import ImageService
 from service.core.processes import PlannedProcess, planned_processes
 from service.core.quotas import check_recipe, check_running_count
@@ -173,10 +174,11 @@ class ResourceService:
     def _check_uses(
         self, session: Session, principal: Principal, owner: str, recipe: RecipeBase
     ) -> None:
-        """InvalidInput unless the caller may use the recipe's image and secrets."""
+        """InvalidInput unless the caller may use the recipe's image, secrets and folders."""
         spec: CommonSpec = recipe.spec  # type: ignore[attr-defined]
         self.images.check(session, principal, spec.image)
         check_refs(session, principal, owner, spec.secrets)
+        check_folders(session, principal, owner, spec.folders)
 
     def _plan(
         self, existing: Resource | None, recipe: RecipeBase

@@ -172,6 +172,41 @@ class SecretRef(StrictModel):
         return self
 
 
+_MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,4095}$")
+_SYSTEM_PATHS = (
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+)
+
+
+class FolderRef(StrictModel):
+    """A shared folder mounted into every process of the resource."""
+
+    name: Label = Field(description="the folder's name")
+    owner: Label | None = Field(default=None, description="its owner; default: the resource's")
+    path: str = Field(description="where it appears in containers, e.g. /data")
+    read_only: bool = Field(default=False, description="mount it read-only (docker backend)")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        parts = value.split("/")
+        if not _MOUNT_PATH.match(value) or ".." in parts or value.rstrip("/") in _SYSTEM_PATHS:
+            raise ValueError(
+                "must be an absolute path outside the system folders, e.g. /data or /shared/models"
+            )
+        return value
+
+
 def _check_env_name(key: str) -> None:
     if not _ENV_NAME.match(key):
         raise ValueError(f"{key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
@@ -191,6 +226,9 @@ class CommonSpec(StrictModel):
     auto_shutoff: Duration = Field(default="never", description="idle time before stopping")
     secrets: list[SecretRef] = Field(
         default_factory=list, max_length=64, description="secrets handed to every process"
+    )
+    folders: list[FolderRef] = Field(
+        default_factory=list, max_length=32, description="shared folders mounted into every process"
     )
 
     @field_validator("image")
@@ -229,6 +267,15 @@ class CommonSpec(StrictModel):
                 f"{', '.join(map(repr, sorted(clashes)))} is given more than once "
                 "(in secrets or environment_variables)"
             )
+        return value
+
+    @field_validator("folders")
+    @classmethod
+    def _folders(cls, value: list[FolderRef]) -> list[FolderRef]:
+        paths = [ref.path.rstrip("/") for ref in value]
+        twice = sorted({p for p in paths if paths.count(p) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(map(repr, twice))} is the path of more than one folder")
         return value
 
     @model_validator(mode="after")

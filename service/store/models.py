@@ -367,3 +367,15 @@ class Allocation(Base):
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Folder(Base):
+    """A named shared folder: a directory (local backend) or a named volume (docker)."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("owner", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -192,3 +192,24 @@ def finished(hub: Hub, ref: str, timeout: float = 120) -> None:
     while hub.get(ref)["status"] not in ("stopped", "failed"):
         assert time.monotonic() < deadline, hub.history(ref)
         time.sleep(0.3)
+
+
+def test_a_shared_folder_is_a_named_volume_read_only_where_asked(
+    docker_client: Any, docker_prefix: str, start_server: ServerFactory
+) -> None:
+    server = start_server(backend="docker", docker_prefix=docker_prefix)
+    hub = server.hub()
+    hub.send_json("POST", "/api/v1/folders", {"name": "data"})
+    folders = [{"name": "data", "path": "/data"}]
+    write = "echo 42 > /data/x.txt && cat /data/x.txt"
+    hub.apply({"type": "job", "name": "w", "spec": {"command": write, "folders": folders}})
+    hub.wait("job/w", {"stopped"}, timeout=120)
+    assert (server.settings.data_dir / "folders" / "admin" / "data" / "x.txt").read_text() == "42\n"
+    read_only = [{**folders[0], "read_only": True}]
+    touch = "cat /data/x.txt && touch /data/y.txt"
+    hub.apply({"type": "job", "name": "r", "spec": {"command": touch, "folders": read_only}})
+    done = hub.wait("job/r", {"stopped", "failed"}, timeout=120)
+    text = hub.logs("job/r")["processes"]["job"]["text"]
+    assert done["status"] == "failed" and "42" in text and "Read-only file system" in text
+    volumes = [v.name for v in docker_client.volumes.list(filters={"name": docker_prefix})]
+    assert f"{docker_prefix}-folder-admin-data" in volumes

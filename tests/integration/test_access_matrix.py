@@ -85,6 +85,11 @@ def _secret(world: World, who: str) -> None:
     assert answer.status_code in (201, 409)
 
 
+def _folder(world: World, who: str) -> None:
+    answer = world.server.request("POST", "/api/v1/folders", json={"name": "fd", "owner": "team"})
+    assert answer.status_code in (201, 409)
+
+
 def _rule(world: World, who: str) -> None:
     world.admin("PUT", "/api/v1/alerts/rules/r1", json={"metric": "host_cpu_percent"})
 
@@ -236,6 +241,20 @@ MATRIX = [
         (401, 403, 404, 403, 204, 204),
         "/api/v1/images/{image}",
         setup=_image,
+    ),
+    Case("GET", "/api/v1/folders", ANY_USER),
+    Case(
+        "POST",
+        "/api/v1/folders",
+        (401, 403, 403, 403, 201, 201),
+        body=lambda who: {"name": f"f-{who}", "owner": "team"},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/folders/{name}",
+        (401, 403, 404, 403, 204, 204),
+        "/api/v1/folders/fd" + T,
+        setup=_folder,
     ),
     # No dashboard runs for a parked job: who may look gets 404 like who may not.
     Case(
