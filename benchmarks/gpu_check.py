@@ -94,7 +94,11 @@ def titan_gpu_cluster(out: Path, state: dict[str, Any]) -> list[Row]:
     spec = {"n_workers": 1, "worker": {"gpu": 1, "memory": "32GiB"}}
     hub.apply({"type": "cluster", "name": "gpu-check", "spec": spec})
     running = hub.wait("cluster/gpu-check", {"running"}, timeout=300)
-    client = Client(running["endpoints"]["scheduler"], timeout="60s")
+    client = Client(
+        running["endpoints"]["scheduler"],
+        security=hub.cluster_security("cluster/gpu-check"),
+        timeout="60s",
+    )
     client.wait_for_workers(1, timeout=120)
     state["client"] = client
     seen = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))

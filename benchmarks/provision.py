@@ -31,30 +31,33 @@ import time
 from collections.abc import Callable
 
 from distributed import Client, LocalCluster
+from distributed.security import Security
 from rich.console import Console
 from rich.table import Table
 
 from service.client import Hub, ResourceRef
 from service.demo import embedded_server
 
+Started = tuple[str, Callable[[], None], Security | None]
 
-def timed(start: Callable[[], tuple[str, Callable[[], None]]], n: int) -> float:
+
+def timed(start: Callable[[], Started], n: int) -> float:
     """Seconds from calling ``start`` until a Client sees ``n`` workers; then tear down."""
     began = time.perf_counter()
-    address, teardown = start()
+    address, teardown, security = start()
     try:
-        with Client(address, timeout="60s") as client:
+        with Client(address, security=security, timeout="60s") as client:
             client.wait_for_workers(n, timeout=120)
             return time.perf_counter() - began
     finally:
         teardown()
 
 
-def local_cluster(n: int) -> tuple[str, Callable[[], None]]:
+def local_cluster(n: int) -> Started:
     cluster = LocalCluster(
         n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
-    return cluster.scheduler_address, cluster.close
+    return cluster.scheduler_address, cluster.close, None
 
 
 def free_port() -> int:
@@ -103,12 +106,12 @@ def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
         process.wait(timeout=30)
 
 
-def bare(n: int) -> tuple[str, Callable[[], None]]:
+def bare(n: int) -> Started:
     processes: list[subprocess.Popen[bytes]] = []
-    return bare_dask(n, processes), lambda: stop_all(processes)
+    return bare_dask(n, processes), lambda: stop_all(processes), None
 
 
-def titan(hub: Hub, n: int, index: int) -> tuple[str, Callable[[], None]]:
+def titan(hub: Hub, n: int, index: int) -> Started:
     ref = ResourceRef("cluster", f"bench-{n}-{index}")
     recipe = {
         "type": "cluster",
@@ -122,7 +125,7 @@ def titan(hub: Hub, n: int, index: int) -> tuple[str, Callable[[], None]]:
         hub.delete(ref)
         hub.wait_gone(ref)
 
-    return resource["endpoints"]["scheduler"], teardown
+    return resource["endpoints"]["scheduler"], teardown, hub.cluster_security(ref)
 
 
 def titan_scale(hub: Hub, index: int) -> float:
@@ -131,7 +134,7 @@ def titan_scale(hub: Hub, index: int) -> float:
     hub.apply(recipe)
     address = hub.wait(ref, {"running"}, generation=1)["endpoints"]["scheduler"]
     try:
-        with Client(address) as client:
+        with Client(address, security=hub.cluster_security(ref)) as client:
             client.wait_for_workers(2)
             began = time.perf_counter()
             hub.apply({**recipe, "spec": {"n_workers": 4}})

@@ -50,7 +50,11 @@ def main() -> None:
         )
         try:
             with (
-                Client(running["endpoints"]["scheduler"], timeout="60s") as titan_client,
+                Client(
+                    running["endpoints"]["scheduler"],
+                    security=hub.cluster_security("cluster/train-bench"),
+                    timeout="60s",
+                ) as titan_client,
                 Client(bare) as bare_client,
             ):
                 titan_client.wait_for_workers(WORKERS, timeout=120)

@@ -38,6 +38,7 @@ from service.backends.local import LocalBackend
 from service.config import Settings
 from service.core.audit import AuditLog, AuditService
 from service.core.auth import Authenticator, bootstrap_admin, server_key
+from service.core.cluster_tls import ClusterAccess
 from service.core.folders import FolderService
 from service.core.groups import GroupService
 from service.core.image_registry import ImageService
@@ -68,6 +69,7 @@ class Titan:
     secrets: SecretService
     images: ImageService
     folders: FolderService
+    clusters: ClusterAccess
     usage: UsageService
     reconciler: Reconciler
     authenticate: Authenticator
@@ -149,6 +151,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             secrets=SecretService(sessions, vault),
             images=image_service,
             folders=FolderService(sessions, settings),
+            clusters=ClusterAccess(resource_service, vault),
             usage=UsageService(sessions),
             reconciler=reconciler,
             authenticate=authenticator,

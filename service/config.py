@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         description="Fernet keys secrets are encrypted with (JSON list; the first encrypts, "
         "all decrypt); default: one made in <data_dir>/secret.key",
     )
+    dask_tls: bool = Field(
+        default=True,
+        description="Dask schedulers accept only TLS connections with their cluster's "
+        "certificate (its owner fetches it from the API)",
+    )
     allow_any_image: bool = Field(
         default=False,
         description="let recipes name any image, not only registered ones (docker backend)",

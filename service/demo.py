@@ -97,7 +97,7 @@ def _demo(hub: Hub, console: Console, on_change: OnChange, workers: int, rows: i
         timings.append(("cluster ready", time.perf_counter() - started))
         address = cluster["endpoints"]["scheduler"]
         console.print(f"scheduler {address}; dashboard {cluster['endpoints'].get('dashboard')}")
-        with Client(address, timeout="30s") as client:
+        with Client(address, security=hub.cluster_security(target), timeout="30s") as client:
             client.wait_for_workers(workers, timeout=120)
             value, seconds = _compute(client)
             timings.append(("dask sum of 0..10^8", seconds))

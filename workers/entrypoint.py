@@ -23,6 +23,28 @@ from pathlib import Path
 from workers.telemetry import Sampler, start_from_environment
 
 READY_MARKER = "titan: ready"
+TLS_CERT_FILE, TLS_KEY_FILE = "dask-cert.pem", "dask-key.pem"  # see service.core.cluster_tls
+
+
+def dask_tls_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """Dask settings (as variables) making every role of a TLS cluster use its certificate.
+
+    Set when ``TITAN_DASK_TLS=1``: the scheduler then accepts only TLS connections that
+    present the cluster's certificate, and workers and clients (a job's or a notebook's
+    ``distributed.Client()``) present it. Children inherit the variables.
+    """
+    if environ.get("TITAN_DASK_TLS") != "1":
+        return {}
+    folder = Path(environ["TITAN_SECRETS_DIR"])
+    cert, key = str(folder / TLS_CERT_FILE), str(folder / TLS_KEY_FILE)
+    values = {
+        "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": cert,
+    }
+    for role in ("SCHEDULER", "WORKER", "CLIENT"):
+        values[f"DASK_DISTRIBUTED__COMM__TLS__{role}__CERT"] = cert
+        values[f"DASK_DISTRIBUTED__COMM__TLS__{role}__KEY"] = key
+    return values
 
 
 def scheduler_command(args: argparse.Namespace) -> list[str]:
@@ -42,6 +64,7 @@ def scheduler_command(args: argparse.Namespace) -> list[str]:
         "--scheduler-file",
         args.scheduler_file,
         *(["--dashboard-prefix", args.dashboard_prefix] if args.dashboard_prefix else []),
+        *(["--protocol", "tls"] if os.environ.get("TITAN_DASK_TLS") == "1" else []),
         "--preload",  # counts tasks and runs the scheduler's own telemetry sampler
         "workers.plugins",
     ]
@@ -203,6 +226,7 @@ def run(command: list[str], args: argparse.Namespace | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the start script, then the role's program; return its exit code."""
     args = parse(sys.argv[1:] if argv is None else argv)
+    os.environ.update(dask_tls_environment(os.environ))
     command = COMMANDS[args.role](args)
     start_script = os.environ.get("TITAN_START_SCRIPT")
     code = 0

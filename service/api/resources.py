@@ -66,6 +66,15 @@ async def get_logs(
     return await titan.resources.logs(principal, type, name, owner, process, tail, offset)
 
 
+@router.get(ONE + "/credentials")
+def get_credentials(
+    type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+) -> dict[str, Any]:
+    """The scheduler address and TLS certificate and key that reach the resource's Dask
+    cluster (its owner, members of an owning group, admins)."""
+    return titan.clusters.credentials(principal, type, name, owner)
+
+
 def _target_route(target: Target, doc: str) -> Any:
     def route(
         type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None

@@ -52,6 +52,11 @@ class FolderMount:
     read_only: bool = False
 
 
+def dask_scheme(spec: ProcessSpec) -> str:
+    """``tls`` when the process's Dask cluster accepts only TLS (TITAN_DASK_TLS), else ``tcp``."""
+    return "tls" if spec.env.get("TITAN_DASK_TLS") == "1" else "tcp"
+
+
 @dataclass(frozen=True)
 class Started:
     """A process that is up: its handle and the addresses it serves."""

@@ -38,6 +38,7 @@ from service.backends.base import (
     ProcessSpec,
     ProcessState,
     Started,
+    dask_scheme,
 )
 from service.backends.ports import free_port_outside_ephemeral_range
 from service.errors import BackendError
@@ -103,7 +104,8 @@ class DockerBackend(Backend):
         if spec.role != "scheduler":
             return [], {}
         port = await asyncio.to_thread(free_port_outside_ephemeral_range, self.publish_host)
-        return ["--port", str(port)], {"scheduler": f"tcp://{self.publish_host}:{port}"}
+        address = f"{dask_scheme(spec)}://{self.publish_host}:{port}"
+        return ["--port", str(port)], {"scheduler": address}
 
     async def start(self, spec: ProcessSpec, checkpoint: Checkpoint) -> Started:
         """Create the container, checkpoint its handle, start it, wait until it serves."""
@@ -376,7 +378,7 @@ class DockerBackend(Backend):
         if spec.role == "scheduler":
             port = int(str(info["address"]).rsplit(":", 1)[1])
             return {
-                "scheduler": f"tcp://{base}:{host_port(port)}",
+                "scheduler": f"{dask_scheme(spec)}://{base}:{host_port(port)}",
                 "dashboard": f"http://{base}:{host_port(DASHBOARD_PORT)}",
             }
         if spec.role == "jupyter":
@@ -414,10 +416,10 @@ def _handle(container_id: str, name: str, labels: dict[str, str]) -> Handle:
 
 
 def _by_name(address: str) -> str:
-    """``tcp://127.0.0.1:PORT`` → ``tcp://scheduler:PORT``: the same scheduler, seen
+    """``tls://127.0.0.1:PORT`` → ``tls://scheduler:PORT``: the same scheduler, seen
     from inside its resource's network."""
-    port = address.rsplit(":", 1)[-1]
-    return f"tcp://scheduler:{port}"
+    scheme, _, rest = address.partition("://")
+    return f"{scheme}://scheduler:{rest.rsplit(':', 1)[-1]}"
 
 
 def _why(info: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from service.backends.base import (
     ProcessSpec,
     ProcessState,
     Started,
+    dask_scheme,
 )
 from service.backends.ports import free_port_outside_ephemeral_range
 from service.errors import BackendError
@@ -156,7 +157,7 @@ class LocalBackend(Backend):
         if spec.role != "scheduler":
             return [], {}
         port = await asyncio.to_thread(free_port_outside_ephemeral_range)
-        return ["--port", str(port)], {"scheduler": f"tcp://127.0.0.1:{port}"}
+        return ["--port", str(port)], {"scheduler": f"{dask_scheme(spec)}://127.0.0.1:{port}"}
 
     async def stop(self, handle: Handle) -> None:
         """SIGTERM the process group, SIGKILL it after the grace period; no-op if gone."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from distributed.core import Status, rpc
 from distributed.deploy.cluster import Cluster
+from distributed.security import Security
 
 from service.client.errors import TitanClientError
 from service.client.hub import AsyncHub, ResourceRef
@@ -144,7 +145,10 @@ class TitanCluster(Cluster):
                 dask = spec if self.ref.type == "cluster" else spec.get("dask_cluster") or {}
                 self.adaptive_bounds = dask.get("adaptive")
             address = self._scheduler_address or self.resource["endpoints"]["scheduler"]
-            self.scheduler_comm = rpc(address)
+            # The cluster's certificate (TLS clusters); Client(cluster) presents it too.
+            self.security = await self.hub.cluster_security(self.ref) or Security()
+            connection = self.security.get_connection_args("client")
+            self.scheduler_comm = rpc(address, connection_args=connection)
             await super()._start()
         except BaseException:
             self.status = Status.failed

@@ -12,7 +12,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -23,6 +23,9 @@ from service.client.errors import (
     TitanClientError,
     raise_for_answer,
 )
+
+if TYPE_CHECKING:
+    from distributed.security import Security
 
 API = "/api/v1"
 # Statuses at which waiting for a wanted status stops with an error.
@@ -276,6 +279,14 @@ class Hub(_Base):
         result: builtins.list[dict[str, Any]] = self.send(Calls.current())
         return result
 
+    def cluster_security(self, ref: ResourceRef | str) -> Security | None:
+        """What a ``distributed.Client`` needs to reach the resource's Dask scheduler:
+        ``Client(address, security=hub.cluster_security(ref))`` (None: plain TCP)."""
+        from service.client.security import cluster_security
+
+        credentials = self.send(Calls.sub(_ref(ref), "credentials"))
+        return cluster_security(credentials) if credentials.get("tls_cert") else None
+
     def alerts(self, state: str | None = None) -> builtins.list[dict[str, Any]]:
         """Alert events, newest first (``state``: firing or resolved)."""
         result: builtins.list[dict[str, Any]] = self.send(Calls.alerts(state))
@@ -418,6 +429,13 @@ class AsyncHub(_Base):
         """Running resources with the newest reading of each GPU and host."""
         result: builtins.list[dict[str, Any]] = await self.send(Calls.current())
         return result
+
+    async def cluster_security(self, ref: ResourceRef | str) -> Security | None:
+        """What a ``distributed.Client`` needs to reach the resource's Dask scheduler."""
+        from service.client.security import cluster_security
+
+        credentials = await self.send(Calls.sub(_ref(ref), "credentials"))
+        return cluster_security(credentials) if credentials.get("tls_cert") else None
 
     async def alerts(self, state: str | None = None) -> builtins.list[dict[str, Any]]:
         """Alert events, newest first (``state``: firing or resolved)."""

@@ -24,6 +24,12 @@ from service.config import Settings
 from service.core import records
 from service.core.auth import jupyter_token
 from service.core.autoscaler import Autoscaler
+from service.core.cluster_tls import (
+    cluster_credentials,
+    control_plane_security,
+    tls_files,
+    uses_tls,
+)
 from service.core.dashboards import dashboard_path
 from service.core.folders import mounts
 from service.core.ledger import (
@@ -94,7 +100,7 @@ class Reconciler:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allocating = asyncio.Lock()
-        self.autoscaler = Autoscaler(sessions, settings, self.wake)
+        self.autoscaler = Autoscaler(sessions, settings, self.wake, self.vault)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -363,6 +369,8 @@ class Reconciler:
         }
         if planned.needs_scheduler and address:
             env["DASK_SCHEDULER_ADDRESS"] = address
+        if uses_tls(self.settings.dask_tls, planned.role, planned.needs_scheduler):
+            env["TITAN_DASK_TLS"] = "1"  # the entrypoint points Dask at the cluster's certificate
         if planned.role == "jupyter":
             env["JUPYTER_TOKEN"] = jupyter_token(self.key, resource.id)
         args = [*planned.args, *(extra_args or [])]
@@ -401,9 +409,11 @@ class Reconciler:
         extra_args: list[str] | None = None,
     ) -> None:
         async with self._allocating:  # one allocation at a time: no GPU is handed out twice
-            secret, gpus, values = await self._db(self._prepare_process, resource.id, planned)
+            secret, gpus, values, files = await self._db(
+                self._prepare_process, resource.id, planned
+            )
         spec = self._spec(resource, planned, secret, address, gpus, extra_args)
-        spec = with_secrets(spec, planned.secrets, values)
+        spec = with_secrets(spec, planned.secrets, values, files)
 
         async def checkpoint(handle: Handle) -> None:
             await self._db(records.checkpoint, resource.id, planned.name, handle)
@@ -427,7 +437,10 @@ class Reconciler:
         if address is None:
             return
         try:
-            async with SchedulerCalls(address) as scheduler:
+            security = await self._db(
+                control_plane_security, self.vault, self.settings.dask_tls, resource_id
+            )
+            async with SchedulerCalls(address, security) as scheduler:
                 await scheduler.retire(leaving, timeout=30)
         except Exception as exc:  # best effort: the workers stop either way
             log.warning("could not retire %s gracefully (%r); stopping them", leaving, exc)
@@ -475,13 +488,17 @@ class Reconciler:
 
     def _prepare_process(
         self, session: Session, resource_id: str, planned: PlannedProcess
-    ) -> tuple[str, list[str], list[str]]:
-        """The process recorded with its allocation: its token, GPUs and secret values."""
+    ) -> tuple[str, list[str], list[str], dict[str, str]]:
+        """The process recorded with its allocation: its token, GPUs, secret values and
+        files (the cluster's TLS credentials where it speaks to a scheduler)."""
         secret, gpus = records.prepare_process(session, resource_id, planned, self._allocate)
         owner = session.get(Resource, resource_id)
         refs = [SecretRef(**ref) for ref in planned.secrets]
         values = secret_values(session, self.vault, owner.owner if owner else "", refs)
-        return secret, gpus, values
+        files = {}
+        if uses_tls(self.settings.dask_tls, planned.role, planned.needs_scheduler):
+            files = tls_files(cluster_credentials(session, self.vault, resource_id))
+        return secret, gpus, values, files
 
     def _set_status(self, session: Session, resource_id: str, status: Status, reason: str) -> None:
         resource = session.get(Resource, resource_id)

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 from distributed.core import rpc
+from distributed.security import Security
 
 
 class SchedulerCalls:
@@ -21,14 +22,23 @@ class SchedulerCalls:
     inside share the connections to the scheduler.
     """
 
-    def __init__(self, address: str, timeout: float = 10.0, connect_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        security: Security | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+    ) -> None:
         self.address = address
+        self.connection_args = security.get_connection_args("client") if security else {}
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._remote: rpc | None = None
 
     async def __aenter__(self) -> SchedulerCalls:
-        self._remote = rpc(self.address, timeout=self.connect_timeout)
+        self._remote = rpc(
+            self.address, timeout=self.connect_timeout, connection_args=self.connection_args
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -203,13 +203,16 @@ def secret_values(
 
 
 def with_secrets(
-    spec: ProcessSpec, refs: Sequence[dict[str, Any]], values: Sequence[str]
+    spec: ProcessSpec,
+    refs: Sequence[dict[str, Any]],
+    values: Sequence[str],
+    extra_files: dict[str, str] | None = None,
 ) -> ProcessSpec:
-    """``spec`` with each secret value in its variable or file."""
-    if not refs:
+    """``spec`` with each secret value in its variable or file, and ``extra_files``."""
+    if not refs and not extra_files:
         return spec
     env = dict(spec.env)
-    files = dict(spec.secret_files)
+    files = {**spec.secret_files, **(extra_files or {})}
     for ref, value in zip(refs, values, strict=True):
         if ref.get("env"):
             env[ref["env"]] = value

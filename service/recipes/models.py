@@ -163,6 +163,8 @@ class SecretRef(StrictModel):
     def _file(cls, value: str | None) -> str | None:
         if value is not None and not _FILE_NAME.match(value):
             raise ValueError("must be a plain file name (letters, digits, '.', '_', '-')")
+        if value is not None and value.startswith("dask-"):
+            raise ValueError("names starting with 'dask-' are reserved for the cluster's TLS files")
         return value
 
     @model_validator(mode="after")

@@ -379,3 +379,16 @@ class Folder(Base):
     owner: Mapped[str] = mapped_column(String(63))
     name: Mapped[str] = mapped_column(String(63))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ClusterCredential(Base):
+    """The TLS certificate and key of one cluster's Dask processes (and its owner's clients),
+    encrypted like secrets."""
+
+    __tablename__ = "cluster_credentials"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True
+    )
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

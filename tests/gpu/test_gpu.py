@@ -36,7 +36,9 @@ def test_a_gpu_worker_is_a_cuda_worker_that_trains_with_cuda(
     hub.apply({"type": "cluster", "name": "g", "spec": {"n_workers": 1, "worker": {"gpu": 1}}})
     running = hub.wait("cluster/g", {"running"}, timeout=300)
     [worker] = [p for p in running["processes"] if p["name"] == "worker-0"]
-    with Client(running["endpoints"]["scheduler"], timeout="60s") as client:
+    with Client(
+        running["endpoints"]["scheduler"], security=hub.cluster_security("cluster/g"), timeout="60s"
+    ) as client:
         client.wait_for_workers(1, timeout=120)
         [visible] = client.run(lambda: os.environ["CUDA_VISIBLE_DEVICES"]).values()
         assert [visible] == worker["gpus"]

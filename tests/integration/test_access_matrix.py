@@ -141,6 +141,12 @@ MATRIX = [
     Case("GET", R + "/history", SEE, M + "/history" + T),
     Case("GET", R + "/logs", SEE, M + "/logs" + T),
     Case("GET", R + "/telemetry", SEE, M + "/telemetry" + T + "&metric=host_cpu_percent"),
+    Case(
+        "GET",
+        R + "/credentials",
+        (401, 403, 404, 200, 200, 200),
+        "/api/v1/resources/cluster/pc/credentials" + T,
+    ),
     Case("POST", R + "/start", CHANGE, M + "/start" + T),
     Case("POST", R + "/stop", CHANGE, M + "/stop" + T),
     Case(
@@ -330,6 +336,9 @@ def world(start_server: Any) -> World:
     world.admin("POST", "/api/v1/groups", json={"name": "team", "admins": ["olive"]})
     world.admin("PUT", "/api/v1/groups/team/members/gus", json={"role": "member"})
     world.admin("PUT", "/api/v1/recipes", json={**PARKED, "name": "m"})
+    parked_cluster = {"n_workers": 1, "worker": {"gpu": 1}}  # waits for a GPU: nothing starts
+    cluster = {"type": "cluster", "owner": "team", "name": "pc", "spec": parked_cluster}
+    world.admin("PUT", "/api/v1/recipes", json=cluster)
     engine = make_engine(server.settings.sqlalchemy_url)
     try:
         with session_factory(engine).begin() as session:
@@ -373,7 +382,7 @@ def test_callers_see_only_what_they_may(world: World) -> None:
         answer = world.server.request("GET", "/api/v1/resources", token=world.tokens[who])
         return {f"{r['owner']}/{r['name']}" for r in answer.json()}
 
-    assert names("member") == names("owner") == {"team/m"}
+    assert names("member") == names("owner") == {"team/m", "team/pc"}
     assert names("other") == set()
     assert names("resource-token") == {"team/m"}
     olive = world.server.request("GET", "/api/v1/users/me", token=world.tokens["owner"]).json()

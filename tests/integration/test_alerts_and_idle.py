@@ -68,7 +68,9 @@ def test_a_rule_fires_while_tasks_run_and_resolves_after(
     hub = server.hub()
     hub.apply({"type": "cluster", "name": "c", "spec": {"n_workers": 1}})
     running = hub.wait("cluster/c", {"running"}, timeout=90)
-    with Client(running["endpoints"]["scheduler"], timeout="30s") as client:
+    with Client(
+        running["endpoints"]["scheduler"], security=hub.cluster_security("cluster/c"), timeout="30s"
+    ) as client:
         client.wait_for_workers(1, timeout=60)
         client.submit(time.sleep, 5).result()
 
@@ -103,7 +105,9 @@ def test_an_idle_cluster_is_stopped_and_a_busy_one_is_not(server: RunningServer)
         spec = {"n_workers": 1, "auto_shutoff": "6s"}
         hub.apply({"type": "cluster", "name": name, "spec": spec})
     busy = hub.wait("cluster/busy", {"running"}, timeout=90)
-    with Client(busy["endpoints"]["scheduler"], timeout="30s") as client:
+    with Client(
+        busy["endpoints"]["scheduler"], security=hub.cluster_security("cluster/busy"), timeout="30s"
+    ) as client:
         client.wait_for_workers(1, timeout=60)
         started = time.monotonic()
         for _ in range(15):  # a second of work at a time, for 15 s: never 6 s idle

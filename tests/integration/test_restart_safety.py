@@ -137,7 +137,9 @@ def test_kill_9_then_a_worker_dies_then_restart(server_process: ServerProcess) -
     scheduler = [key for key in after if key.endswith("/scheduler")]
     assert after[scheduler[0]] == before[scheduler[0]]  # adopted, not restarted
     assert hub.get("cluster/c")["endpoints"]["scheduler"] == running["endpoints"]["scheduler"]
-    with Client(running["endpoints"]["scheduler"], timeout="30s") as client:
+    with Client(
+        running["endpoints"]["scheduler"], security=hub.cluster_security("cluster/c"), timeout="30s"
+    ) as client:
         client.wait_for_workers(2, timeout=60)
         assert client.submit(sum, [1, 2]).result() == 3
 

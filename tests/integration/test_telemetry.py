@@ -41,7 +41,9 @@ def test_samples_from_a_cluster_reach_queries_top_and_metrics(server: RunningSer
     hub = server.hub()
     hub.apply({"type": "cluster", "name": "c", "spec": {"n_workers": 1}})
     running = hub.wait("cluster/c", {"running"}, timeout=90)
-    with Client(running["endpoints"]["scheduler"], timeout="30s") as client:
+    with Client(
+        running["endpoints"]["scheduler"], security=hub.cluster_security("cluster/c"), timeout="30s"
+    ) as client:
         client.wait_for_workers(1, timeout=60)
         assert sum(client.gather(client.map(lambda x: x + 1, range(20)))) == 210
 
