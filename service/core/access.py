@@ -125,3 +125,19 @@ def owner_exists(session: Session, name: str) -> bool:
         session.scalar(select(User.id).where(User.name == name)) is not None
         or session.scalar(select(Group.id).where(Group.name == name)) is not None
     )
+
+
+def check_attachable(
+    principal: Principal, resource_owner: str, owner: str, found: bool, field: str, what: str
+) -> None:
+    """InvalidInput unless a resource of ``resource_owner`` applied by the caller may use
+    ``what`` (e.g. "secret 'db'") of ``owner``: it exists and the caller may see it; and a
+    group's resource uses only the group's own, since every member reaches what the
+    group's resources hold."""
+    if not found or not may_see(principal, owner):
+        raise InvalidInput(f"{field}: no {what} of owner {owner!r}; create it first")
+    if owner != resource_owner and resource_owner != principal.user_name:
+        raise InvalidInput(
+            f"{field}: a resource of group {resource_owner!r} may only use the group's own "
+            f"{what.split()[0]}s, not those of {owner!r}"
+        )

@@ -23,8 +23,8 @@ from service.backends.base import FolderMount
 from service.config import Settings
 from service.core.access import (
     Principal,
+    check_attachable,
     check_change,
-    may_see,
     require_user,
     resolve_owner,
     visible,
@@ -101,17 +101,9 @@ def check_folders(
     """InvalidInput unless a resource of ``owner`` applied by the caller may mount ``refs``."""
     for index, ref in enumerate(refs):
         folder_owner = ref.owner or owner
-        field = f"spec.folders[{index}]"
-        if _find(session, folder_owner, ref.name) is None or not may_see(principal, folder_owner):
-            raise InvalidInput(
-                f"{field}: no folder {ref.name!r} of owner {folder_owner!r}; "
-                "create it with `titan folder create`"
-            )
-        if folder_owner != owner and owner != principal.user_name:
-            raise InvalidInput(
-                f"{field}: a resource of group {owner!r} may only mount the group's own "
-                f"folders, not those of {folder_owner!r}"
-            )
+        found = _find(session, folder_owner, ref.name) is not None
+        what = f"folder {ref.name!r}"
+        check_attachable(principal, owner, folder_owner, found, f"spec.folders[{index}]", what)
 
 
 def mounts(settings: Settings, owner: str, refs: Sequence[dict[str, Any]]) -> list[FolderMount]:

@@ -28,9 +28,9 @@ from service.backends.base import ProcessSpec
 from service.config import Settings
 from service.core.access import (
     Principal,
+    check_attachable,
     check_change,
     check_see,
-    may_see,
     require_admin,
     require_user,
     resolve_owner,
@@ -172,18 +172,9 @@ def check_refs(
     secrets (its other members could read them through it)."""
     for index, ref in enumerate(refs):
         secret_owner = ref.owner or owner
-        field = f"spec.secrets[{index}]"
-        secret = _find(session, secret_owner, ref.name)
-        if secret is None or not may_see(principal, secret_owner):
-            raise InvalidInput(
-                f"{field}: no secret {ref.name!r} of owner {secret_owner!r}; "
-                "create it with `titan secret create`"
-            )
-        if secret_owner != owner and owner != principal.user_name:
-            raise InvalidInput(
-                f"{field}: a resource of group {owner!r} may only use the group's own "
-                f"secrets, not those of {secret_owner!r}"
-            )
+        found = _find(session, secret_owner, ref.name) is not None
+        what = f"secret {ref.name!r}"
+        check_attachable(principal, owner, secret_owner, found, f"spec.secrets[{index}]", what)
 
 
 def secret_values(
