@@ -26,12 +26,14 @@ READY_MARKER = "titan: ready"
 TLS_CERT_FILE, TLS_KEY_FILE = "dask-cert.pem", "dask-key.pem"  # see service.core.cluster_tls
 
 
-def dask_tls_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+def dask_tls_environment(environ: dict[str, str]) -> dict[str, str]:
     """Dask settings (as variables) making every role of a TLS cluster use its certificate.
 
-    Set when ``TITAN_DASK_TLS=1``: the scheduler then accepts only TLS connections that
-    present the cluster's certificate, and workers and clients (a job's or a notebook's
-    ``distributed.Client()``) present it. Children inherit the variables.
+    For ``TITAN_DASK_TLS=1``, with the certificate in ``TITAN_SECRETS_DIR``: the
+    scheduler (run with ``--protocol tls``) accepts only TLS connections that present
+    the cluster's certificate, and workers and clients (a job's or a notebook's
+    ``distributed.Client()``) present it. Backends put these in the process's
+    environment.
     """
     if environ.get("TITAN_DASK_TLS") != "1":
         return {}
@@ -226,7 +228,6 @@ def run(command: list[str], args: argparse.Namespace | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the start script, then the role's program; return its exit code."""
     args = parse(sys.argv[1:] if argv is None else argv)
-    os.environ.update(dask_tls_environment(os.environ))
     command = COMMANDS[args.role](args)
     start_script = os.environ.get("TITAN_START_SCRIPT")
     code = 0

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from workers.entrypoint import dask_tls_environment
+
 Role = Literal["scheduler", "worker", "jupyter", "job"]
 Handle = dict[str, Any]
 Checkpoint = Callable[[Handle], Awaitable[None]]
@@ -50,6 +52,16 @@ class FolderMount:
     host_path: str  # the folder on the node (docker: what its named volume is bound to)
     path: str  # where containers see it
     read_only: bool = False
+
+
+def secrets_environment(spec: ProcessSpec, folder: str) -> dict[str, str]:
+    """The variables naming a process's secret files once they are in ``folder``:
+    ``TITAN_SECRETS_DIR``, and Dask's TLS settings where its cluster speaks TLS (so
+    every program in the process or its container, ``docker exec`` too, uses them)."""
+    if not spec.secret_files:
+        return {}
+    env = {"TITAN_SECRETS_DIR": folder}
+    return {**env, **dask_tls_environment({**spec.env, **env})}
 
 
 def dask_scheme(spec: ProcessSpec) -> str:

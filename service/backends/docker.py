@@ -39,6 +39,7 @@ from service.backends.base import (
     ProcessState,
     Started,
     dask_scheme,
+    secrets_environment,
 )
 from service.backends.ports import free_port_outside_ephemeral_range
 from service.errors import BackendError
@@ -248,8 +249,7 @@ class DockerBackend(Backend):
             env["TITAN_OUTPUT_DIR"] = OUTPUTS
         if spec.start_script:
             env["TITAN_START_SCRIPT"] = spec.start_script
-        if spec.secret_files:
-            env["TITAN_SECRETS_DIR"] = SECRETS_DIR
+        env.update(secrets_environment(spec, SECRETS_DIR))
         args = list(spec.args)
         ports: dict[int, int | None] = {}
         if spec.role == "scheduler":

@@ -32,6 +32,7 @@ from service.backends.base import (
     ProcessState,
     Started,
     dask_scheme,
+    secrets_environment,
 )
 from service.backends.ports import free_port_outside_ephemeral_range
 from service.errors import BackendError
@@ -85,7 +86,8 @@ class LocalBackend(Backend):
         if spec.role == "jupyter":
             env["JUPYTER_RUNTIME_DIR"] = str(folder / "runtime")
         if spec.secret_files:
-            env["TITAN_SECRETS_DIR"] = str(_write_secrets(folder / SECRETS, spec.secret_files))
+            written = _write_secrets(folder / SECRETS, spec.secret_files)
+            env.update(secrets_environment(spec, str(written)))
         args = list(spec.args)
         if spec.role == "scheduler":
             args += ["--scheduler-file", str(folder / "scheduler.json")]

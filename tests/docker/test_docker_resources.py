@@ -25,7 +25,8 @@ def test_a_cluster_runs_in_containers_and_delete_removes_them(
     hub = server.hub()
     hub.apply({"type": "cluster", "name": "c", "spec": {"n_workers": 2}})
     resource = hub.wait("cluster/c", {"running"}, generation=1, timeout=180)
-    with Client(resource["endpoints"]["scheduler"], timeout=60) as client:
+    security = hub.cluster_security("cluster/c")
+    with Client(resource["endpoints"]["scheduler"], security=security, timeout=60) as client:
         client.wait_for_workers(2, timeout=60)
         assert sorted(client.run(socket.gethostname).values()) == ["worker-0", "worker-1"]
         assert da.ones((1000, 1000), chunks=250).sum().compute() == 1_000_000

@@ -48,6 +48,8 @@ def test_containers_are_adopted_and_a_dead_worker_replaced_after_kill_9(
         after = containers()
         assert after["scheduler"] == before["scheduler"]  # adopted, not restarted
         assert after["worker-0"] == before["worker-0"]
-        with Client(hub.get("cluster/c")["endpoints"]["scheduler"], timeout=60) as client:
+        address = hub.get("cluster/c")["endpoints"]["scheduler"]
+        security = hub.cluster_security("cluster/c")
+        with Client(address, security=security, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
             assert client.submit(sum, [1, 2, 3]).result() == 6

@@ -47,9 +47,9 @@ def held(p: Plane, owner: str) -> float:
     return sum(len(gpus) * share for gpus, share in rows)
 
 
-def test_fifty_concurrent_applies_never_pass_a_quota(tmp_path: Path) -> None:
+def test_fifty_concurrent_applies_never_pass_a_quota(tmp_path: Path, database_url: str) -> None:
     async def scenario() -> None:
-        async with plane(tmp_path, "", gpus=fake_gpus(4)) as p:
+        async with plane(tmp_path, database_url, gpus=fake_gpus(4)) as p:
             alice = user(p, "alice")
             quotas = QuotaService(p.service.sessions, p.service.settings.default_quota)
             quotas.put(p.admin, "alice", QuotaLimits(gpus=2, resources=8))
