@@ -1,8 +1,10 @@
 """The local backend: each process is a subprocess of this machine in its own session.
 
 Every process gets a folder ``<data_dir>/processes/<resource id>/<name>-<ms>/``
-holding ``handle.json`` (written before anything can fail), ``output.log`` and,
-once it ends, ``exit.json``. Stopping signals the whole process group, so no
+holding ``handle.json`` (written as soon as it is spawned), ``output.log`` and,
+once it ends, ``exit.json``. A process whose handle was never written (the
+control plane died in between) is still found by ``adopt``, through the exit
+file named in its environment. Stopping signals the whole process group, so no
 child a process started is left behind.
 """
 
@@ -202,7 +204,38 @@ class LocalBackend(Backend):
                 handle = json.loads(path.read_text())
                 if _alive(handle):
                     handles.append(handle)
-        return handles
+        known = {int(h["pid"]) for h in handles}
+        return handles + [h for h in self._unrecorded() if int(h["pid"]) not in known]
+
+    def _unrecorded(self) -> list[Handle]:
+        """Processes started under ``root`` whose handle was never written: a control
+        plane killed between spawning one and writing its ``handle.json``. Found by the
+        exit file in their environment; only session leaders (the entrypoints)."""
+        found = []
+        prefix = str(self.root) + os.sep
+        for process in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                exit_file = process.environ().get("TITAN_EXIT_FILE", "")
+                if not exit_file.startswith(prefix) or os.getsid(process.pid) != process.pid:
+                    continue
+                created = process.create_time()
+            except (psutil.Error, OSError):
+                continue
+            folder = Path(exit_file).parent
+            cmdline = process.info["cmdline"] or []
+            role = next((a for a in cmdline if a in ("scheduler", "worker", "jupyter", "job")), "")
+            found.append(
+                {
+                    "backend": self.name,
+                    "pid": process.pid,
+                    "create_time": created,
+                    "dir": str(folder),
+                    "resource_id": folder.parent.name,
+                    "name": folder.name.rsplit("-", 1)[0],
+                    "role": role,
+                }
+            )
+        return found
 
     def _reap(self, pid: int) -> None:
         child = self._children.pop(pid, None)

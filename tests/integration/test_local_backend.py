@@ -87,6 +87,23 @@ def test_adopt_finds_running_processes(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_adopt_finds_a_process_whose_handle_was_never_written(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        root = tmp_path / "processes"
+        backend = LocalBackend(root)
+        started = await backend.start(job("j", "sleep 300"), no_checkpoint)
+        # As if the control plane died after spawning it, before writing its handle.
+        (Path(started.handle["dir"]) / "handle.json").unlink()
+        found = await LocalBackend(root).adopt()
+        assert [(h["resource_id"], h["name"], h["pid"], h["role"]) for h in found] == [
+            ("r1", "j", started.handle["pid"], "job")
+        ]
+        await LocalBackend(root).stop(found[0])  # what stop_orphans does with it
+        assert await LocalBackend(root).adopt() == []
+
+    asyncio.run(scenario())
+
+
 def test_a_scheduler_that_cannot_start_is_reported(tmp_path: Path) -> None:
     async def scenario() -> None:
         backend = LocalBackend(tmp_path / "processes")

@@ -45,10 +45,10 @@ def test_a_cluster_runs_real_dask_and_scales_without_restarting_the_scheduler(
     hub.apply(cluster())
     running = hub.wait("cluster/c", {"running"}, timeout=120)
     address = running["endpoints"]["scheduler"]
-    assert address.startswith("tcp://127.0.0.1:")
+    assert address.startswith("tls://127.0.0.1:")
     assert running["endpoints"]["dashboard"].startswith("http://127.0.0.1:")
     before = pids(server, "cluster/c")
-    with Client(address, timeout="30s") as client:
+    with Client(address, security=hub.cluster_security("cluster/c"), timeout="30s") as client:
         client.wait_for_workers(2, timeout=60)
         assert client.submit(sum, [1, 2, 3]).result() == 6
         names = sorted(w["name"] for w in client.scheduler_info()["workers"].values())
