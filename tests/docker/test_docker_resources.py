@@ -214,3 +214,31 @@ def test_a_shared_folder_is_a_named_volume_read_only_where_asked(
     assert done["status"] == "failed" and "42" in text and "Read-only file system" in text
     volumes = [v.name for v in docker_client.volumes.list(filters={"name": docker_prefix})]
     assert f"{docker_prefix}-folder-admin-data" in volumes
+
+
+def test_secrets_reach_a_container_as_a_variable_and_a_file_only(
+    docker_client: Any, docker_prefix: str, start_server: ServerFactory
+) -> None:
+    server = start_server(backend="docker", docker_prefix=docker_prefix)
+    hub = server.hub()
+    value = f"s3cret-{docker_prefix}"
+    hub.send_json("POST", "/api/v1/secrets", {"name": "db", "value": value})
+    secrets = [{"name": "db", "env": "DB_PASSWORD"}, {"name": "db", "file": "db.txt"}]
+    check = (
+        'test "$DB_PASSWORD" = "$(cat "$TITAN_SECRETS_DIR/db.txt")" '
+        '&& test "$(printf %s "$DB_PASSWORD" | sha256sum | cut -c1-8)" = "{}" && echo same'
+    )
+    import hashlib
+
+    short = hashlib.sha256(value.encode()).hexdigest()[:8]
+    recipe = {
+        "type": "job",
+        "name": "s",
+        "spec": {"command": check.format(short), "secrets": secrets},
+    }
+    hub.apply(recipe)
+    done = hub.wait("job/s", {"stopped", "failed"}, timeout=120)
+    text = hub.logs("job/s")["processes"]["job"]["text"]
+    assert done["status"] == "stopped" and "same" in text, text
+    assert value not in text and value not in json.dumps(hub.get("job/s"))
+    assert value not in json.dumps(hub.history("job/s")) + json.dumps(hub.recipe("job/s"))
