@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.asgi import StatusWatch
 from service.core.access import Principal, require_admin
 from service.store.models import AuditEvent, utcnow
 
@@ -51,16 +52,9 @@ class AuditLog:
         ):
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        watch = StatusWatch(send)
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, watch)
         finally:
             client = scope.get("client")
             event = AuditEvent(
@@ -68,7 +62,7 @@ class AuditLog:
                 actor=actor_of(scope.get("state", {}).get("principal"))[:200],
                 method=scope["method"],
                 path=scope["path"][:1000],
-                status=status,
+                status=watch.status,
                 client=(client[0] if client else "")[:100],
             )
             try:

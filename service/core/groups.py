@@ -72,31 +72,29 @@ class GroupService:
         self, principal: Principal, name: str, user_name: str, role: Role
     ) -> dict[str, Any]:
         """Add ``user_name`` to the group, or change their role."""
-        check_change(principal, name, f"group {name!r}")
-        with self.sessions.begin() as session:
-            group = _group(session, name)
-            user = _user(session, user_name, "user")
-            member = session.get(GroupMember, (group.id, user.id))
-            if member is None:
-                session.add(GroupMember(group_id=group.id, user_id=user.id, role=role))
-            else:
-                member.role = role
-            session.flush()
-            session.expire(group, ["members"])
-            view = _view(group)
-        self.changed()
-        return view
+        return self._membership(principal, name, user_name, role)
 
     def remove_member(self, principal: Principal, name: str, user_name: str) -> dict[str, Any]:
         """Take ``user_name`` out of the group."""
+        return self._membership(principal, name, user_name, None)
+
+    def _membership(
+        self, principal: Principal, name: str, user_name: str, role: Role | None
+    ) -> dict[str, Any]:
+        """Give ``user_name`` ``role`` in the group, or (None) take them out."""
         check_change(principal, name, f"group {name!r}")
         with self.sessions.begin() as session:
             group = _group(session, name)
             user = _user(session, user_name, "user")
             member = session.get(GroupMember, (group.id, user.id))
-            if member is None:
+            if role is not None and member is None:
+                session.add(GroupMember(group_id=group.id, user_id=user.id, role=role))
+            elif role is not None and member is not None:
+                member.role = role
+            elif member is None:
                 raise NotFound(f"user {user_name!r} is not in group {name!r}")
-            session.delete(member)
+            else:
+                session.delete(member)
             session.flush()
             session.expire(group, ["members"])
             view = _view(group)

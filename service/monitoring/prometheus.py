@@ -15,7 +15,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.asgi import StatusWatch
 
 LABELS = ["resource", "owner", "type", "name", "source", "process", "gpu"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -125,19 +127,12 @@ class ApiTimer:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        watch = StatusWatch(send)
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, watch)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            self.metrics.api_seconds.labels(scope["method"], path, str(status)).observe(
+            self.metrics.api_seconds.labels(scope["method"], path, str(watch.status)).observe(
                 time.perf_counter() - started
             )
