@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from service.errors import Forbidden, InvalidInput, NotFound
@@ -100,7 +100,7 @@ def visible(principal: Principal, owner_column: Any) -> list[ColumnElement[bool]
         return [Resource.id == principal.resource_id]
     if principal.is_admin:
         return []
-    return [or_(*(owner_column == owner for owner in sorted(principal.owners)))]
+    return [owner_column.in_(sorted(principal.owners))]
 
 
 def resolve_owner(session: Session, principal: Principal, owner: str | None) -> str:

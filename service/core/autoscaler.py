@@ -25,9 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.core import records
-from service.core.cluster_tls import control_plane_security
+from service.core.cluster_tls import SchedulerTLS
 from service.core.scheduler_calls import SchedulerCalls
-from service.core.secrets import Vault
 from service.core.workers import grow
 from service.recipes.models import Adaptive
 from service.store.db import in_transaction
@@ -106,12 +105,12 @@ class Autoscaler:
         sessions: sessionmaker[Session],
         settings: Settings,
         wake: Callable[[str], None],
-        vault: Vault,
+        tls: SchedulerTLS,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.wake = wake
-        self.vault = vault
+        self.tls = tls
         self._idle_checks: dict[str, dict[str, int]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -151,10 +150,8 @@ class Autoscaler:
     async def _check_one(
         self, resource_id: str, address: str, current: list[str], bounds: Adaptive
     ) -> None:
-        security = await self._db(
-            control_plane_security, self.vault, self.settings.dask_tls, resource_id
-        )
-        async with SchedulerCalls(address, security) as scheduler:
+        connection = await self.tls.connection_args(resource_id)
+        async with SchedulerCalls(address, connection) as scheduler:
             try:
                 wanted = await scheduler.adaptive_target()
                 connected = await scheduler.workers()

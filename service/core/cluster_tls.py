@@ -13,11 +13,12 @@ the resource's own network) instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from distributed.security import Security
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.client.security import cluster_security
 from service.core.access import Principal
@@ -25,6 +26,7 @@ from service.core.resources import ResourceService
 from service.core.secrets import Vault
 from service.errors import NotFound
 from service.recipes.models import parse_recipe
+from service.store.db import in_transaction
 from service.store.models import ClusterCredential
 from workers.entrypoint import TLS_CERT_FILE, TLS_KEY_FILE
 
@@ -51,13 +53,35 @@ def tls_files(credentials: dict[str, str]) -> dict[str, str]:
     return {TLS_CERT_FILE: credentials["tls_cert"], TLS_KEY_FILE: credentials["tls_key"]}
 
 
-def control_plane_security(
-    session: Session, vault: Vault, enabled: bool, resource_id: str
-) -> Security | None:
-    """What the control plane presents to the cluster's scheduler (None without TLS)."""
-    if not enabled:
-        return None
-    return cluster_security(cluster_credentials(session, vault, resource_id))
+class SchedulerTLS:
+    """What the control plane presents to each cluster's scheduler: connection arguments
+    made once per cluster and remembered (a cluster's certificate never changes, and
+    building an SSL context from it writes the key to a temporary file)."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], vault: Vault, enabled: bool, size: int = 1000
+    ) -> None:
+        self.sessions = sessions
+        self.vault = vault
+        self.enabled = enabled
+        self.size = size
+        self._known: dict[str, dict[str, Any]] = {}
+
+    async def connection_args(self, resource_id: str) -> dict[str, Any]:
+        """``rpc`` connection arguments for the cluster of ``resource_id`` ({} without TLS)."""
+        if not self.enabled:
+            return {}
+        if resource_id in self._known:
+            return self._known[resource_id]
+        credentials = await in_transaction(
+            self.sessions, cluster_credentials, self.vault, resource_id
+        )
+        security = cluster_security(credentials)
+        made: dict[str, Any] = await asyncio.to_thread(security.get_connection_args, "client")
+        if len(self._known) >= self.size:
+            self._known.clear()  # bounded: deleted clusters leave entries behind
+        self._known[resource_id] = made
+        return made
 
 
 def uses_tls(enabled: bool, role: str, needs_scheduler: bool) -> bool:

@@ -86,13 +86,17 @@ def ensure_folder(settings: Settings, owner: str, name: str) -> Path:
     """The folder's directory on the node, made if missing. The folders above it are
     private (0700); the folder itself is open (0777) so a container's user, whatever
     its uid, can write to it."""
+    folder = folder_path(settings, owner, name)
     settings.folders_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    above = settings.folders_dir / owner
-    above.mkdir(mode=0o700, exist_ok=True)
-    folder = above / name
+    folder.parent.mkdir(mode=0o700, exist_ok=True)
     folder.mkdir(exist_ok=True)
     folder.chmod(0o777)
     return folder
+
+
+def folder_path(settings: Settings, owner: str, name: str) -> Path:
+    """Where a folder lives on the node: ``<data_dir>/folders/<owner>/<name>``."""
+    return settings.folders_dir / owner / name
 
 
 def check_folders(
@@ -107,15 +111,23 @@ def check_folders(
 
 
 def mounts(settings: Settings, owner: str, refs: Sequence[dict[str, Any]]) -> list[FolderMount]:
-    """What a process of a resource of ``owner`` mounts for the recipe's ``refs``."""
+    """What a process of a resource of ``owner`` mounts for the recipe's ``refs`` (pure:
+    ``ensure_mounted`` makes the folders)."""
     found = []
     for ref in refs:
         folder_owner = ref.get("owner") or owner
-        host = ensure_folder(settings, folder_owner, ref["name"])
+        host = folder_path(settings, folder_owner, ref["name"])
         found.append(
             FolderMount(folder_owner, ref["name"], str(host), ref["path"], ref["read_only"])
         )
     return found
+
+
+def ensure_mounted(settings: Settings, owner: str, refs: Sequence[dict[str, Any]]) -> None:
+    """Make the folders ``refs`` name if an operator removed them (file I/O: not on the
+    event loop)."""
+    for mount in mounts(settings, owner, refs):
+        ensure_folder(settings, mount.owner, mount.name)
 
 
 def _find(session: Session, owner: str, name: str) -> Folder | None:

@@ -218,13 +218,14 @@ def _waiting(
     plural = "s" if unit in ("GPU", "CPU") and wanted != 1 else ""
     held = f" (held by {', '.join(holders[:5])}{', ...' if len(holders) > 5 else ''})"
     return (
-        f"waiting for {_number(wanted)} {unit}{plural}: {_number(free)} of {_number(total)} "
+        f"waiting for {amount(wanted)} {unit}{plural}: {amount(free)} of {amount(total)} "
         f"free on node {node}" + (held if holders else "")
     )
 
 
-def _number(value: float) -> str:
-    return f"{value:g}" if value == int(value) else f"{value:.1f}"
+def amount(value: float) -> str:
+    """A count as messages show it: ``2``, ``0.25``, ``23.5`` (at most two decimals)."""
+    return f"{value:g}" if value == int(value) else f"{value:.2f}".rstrip("0")
 
 
 def holdings(session: Session) -> list[Holding]:

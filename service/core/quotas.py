@@ -18,7 +18,7 @@ decision:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import QuotaLimits
 from service.core.access import Principal, check_see, owner_exists, require_admin
-from service.core.ledger import EPSILON, Holding, Request, Unplaceable, holdings
+from service.core.ledger import EPSILON, Holding, Request, Unplaceable, amount, holdings
 from service.core.state import Target
 from service.errors import Conflict, InvalidInput, NotFound
 from service.recipes.units import parse_memory
@@ -45,12 +45,7 @@ class Limits:
     resources: int | None = None
 
     def view(self) -> dict[str, Any]:
-        return {
-            "gpus": self.gpus,
-            "cpus": self.cpus,
-            "memory_bytes": self.memory_bytes,
-            "resources": self.resources,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -88,17 +83,19 @@ def limits_of(session: Session, owner: str, default: QuotaLimits) -> Limits:
 def use_of(session: Session, owner: str, held: list[Holding] | None = None) -> Use:
     """What ``owner`` holds now: its live processes and its resources meant to run."""
     mine = [h for h in (held if held is not None else holdings(session)) if h.owner == owner]
-    running = session.scalar(
-        select(func.count())
-        .select_from(Resource)
-        .where(Resource.owner == owner, Resource.target == Target.RUNNING)
-    )
     return Use(
         gpus=sum(h.gpu_total for h in mine),
         cpus=sum(h.cpu for h in mine),
         memory_bytes=sum(h.memory_bytes for h in mine),
-        resources=int(running or 0),
+        resources=running_count(session, owner),
     )
+
+
+def running_count(session: Session, owner: str) -> int:
+    """How many of ``owner``'s resources are meant to run (target ``running``)."""
+    query = select(func.count()).select_from(Resource)
+    query = query.where(Resource.owner == owner, Resource.target == Target.RUNNING)
+    return int(session.scalar(query) or 0)
 
 
 @dataclass(frozen=True)
@@ -131,8 +128,8 @@ def check_allocation(
     excess = _over(limits_of(session, owner, default), use_of(session, owner, held), request)
     if excess is not None:
         raise Unplaceable(
-            f"waiting for quota of {owner!r}: {_n(excess.wanted)} {excess.unit} wanted, "
-            f"{_n(excess.used)} of {_n(excess.limit)} in use"
+            f"waiting for quota of {owner!r}: {amount(excess.wanted)} {excess.unit} wanted, "
+            f"{amount(excess.used)} of {amount(excess.limit)} in use"
         )
 
 
@@ -142,8 +139,8 @@ def check_recipe(session: Session, owner: str, request: Request, default: QuotaL
     if excess is not None:
         use = use_of(session, owner)
         raise InvalidInput(
-            f"quota: this recipe asks for {_n(excess.wanted)} {excess.unit} but the quota of "
-            f"{owner!r} is {_n(excess.limit)} (now in use: {_describe(use)}); "
+            f"quota: this recipe asks for {amount(excess.wanted)} {excess.unit} but the quota of "
+            f"{owner!r} is {amount(excess.limit)} (now in use: {_describe(use)}); "
             "ask an admin for a larger quota or make the recipe smaller"
         )
 
@@ -155,24 +152,20 @@ def check_running_count(
     limit = limits_of(session, owner, default).resources
     if limit is None:
         return
-    use = use_of(session, owner)
-    if use.resources + adding > limit:
+    running = running_count(session, owner)  # not use_of: no need to read every process
+    if running + adding > limit:
         raise Conflict(
             f"quota: {owner!r} may run {limit} resource{'s' * (limit != 1)} at once and "
-            f"{use.resources} {'is' if use.resources == 1 else 'are'} meant to run; "
+            f"{running} {'is' if running == 1 else 'are'} meant to run; "
             "stop or delete one first, or ask an admin for a larger quota"
         )
 
 
 def _describe(use: Use) -> str:
     return (
-        f"{_n(use.gpus)} GPUs, {_n(use.cpus)} CPUs, {_n(use.memory_bytes / GIB)} GiB, "
+        f"{amount(use.gpus)} GPUs, {amount(use.cpus)} CPUs, {amount(use.memory_bytes / GIB)} GiB, "
         f"{use.resources} running resources"
     )
-
-
-def _n(value: float) -> str:
-    return f"{value:g}" if value == int(value) else f"{value:.2f}".rstrip("0")
 
 
 class QuotaService:

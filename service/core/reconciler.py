@@ -25,13 +25,13 @@ from service.core import records
 from service.core.auth import jupyter_token
 from service.core.autoscaler import Autoscaler
 from service.core.cluster_tls import (
+    SchedulerTLS,
     cluster_credentials,
-    control_plane_security,
     tls_files,
     uses_tls,
 )
 from service.core.dashboards import dashboard_path
-from service.core.folders import mounts
+from service.core.folders import ensure_mounted, mounts
 from service.core.ledger import (
     Inventory,
     Overcommit,
@@ -100,7 +100,8 @@ class Reconciler:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allocating = asyncio.Lock()
-        self.autoscaler = Autoscaler(sessions, settings, self.wake, self.vault)
+        self.scheduler_tls = SchedulerTLS(sessions, self.vault, settings.dask_tls)
+        self.autoscaler = Autoscaler(sessions, settings, self.wake, self.scheduler_tls)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -437,10 +438,8 @@ class Reconciler:
         if address is None:
             return
         try:
-            security = await self._db(
-                control_plane_security, self.vault, self.settings.dask_tls, resource_id
-            )
-            async with SchedulerCalls(address, security) as scheduler:
+            connection = await self.scheduler_tls.connection_args(resource_id)
+            async with SchedulerCalls(address, connection) as scheduler:
                 await scheduler.retire(leaving, timeout=30)
         except Exception as exc:  # best effort: the workers stop either way
             log.warning("could not retire %s gracefully (%r); stopping them", leaving, exc)
@@ -492,9 +491,11 @@ class Reconciler:
         """The process recorded with its allocation: its token, GPUs, secret values and
         files (the cluster's TLS credentials where it speaks to a scheduler)."""
         secret, gpus = records.prepare_process(session, resource_id, planned, self._allocate)
-        owner = session.get(Resource, resource_id)
+        resource = session.get(Resource, resource_id)
+        owner = resource.owner if resource else ""
         refs = [SecretRef(**ref) for ref in planned.secrets]
-        values = secret_values(session, self.vault, owner.owner if owner else "", refs)
+        values = secret_values(session, self.vault, owner, refs)
+        ensure_mounted(self.settings, owner, planned.folders)
         files = {}
         if uses_tls(self.settings.dask_tls, planned.role, planned.needs_scheduler):
             files = tls_files(cluster_credentials(session, self.vault, resource_id))

@@ -106,12 +106,9 @@ class ResourceService:
         recipe = recipe.model_copy(update={"owner": owner})
         document = recipe_document(recipe)
         existing = _find(session, owner, recipe.type, recipe.name)
-        plan, processes = self._plan(existing, recipe)
-        self._check_uses(session, principal, owner, recipe)
-        quota = self.settings.default_quota
-        check_recipe(session, owner, request_of(*processes.values()), quota)
+        plan = self._admissible_plan(session, principal, owner, existing, recipe)
         if existing is None or existing.target != Target.RUNNING:
-            check_running_count(session, owner, quota)
+            check_running_count(session, owner, self.settings.default_quota)
         if existing is None:
             now = utcnow()
             resource = Resource(
@@ -162,23 +159,29 @@ class ResourceService:
             recipe = recipe.model_copy(update={"owner": owner})
             existing = _find(session, owner, recipe.type, recipe.name)
             action = "create" if existing is None else "update"
-            plan, processes = self._plan(existing, recipe)
-            self._check_uses(session, principal, owner, recipe)
-            check_recipe(
-                session, owner, request_of(*processes.values()), self.settings.default_quota
-            )
+            plan = self._admissible_plan(session, principal, owner, existing, recipe)
             if existing is not None and not plan["changes"]:
                 action = "unchanged"
             return {"action": action, **plan}
 
-    def _check_uses(
-        self, session: Session, principal: Principal, owner: str, recipe: RecipeBase
-    ) -> None:
-        """InvalidInput unless the caller may use the recipe's image, secrets and folders."""
+    def _admissible_plan(
+        self,
+        session: Session,
+        principal: Principal,
+        owner: str,
+        existing: Resource | None,
+        recipe: RecipeBase,
+    ) -> dict[str, Any]:
+        """The plan of applying ``recipe``; InvalidInput unless the caller may use its image,
+        secrets and folders and it fits ``owner``'s quota when nothing else runs."""
         spec: CommonSpec = recipe.spec  # type: ignore[attr-defined]
         self.images.check(session, principal, spec.image)
         check_refs(session, principal, owner, spec.secrets)
         check_folders(session, principal, owner, spec.folders)
+        plan, processes = self._plan(existing, recipe)
+        request = request_of(*processes.values())
+        check_recipe(session, owner, request, self.settings.default_quota)
+        return plan
 
     def _plan(
         self, existing: Resource | None, recipe: RecipeBase

@@ -12,7 +12,6 @@ import asyncio
 from typing import Any
 
 from distributed.core import rpc
-from distributed.security import Security
 
 
 class SchedulerCalls:
@@ -25,12 +24,12 @@ class SchedulerCalls:
     def __init__(
         self,
         address: str,
-        security: Security | None = None,
+        connection_args: dict[str, Any] | None = None,
         timeout: float = 10.0,
         connect_timeout: float = 3.0,
     ) -> None:
         self.address = address
-        self.connection_args = security.get_connection_args("client") if security else {}
+        self.connection_args = connection_args or {}  # TLS: see cluster_tls.SchedulerTLS
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._remote: rpc | None = None
