@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     container_host: str | None = Field(
         default=None,
         description="another address the API listens on, for containers to reach it "
-        "(docker backend; e.g. the docker0 gateway 172.17.0.1)",
+        "(docker backend; default: the engine's default bridge gateway, found at start)",
     )
     publish_host: str = Field(
         default="127.0.0.1", description="address container ports are published on"

@@ -11,6 +11,7 @@ import socket
 import uvicorn
 
 from service.app import create_app
+from service.backends.container_host import with_container_host
 from service.config import Settings
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,10 @@ def listen(host: str, port: int) -> socket.socket:
 def serve(settings: Settings) -> None:
     """Serve the API until interrupted; records the URL in ``<data_dir>/server.json``.
 
-    With ``container_host`` set, the API also listens there (same port), for
-    processes in containers.
+    With ``container_host`` set (or found from the engine, for the docker backend),
+    the API also listens there (same port), for processes in containers.
     """
+    settings = with_container_host(settings)
     sock = listen(settings.host, settings.port)
     port = sock.getsockname()[1]
     sockets = [sock]

@@ -137,7 +137,7 @@ class DockerBackend(Backend):
             info = await asyncio.to_thread(self.api.inspect_container, handle["id"])
         except NotFound:
             return ProcessState(running=False, reason="its container no longer exists")
-        state = info["State"]
+        state = info.get("State") or {}
         if state.get("Running"):
             return ProcessState(running=True)
         code = state.get("ExitCode")
@@ -161,7 +161,7 @@ class DockerBackend(Backend):
         found = await asyncio.to_thread(
             self.api.containers, filters={"label": f"{MANAGED}={self.prefix}"}
         )
-        return [_handle(c["Id"], c["Names"][0].lstrip("/"), c["Labels"]) for c in found]
+        return [_handle(c["Id"], _name_of(c), c.get("Labels") or {}) for c in found]
 
     async def forget(self, resource_id: str) -> None:
         """Remove a deleted resource's containers, network and home volume."""
@@ -369,10 +369,18 @@ class DockerBackend(Backend):
 
     def _endpoints(self, spec: ProcessSpec, handle: Handle, info: dict[str, Any]) -> dict[str, str]:
         """Where the host reaches what the container serves."""
-        published = self.api.inspect_container(handle["id"])["NetworkSettings"]["Ports"] or {}
+        info_now = self.api.inspect_container(handle["id"])
+        published = (info_now.get("NetworkSettings") or {}).get("Ports") or {}
 
         def host_port(port: int) -> str:
-            return str(published[f"{port}/tcp"][0]["HostPort"])
+            bindings = published.get(f"{port}/tcp") or []
+            if not bindings or not bindings[0].get("HostPort"):
+                raise BackendError(
+                    f"{spec.name}: the engine reports no host port for container port {port} "
+                    f"(published: {sorted(published)}); is {self.publish_host!r} an address "
+                    "of this machine (TITAN_PUBLISH_HOST)?"
+                )
+            return str(bindings[0]["HostPort"])
 
         base = self.publish_host
         if spec.role == "scheduler":
@@ -415,6 +423,12 @@ def _handle(container_id: str, name: str, labels: dict[str, str]) -> Handle:
     }
 
 
+def _name_of(container: dict[str, Any]) -> str:
+    """A listed container's name (the engine lists names with a leading '/'; the id if none)."""
+    names = container.get("Names") or [container["Id"]]
+    return str(names[0]).lstrip("/")
+
+
 def _by_name(address: str) -> str:
     """``tls://127.0.0.1:PORT`` → ``tls://scheduler:PORT``: the same scheduler, seen
     from inside its resource's network."""
@@ -424,8 +438,8 @@ def _by_name(address: str) -> str:
 
 def _why(info: dict[str, Any]) -> str:
     """Why a container ended, in words a user can act on."""
-    state = info["State"]
-    limit = info.get("HostConfig", {}).get("Memory") or 0
+    state = info.get("State") or {}
+    limit = (info.get("HostConfig") or {}).get("Memory") or 0
     if state.get("OOMKilled"):
         size = f" of {limit / 1024**3:.1f} GiB" if limit else ""
         return (

@@ -82,6 +82,6 @@ def reachable_server(
     docker_prefix: str,
     start_server: ServerFactory,  # noqa: F811
 ) -> RunningServer:
-    """A docker-backend server that processes in containers reach too (on the docker0 gateway)."""
-    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
-    return start_server(backend="docker", docker_prefix=docker_prefix, container_host=gateway)
+    """A docker-backend server that processes in containers reach too: at the address
+    the server finds itself (the default bridge's gateway), as `titan server` does."""
+    return start_server(backend="docker", docker_prefix=docker_prefix)

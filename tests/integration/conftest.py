@@ -16,6 +16,7 @@ import uvicorn
 
 from service.app import create_app
 from service.backends.base import Backend
+from service.backends.container_host import with_container_host
 from service.client import Hub, ResourceRef, TitanClientError
 from service.config import Settings
 from service.server import listen
@@ -26,6 +27,7 @@ class RunningServer:
     """A live server: its URL, settings and the first admin token."""
 
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        settings = with_container_host(settings)  # as `titan server` does
         sock = listen("127.0.0.1", 0)
         port = sock.getsockname()[1]
         sockets = [sock]
