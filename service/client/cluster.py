@@ -21,7 +21,7 @@ from distributed.deploy.cluster import Cluster
 from distributed.security import Security
 
 from service.client.errors import TitanClientError
-from service.client.hub import AsyncHub, ResourceRef
+from service.client.hub import UP, AsyncHub, ResourceRef
 
 
 class TitanCluster(Cluster):
@@ -137,8 +137,9 @@ class TitanCluster(Cluster):
                 applied = await self.hub.apply(self._recipe)
                 generation = applied["resource"]["generation"]
                 self.ref = ResourceRef(self.ref.type, self.ref.name, applied["resource"]["owner"])
+            # A degraded cluster serves (its scheduler runs while a worker is replaced).
             self.resource = await self.hub.wait(
-                self.ref, {"running"}, timeout=self.timeout, generation=generation
+                self.ref, set(UP), timeout=self.timeout, generation=generation
             )
             if not self._create:
                 spec = (await self.hub.recipe(self.ref))["spec"]

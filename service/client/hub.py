@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 API = "/api/v1"
 # Statuses at which waiting for a wanted status stops with an error.
 FAILED = "failed"
+# Statuses of a resource that is up: its essential processes (a cluster's scheduler)
+# run; a degraded one's workers are being replaced meanwhile.
+UP = frozenset({"running", "degraded"})
 
 
 @dataclass(frozen=True)

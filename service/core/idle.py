@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from service.core.state import Status, Target, set_status
+from service.core.state import SERVING, Status, Target, set_status
 from service.monitoring.chunks import Chunk
 from service.monitoring.store import SourceReading
 from service.recipes.units import parse_duration
@@ -94,12 +94,13 @@ def reclaim_idle(
     silence_seconds: float,
     gpu_idle_percent: float,
 ) -> list[str]:
-    """Stop every running resource idle for its ``auto_shutoff``; the ids stopped."""
+    """Stop every running (or degraded) resource idle for its ``auto_shutoff``; the ids
+    stopped."""
     stopped = []
     running = session.scalars(
         select(Resource)
         .options(selectinload(Resource.processes))
-        .where(Resource.target == Target.RUNNING, Resource.status == Status.RUNNING)
+        .where(Resource.target == Target.RUNNING, Resource.status.in_(SERVING))
     )
     for resource in running:
         limit = shutoff_seconds(resource.recipe)

@@ -47,6 +47,13 @@ class PlannedProcess:
     folders: list[dict[str, Any]] = field(default_factory=list)  # FolderRef fields
 
     @property
+    def essential(self) -> bool:
+        """Whether the resource is down without this process: its Dask scheduler,
+        JupyterLab or a job's command are; a Dask worker is not (it can be replaced
+        while the rest serves)."""
+        return self.role != "worker"
+
+    @property
     def spec_hash(self) -> str:
         """Fingerprint of everything that requires a restart when it changes."""
         text = json.dumps(asdict(self), sort_keys=True)

@@ -4,6 +4,9 @@ A de-duplicating queue of resource ids feeds a bounded number of workers; a
 resource is never reconciled twice at once. A periodic resync re-checks every
 resource against reality, so a process that dies is noticed and restarted.
 Failures back off exponentially (the delay is stored, so it survives restarts).
+A failure that leaves the essential processes running (a Dask worker died or
+would not start while the scheduler serves) makes the resource ``degraded``,
+never ``failed``: it is a repair in progress, not an outage.
 All database work runs in threads; backend calls are async.
 """
 
@@ -46,7 +49,7 @@ from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
 from service.core.quotas import check_allocation
 from service.core.scheduler_calls import SchedulerCalls
 from service.core.secrets import Vault, secret_values, vault_of, with_secrets
-from service.core.state import Status, Target, set_status
+from service.core.state import SERVING, Status, Target, set_status
 from service.core.tasks import cancel_all
 from service.core.usage import close_ended
 from service.core.workers import is_worker
@@ -155,6 +158,9 @@ class Reconciler:
             started = time.perf_counter()
             try:
                 await self.reconcile(resource_id)
+            except Degraded as exc:
+                log.warning("resource %s degraded: %s", resource_id[:8], exc)
+                await self._db(self._record_failure, resource_id, str(exc), Status.DEGRADED)
             except Exception as exc:
                 log.exception("reconciling %s failed", resource_id)
                 await self._db(self._record_failure, resource_id, str(exc) or repr(exc))
@@ -265,18 +271,19 @@ class Reconciler:
             await self._finish_job(resource, observed, job)
             return
         dead = [o for o in observed.values() if not o.state.running]
+        alive = {n: o for n, o in observed.items() if o.state.running}
         if dead:
             await self._stop(resource.id, dead)  # sweeps what the dead process left
             await self._db(records.forget_processes, resource.id, [o.name for o in dead])
             unexpected = [o for o in dead if o.name in desired]
-            if unexpected and resource.status in (Status.RUNNING, Status.STARTING):
+            if unexpected and resource.status in (Status.STARTING, *SERVING):
                 what = ", ".join(
                     f"{o.name} (exit code {o.state.exit_code}"
                     + (f"; {o.state.reason})" if o.state.reason else ")")
                     for o in unexpected
                 )
-                raise ProcessDied(f"{what} exited unexpectedly")
-        alive = {n: o for n, o in observed.items() if o.state.running}
+                died = Degraded if _up(resource, desired, alive) else ProcessDied
+                raise died(f"{what} exited unexpectedly")
         outdated = [
             o for n, o in alive.items() if n not in desired or o.spec_hash != desired[n].spec_hash
         ]
@@ -304,18 +311,27 @@ class Reconciler:
                 self._mark_running, resource.id, resource.generation, len(desired), bool(outdated)
             )
             return
+        # Up: only workers are missing, so the resource serves while they start.
+        up = _up(resource, desired, alive)
+        waits = Status.DEGRADED if up else Status.PENDING
         shortage = await self._db(self._shortage, resource.owner, missing)
         if shortage:  # wait whole: a cluster with half its GPU workers is of no use
-            await self._db(self._set_status, resource.id, Status.PENDING, shortage)
+            await self._db(self._set_status, resource.id, waits, shortage)
             await self._db(records.mark_observed, resource.id, resource.generation)
             return
-        serving = SCHEDULER in alive or (SCHEDULER not in desired and len(alive) > 0)
-        if not (serving and resource.status == Status.RUNNING):
-            names = ", ".join(p.name for p in missing)
+        names = ", ".join(p.name for p in missing)
+        if not up:
             await self._db(self._set_status, resource.id, Status.STARTING, f"starting {names}")
-        waiting = await self._start_all(resource, missing)
+        elif resource.status == Status.DEGRADED:
+            await self._db(self._set_status, resource.id, Status.DEGRADED, f"starting {names}")
+        try:
+            waiting = await self._start_all(resource, missing)
+        except Exception as exc:
+            if up:  # a worker that will not start leaves the rest serving
+                raise Degraded(str(exc) or repr(exc)) from exc
+            raise
         if waiting:
-            await self._db(self._set_status, resource.id, Status.PENDING, waiting)
+            await self._db(self._set_status, resource.id, waits, waiting)
             await self._db(records.mark_observed, resource.id, resource.generation)
             return
         await self._db(self._mark_running, resource.id, resource.generation, len(desired), True)
@@ -519,7 +535,11 @@ class Reconciler:
             resource.failures = 0  # it stayed up for a whole resync: healthy again
             resource.next_attempt_at = None
 
-    def _record_failure(self, session: Session, resource_id: str, message: str) -> None:
+    def _record_failure(
+        self, session: Session, resource_id: str, message: str, status: Status = Status.FAILED
+    ) -> None:
+        """Back off before the next attempt and show ``status`` (failed, or degraded while
+        the resource still serves) with ``message`` and the delay as the reason."""
         resource = session.get(Resource, resource_id)
         if resource is None:
             return
@@ -530,7 +550,7 @@ class Reconciler:
         )
         resource.next_attempt_at = utcnow() + timedelta(seconds=delay)
         first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-        set_status(session, resource, Status.FAILED, f"{first_line}; retrying in {delay:.0f}s")
+        set_status(session, resource, status, f"{first_line}; retrying in {delay:.0f}s")
 
     def _record_job_exit(
         self,
@@ -559,5 +579,20 @@ class Reconciler:
         set_status(session, resource, status, f"job exited with code {code}{duration}{why}")
 
 
+def _up(resource: Resource, desired: dict[str, PlannedProcess], alive: dict[str, Observed]) -> bool:
+    """Whether ``resource`` was up and every essential process it asks for still runs as
+    asked (only workers are missing or outdated): it stays up while they are replaced."""
+    return resource.status in SERVING and all(
+        name in alive and alive[name].spec_hash == planned.spec_hash
+        for name, planned in desired.items()
+        if planned.essential
+    )
+
+
 class ProcessDied(Exception):
     """A process of a running resource exited without being asked to."""
+
+
+class Degraded(Exception):
+    """Workers of an up resource died or would not start while its essential processes
+    run: it is degraded, not failed, and they are replaced after the backoff."""

@@ -23,9 +23,16 @@ class Status(StrEnum):
     PENDING = "pending"
     STARTING = "starting"
     RUNNING = "running"
+    DEGRADED = "degraded"  # essential processes run; others are being replaced
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+SERVING = (Status.RUNNING, Status.DEGRADED)
+"""Statuses of a resource that is up: its essential processes run (a degraded one's
+others are being replaced), so it can be used, is expected to send samples, and
+may be judged idle."""
 
 
 def set_status(session: Session, resource: Resource, status: Status, reason: str) -> bool:

@@ -22,7 +22,7 @@ from service.config import AlertRuleSetting, Settings
 from service.core.access import Principal, require_admin, require_user, visible
 from service.core.idle import Activity, active_at, reclaim_idle
 from service.core.resources import ResourceService
-from service.core.state import Status, Target
+from service.core.state import SERVING, Status, Target
 from service.core.tasks import cancel_all
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.monitoring.alerts import Alerts, Running, event_view
@@ -179,7 +179,7 @@ class Monitor:
         """Every visible running resource with the newest reading of each of its sources."""
         shown = []
         for view in self.resources.list_visible(principal):
-            if view["status"] not in (Status.RUNNING, Status.STARTING, Status.STOPPING):
+            if view["status"] not in (*SERVING, Status.STARTING, Status.STOPPING):
                 continue
             readings = self.latest.of(view["id"])
             sources = [
@@ -289,7 +289,7 @@ class Monitor:
     def _check_silence(self, session: Session) -> None:
         rows = session.execute(
             select(Resource.id, Resource.status_changed_at).where(
-                Resource.target == Target.RUNNING, Resource.status == Status.RUNNING
+                Resource.target == Target.RUNNING, Resource.status.in_(SERVING)
             )
         ).all()
         started = self.activity.started  # nothing is silent from before the plane started

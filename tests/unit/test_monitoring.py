@@ -213,6 +213,19 @@ def test_activity_is_gpu_use_dask_tasks_or_a_busy_kernel() -> None:
     assert active_at(chunk, None, 2) == T0 + 2
 
 
+def test_a_degraded_resource_is_judged_idle_like_a_running_one(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        degraded = session.get(Resource, "r1")
+        assert degraded is not None
+        degraded.status = Status.DEGRADED  # its scheduler runs while a worker is replaced
+    heard = {"r1": T0 + 11, "r2": T0 + 11}
+    with sessions.begin() as session:
+        stopped = reclaim_idle(session, T0 + 12, Activity.begin(T0), heard, 30, 2)
+    assert sorted(stopped) == ["r1", "r2"]
+
+
 def test_idle_resources_are_stopped_with_the_reason_and_the_gpu_time_recorded(
     sessions: sessionmaker[Session],
 ) -> None:

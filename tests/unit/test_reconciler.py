@@ -79,18 +79,40 @@ def test_repeated_failures_back_off_exponentially(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_a_process_that_dies_later_is_restarted(tmp_path: Path) -> None:
+def test_a_dead_worker_is_replaced_while_the_cluster_stays_up(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with plane(tmp_path, "") as p:
             p.apply(CLUSTER)
             await p.status("cluster", "c", "running")
             scheduler = p.backend.pid_of("scheduler")
+            seen = len(p.history("cluster", "c"))
             p.backend.exit("worker-1", -9)
             await p.until(lambda: "worker-1" in p.backend.running())
             await p.status("cluster", "c", "running")
-            reasons = [e["reason"] for e in p.history("cluster", "c")]
-            assert any("worker-1 (exit code -9) exited unexpectedly" in r for r in reasons)
+            repair = [(e["to"], e["reason"]) for e in p.history("cluster", "c")[seen:]]
+            assert [to for to, _ in repair] == ["degraded", "degraded", "running"], repair
+            assert repair[0][1].startswith("worker-1 (exit code -9) exited unexpectedly; retrying")
+            assert repair[1][1] == "starting worker-1"
             assert p.backend.pid_of("scheduler") == scheduler
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_that_will_not_start_again_leaves_the_cluster_degraded(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            p.backend.fail_names.add("worker-1")
+            p.backend.exit("worker-1", 1)
+            await p.until(lambda: p.backend.starts.count("worker-1") >= 3)  # retried, backing off
+            assert p.get("cluster", "c")["status"] == "degraded"
+            p.backend.fail_names.clear()
+            await p.until(lambda: "worker-1" in p.backend.running())
+            await p.status("cluster", "c", "running")
+            history = p.history("cluster", "c")
+            assert "failed" not in [e["to"] for e in history]
+            assert any("worker-1 failed at start" in e["reason"] for e in history)
 
     asyncio.run(scenario())
 
@@ -104,6 +126,8 @@ def test_a_dead_scheduler_restarts_its_workers(tmp_path: Path) -> None:
             p.backend.exit("scheduler", 1)
             await p.until(lambda: p.backend.running() == ["scheduler", "worker-0", "worker-1"])
             await p.status("cluster", "c", "running")
+            failed = [e["reason"] for e in p.history("cluster", "c") if e["to"] == "failed"]
+            assert failed and failed[0].startswith("scheduler (exit code 1) exited unexpectedly")
             assert p.backend.pid_of("worker-0") != worker
             new_address = p.get("cluster", "c")["endpoints"]["scheduler"]
             spec = p.backend.specs[p.backend.pid_of("worker-0")]
@@ -415,6 +439,21 @@ def test_a_delete_that_races_a_finishing_job_wins(tmp_path: Path) -> None:
                     return session.scalar(select(Resource)) is None
 
             await p.until(gone)
+
+    asyncio.run(scenario())
+
+
+def test_a_scale_up_without_gpus_leaves_the_cluster_up_and_degraded(tmp_path: Path) -> None:
+    one = {"type": "cluster", "name": "g", "spec": {"n_workers": 1, "worker": {"gpu": 1}}}
+
+    async def scenario() -> None:
+        async with plane(tmp_path, "", gpus=fake_gpus(1)) as p:
+            p.apply(one)
+            await p.status("cluster", "g", "running")
+            p.apply({**one, "spec": {"n_workers": 2, "worker": {"gpu": 1}}})
+            await p.status("cluster", "g", "degraded")
+            assert "waiting for 1 GPU" in p.get("cluster", "g")["status_reason"]
+            assert p.backend.running() == ["scheduler", "worker-0"]
 
     asyncio.run(scenario())
 
