@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,12 +18,25 @@ import pytest
 from service.config import Settings
 
 POSTGRES_URL = os.environ.get("TITAN_TEST_POSTGRES_URL")
+# Processes of the local backend run as these OS accounts, never as root (see accounts.py):
+# every user's as TEST_ACCOUNT, and OTHER_ACCOUNT for a second person where a test needs two.
+TEST_ACCOUNT = "titantest"
+OTHER_ACCOUNT = "titantest2"
+USERS_ROOT = Path("/tmp/titantest-users")  # reachable by those accounts (tmp_path is not)
+
+
+def users_dir_for(root: Path) -> Path:
+    """The users' folder of a test whose temporary folder is ``root``."""
+    return USERS_ROOT / hashlib.sha256(str(root).encode()).hexdigest()[:12]
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: object) -> Settings:
-    """Settings for tests: fast resync and backoff, a private data directory."""
+    """Settings for tests: fast resync and backoff, a private data directory, every user's
+    processes run as ``TEST_ACCOUNT`` with their folders under ``users_dir_for``."""
     values: dict[str, object] = {
         "data_dir": data_dir,
+        "users_dir": users_dir_for(data_dir.parent),
+        "os_accounts": {"*": TEST_ACCOUNT},
         "database_url": database_url,
         "port": 0,
         "resync_seconds": 0.2,
@@ -58,9 +75,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def _leftovers(root: Path, before: set[int]) -> list[psutil.Process]:
     me = psutil.Process()
     found = {p.pid: p for p in me.children(recursive=True) if p.pid not in before}
+    places = (str(root), str(users_dir_for(root)))
     for proc in psutil.process_iter():
         try:
-            if proc.pid not in before and str(proc.cwd()).startswith(str(root)):
+            if proc.pid not in before and str(proc.cwd()).startswith(places):
                 found[proc.pid] = proc
         except psutil.Error:
             continue
@@ -68,9 +86,35 @@ def _leftovers(root: Path, before: set[int]) -> list[psutil.Process]:
     return list(found.values())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_accounts() -> None:
+    """The OS accounts user processes run as (made once, as an operator would), and a
+    check that they reach this Python and this source tree."""
+    if os.geteuid() != 0:
+        pytest.exit("the tests run user processes as other OS accounts: run them as root", 2)
+    for name in (TEST_ACCOUNT, OTHER_ACCOUNT):
+        if subprocess.run(["id", "-u", name], capture_output=True).returncode != 0:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                check=True,
+            )
+    USERS_ROOT.mkdir(mode=0o711, exist_ok=True)
+    USERS_ROOT.chmod(0o711)
+    probe = ["runuser", "-u", TEST_ACCOUNT, "--", sys.executable, "-c", "import workers.entrypoint"]
+    found = subprocess.run(probe, capture_output=True, text=True, cwd="/")
+    if found.returncode != 0:
+        pytest.exit(
+            f"the OS account {TEST_ACCOUNT!r} cannot run {sys.executable} with this source tree "
+            f"({found.stderr.strip()[-300:]}); make them reachable (chmod o+x on the folders "
+            "above them), as .ci/run does",
+            2,
+        )
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_processes(tmp_path: Path) -> Iterator[None]:
-    """Fail a test that leaves a process running (its own children or anything in tmp_path)."""
+    """Fail a test that leaves a process running (its own children or anything in tmp_path
+    or its users' folder); the users' folder is removed after."""
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     yield
     deadline = time.monotonic() + 15
@@ -78,8 +122,9 @@ def no_leaked_processes(tmp_path: Path) -> Iterator[None]:
     while leftovers and time.monotonic() < deadline:
         time.sleep(0.2)
         leftovers = [p for p in leftovers if p.is_running() and p.status() != "zombie"]
+    described = [f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in leftovers]
+    for proc in leftovers:
+        proc.kill()
+    shutil.rmtree(users_dir_for(tmp_path), ignore_errors=True)
     if leftovers:
-        described = [f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in leftovers]
-        for proc in leftovers:
-            proc.kill()
         pytest.fail(f"test left processes running: {described}")

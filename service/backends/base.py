@@ -9,7 +9,8 @@ plane can ask the backend about processes it started before.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +42,9 @@ class ProcessSpec:
     # by the process; never stored, logged or shown.
     secret_files: dict[str, str] = field(default_factory=dict, repr=False)
     folders: list[FolderMount] = field(default_factory=list)
+    # The OS account the process runs as where the backend shares a host with the control
+    # plane (see service/core/accounts.py); None: the control plane's own account.
+    account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,32 @@ class FolderMount:
     host_path: str  # the folder on the node (docker: what its named volume is bound to)
     path: str  # where containers see it
     read_only: bool = False
+
+
+# What a process inherits from the control plane's environment, and nothing else (as
+# JupyterHub's Spawner.env_keep): the operator's credentials, proxies and agent sockets
+# stay with the control plane. TITAN_PASS_ENVIRONMENT adds names.
+INHERITED = (
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_DEFAULT_ENV",
+    "CONDA_PREFIX",
+    "LD_LIBRARY_PATH",
+    "OPENBLAS_CORETYPE",  # set on some CPUs where older OpenBLAS builds compute wrong results
+    "OPENBLAS_L2_SIZE",
+)
+
+
+def inherited_environment(passed: Sequence[str] = ()) -> dict[str, str]:
+    """The control plane's variables a process it starts may see: ``INHERITED`` and the
+    operator's ``passed`` names, where set."""
+    return {name: os.environ[name] for name in (*INHERITED, *passed) if name in os.environ}
 
 
 def secrets_environment(spec: ProcessSpec, folder: str) -> dict[str, str]:
@@ -103,6 +133,9 @@ class Backend(abc.ABC):
     """Where processes run. Every method is safe to call again (idempotent)."""
 
     name: str
+    # True where processes run directly on the control plane's host, beside its files:
+    # they must run as their people's own OS accounts (ProcessSpec.account).
+    shares_host: bool = False
 
     @abc.abstractmethod
     async def start(self, spec: ProcessSpec, checkpoint: Checkpoint) -> Started:

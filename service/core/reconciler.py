@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.backends.base import Backend, Handle, ProcessSpec, ProcessState, handle_identity
 from service.config import Settings
 from service.core import records
+from service.core.accounts import run_as
 from service.core.auth import jupyter_token
 from service.core.autoscaler import Autoscaler
 from service.core.cluster_tls import (
@@ -431,6 +432,11 @@ class Reconciler:
             )
         spec = self._spec(resource, planned, secret, address, gpus, extra_args)
         spec = with_secrets(spec, planned.secrets, values, files)
+        if self.backend.shares_host:  # Forbidden (no account mapped) fails the start
+            account = await self._db(
+                run_as, self.settings.os_accounts, resource.owner, resource.created_by
+            )
+            spec = replace(spec, account=account)
 
         async def checkpoint(handle: Handle) -> None:
             await self._db(records.checkpoint, resource.id, planned.name, handle)

@@ -26,6 +26,7 @@ from service.core.access import (
     resolve_owner,
     visible,
 )
+from service.core.accounts import run_as
 from service.core.auth import dashboard_ticket, jupyter_token
 from service.core.dashboards import dashboard_path
 from service.core.folders import check_folders
@@ -175,6 +176,13 @@ class ResourceService:
         """The plan of applying ``recipe``; InvalidInput unless the caller may use its image,
         secrets and folders and it fits ``owner``'s quota when nothing else runs."""
         spec: CommonSpec = recipe.spec  # type: ignore[attr-defined]
+        if self.backend.shares_host:  # whose OS account its processes would run as
+            run_as(
+                session,
+                self.settings.os_accounts,
+                owner,
+                existing.created_by if existing is not None else principal.user_name,
+            )
         self.images.check(session, principal, spec.image)
         check_refs(session, principal, owner, spec.secrets)
         check_folders(session, principal, owner, spec.folders)

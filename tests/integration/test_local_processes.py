@@ -141,7 +141,7 @@ def test_a_workspace_runs_jupyterlab_with_its_own_token(server: RunningServer) -
     assert httpx.get(f"{base}/api/status", params={"token": server.token}).status_code in (401, 403)
     assert {p["name"] for p in running["processes"]} == {"jupyter", "scheduler", "worker-0"}
     # The notebook's folder persists across restarts of the workspace.
-    home = server.settings.data_dir / "home" / running["id"]
+    home = server.settings.user_root / "home" / running["id"]
     assert home.is_dir()
 
 
