@@ -46,6 +46,7 @@ from service.core.quotas import QuotaService
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
 from service.core.secrets import SecretService, vault_of
+from service.core.tokens import TokenService
 from service.core.usage import UsageService
 from service.core.users import UserService
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
@@ -63,6 +64,7 @@ class Titan:
     settings: Settings
     resources: ResourceService
     users: UserService
+    tokens: TokenService
     groups: GroupService
     quotas: QuotaService
     audit: AuditService
@@ -144,7 +146,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         app.state.titan = Titan(
             settings=settings,
             resources=resource_service,
-            users=UserService(sessions),
+            users=UserService(sessions, settings, authenticator.revoked, reconciler.wake),
+            tokens=TokenService(sessions, authenticator.revoked),
             groups=GroupService(sessions, authenticator.revoked),
             quotas=QuotaService(sessions, settings.default_quota),
             audit=AuditService(sessions),

@@ -12,19 +12,17 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from service.cli_accounts import add_account_commands
 from service.cli_common import State, console, errors, hub
 from service.cli_sharing import add_sharing_commands
 from service.client import ResourceRef, TitanClientError
 from service.monitoring.tables import alerts_table, top_table
 
 app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
-user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)
-token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help=True)
-app.add_typer(user_app, name="user")
-app.add_typer(token_app, name="token")
 app.add_typer(images_app, name="images")
 add_sharing_commands(app)
+add_account_commands(app)
 DONE = {"running", "stopped"}
 
 
@@ -253,26 +251,6 @@ def logs(
             for line in chunk["text"].splitlines():
                 console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False)
             offsets[name] = chunk["offset"]
-
-
-@user_app.command("create")
-def user_create(
-    name: Annotated[str, typer.Argument(help="user name (a-z, 0-9, '-')")],
-    admin: Annotated[bool, typer.Option(help="make the user an admin")] = False,
-) -> None:
-    """Create a user and print its first token (shown once)."""
-    result = hub().send_json("POST", "/api/v1/users", {"name": name, "is_admin": admin})
-    console.print(f"user {result['name']} created; token (shown once):\n{result['token']}")
-
-
-@token_app.command("create")
-def token_create(
-    name: Annotated[str, typer.Option(help="what the token is for")] = "",
-    user: Annotated[str | None, typer.Option(help="admins: create it for this user")] = None,
-) -> None:
-    """Create an API token and print it (shown once)."""
-    result = hub().send_json("POST", "/api/v1/tokens", {"name": name, "user": user})
-    console.print(f"token for {result['user']} (shown once):\n{result['token']}")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -166,6 +167,12 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         default=30, ge=1, description="failed authentications a client may make per minute"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description='addresses or networks (JSON list, e.g. ["10.0.0.5", "10.1.0.0/16"]) '
+        "of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers are believed; "
+        "empty: none, every client is its connection's peer address",
+    )
     adaptive_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often adaptive clusters ask their scheduler"
     )
@@ -219,6 +226,19 @@ class Settings(BaseSettings):
     idle_check_seconds: float = Field(
         default=5.0, gt=0, description="how often resources with auto_shutoff are checked"
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for index, entry in enumerate(value):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies[{index}]: {entry!r} is not an IP address or network "
+                    "(e.g. 10.0.0.5 or 10.1.0.0/16); name your proxies, never every client"
+                ) from None
+        return [entry.strip() for entry in value]
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -9,6 +9,7 @@ import os
 import socket
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.app import create_app
 from service.backends.container_host import with_container_host
@@ -26,6 +27,24 @@ def listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     return sock
+
+
+def uvicorn_config(app: FastAPI, settings: Settings, log_level: str = "info") -> uvicorn.Config:
+    """How uvicorn serves ``app``, the same for ``titan server`` and the tests.
+
+    Forwarded headers (``X-Forwarded-For``/``-Proto``) are believed only from
+    the proxies in ``settings.trusted_proxies``; with none named (the default)
+    every request's client is its connection's peer, whatever headers it sends.
+    (uvicorn alone would believe them from 127.0.0.1, where every local client is.)
+    """
+    trusted = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
+    )
 
 
 def serve(settings: Settings) -> None:
@@ -48,7 +67,7 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = uvicorn.Config(create_app(settings), log_level="info", access_log=False)
+    config = uvicorn_config(create_app(settings), settings)
     try:
         uvicorn.Server(config).run(sockets=sockets)
     finally:

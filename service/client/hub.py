@@ -11,12 +11,14 @@ import functools
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from service.client import defaults
+from service.client.accounts import Accounts, AsyncAccounts
+from service.client.calls import API, Call
 from service.client.errors import (
     NotFoundError,
     ServerUnavailable,
@@ -27,7 +29,6 @@ from service.client.errors import (
 if TYPE_CHECKING:
     from distributed.security import Security
 
-API = "/api/v1"
 # Statuses at which waiting for a wanted status stops with an error.
 FAILED = "failed"
 # Statuses of a resource that is up: its essential processes (a cluster's scheduler)
@@ -63,16 +64,6 @@ class ResourceRef:
 
     def __str__(self) -> str:
         return f"{self.type}/{self.name}"
-
-
-@dataclass(frozen=True)
-class Call:
-    """One HTTP request of the API."""
-
-    method: str
-    path: str
-    params: dict[str, Any] = field(default_factory=dict)
-    body: Any = None
 
 
 def _ref(ref: ResourceRef | str) -> ResourceRef:
@@ -140,7 +131,7 @@ def _tls() -> ssl.SSLContext:
 class _Base:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30):
         self.url = (url or defaults.server_url()).rstrip("/")
-        self.token = token if token is not None else defaults.token()
+        self.token = token if token is not None else defaults.token(self.url)
         self.timeout = timeout
 
     @property
@@ -165,12 +156,13 @@ def _finished(resource: dict[str, Any], until: set[str], generation: int) -> boo
     return False
 
 
-class Hub(_Base):
+class Hub(_Base, Accounts):
     """Synchronous client. Without arguments it uses ``TITAN_URL``/``TITAN_TOKEN`` or the
     local server's URL and admin token file."""
 
     def send(self, call: Call) -> Any:
-        """Send one call; the decoded JSON answer, or a typed TitanClientError."""
+        """Send one call; the decoded JSON answer (None for none), or a typed
+        TitanClientError."""
         try:
             response = httpx.request(
                 call.method,
@@ -184,7 +176,7 @@ class Hub(_Base):
         except httpx.TransportError as exc:
             raise self._unavailable(exc) from exc
         raise_for_answer(response)
-        return response.json()
+        return response.json() if response.content else None
 
     def send_json(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
@@ -335,11 +327,12 @@ class Hub(_Base):
         raise TitanClientError(f"{ref} still exists after {timeout:.0f}s")
 
 
-class AsyncHub(_Base):
+class AsyncHub(_Base, AsyncAccounts):
     """Asynchronous client: the same operations as :class:`Hub`, awaited."""
 
     async def send(self, call: Call) -> Any:
-        """Send one call; the decoded JSON answer, or a typed TitanClientError."""
+        """Send one call; the decoded JSON answer (None for none), or a typed
+        TitanClientError."""
         try:
             async with httpx.AsyncClient(timeout=self.timeout, verify=_tls()) as client:
                 response = await client.request(
@@ -352,7 +345,7 @@ class AsyncHub(_Base):
         except httpx.TransportError as exc:
             raise self._unavailable(exc) from exc
         raise_for_answer(response)
-        return response.json()
+        return response.json() if response.content else None
 
     async def send_json(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None

@@ -19,7 +19,7 @@ from service.backends.base import Backend
 from service.backends.container_host import with_container_host
 from service.client import Hub, ResourceRef, TitanClientError
 from service.config import Settings
-from service.server import listen
+from service.server import listen, uvicorn_config
 from tests.conftest import make_settings
 
 
@@ -39,7 +39,8 @@ class RunningServer:
         self.log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logging.getLogger("service").addHandler(self.log)
         logging.getLogger("service").setLevel(logging.INFO)
-        config = uvicorn.Config(create_app(self.settings, backend), log_level="warning")
+        app = create_app(self.settings, backend)
+        config = uvicorn_config(app, self.settings, log_level="warning")  # as `titan server`
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets})
         self.thread.start()

@@ -39,6 +39,7 @@ class World:
     server: RunningServer
     tokens: dict[str, str]
     images: dict[str, int] = field(default_factory=dict)
+    token_ids: dict[str, int] = field(default_factory=dict)  # olive's, one per caller
 
     def admin(self, method: str, path: str, **kw: Any) -> Any:
         response = self.server.request(method, path, **kw)
@@ -99,6 +100,20 @@ def _image(world: World, who: str) -> None:
         "POST", "/api/v1/images", json={"name": f"team/d-{who}", "tag": "1", "owner": "team"}
     )
     world.images[who] = made["id"]
+
+
+def _user(name: str) -> Callable[[World, str], None]:
+    def setup(world: World, who: str) -> None:
+        user = name.format(who=who)
+        if all(u["name"] != user for u in world.admin("GET", "/api/v1/users")):
+            world.admin("POST", "/api/v1/users", json={"name": user})
+
+    return setup
+
+
+def _olives_token(world: World, who: str) -> None:
+    made = world.admin("POST", "/api/v1/tokens", json={"user": "olive", "name": f"m-{who}"})
+    world.token_ids[who] = made["id"]
 
 
 def _sample(who: str) -> dict[str, Any]:
@@ -165,7 +180,37 @@ MATRIX = [
         (401, 403, 403, 403, 403, 201),
         body=lambda who: {"name": f"u-{who}"},
     ),
+    Case(
+        "POST",
+        "/api/v1/users/{name}/disable",
+        ADMINS,
+        "/api/v1/users/x-{who}/disable",
+        setup=_user("x-{who}"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/users/{name}/enable",
+        ADMINS,
+        "/api/v1/users/x-{who}/enable",
+        setup=_user("x-{who}"),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/users/{name}",
+        ADMINS,
+        "/api/v1/users/y-{who}",
+        setup=_user("y-{who}"),
+    ),
     Case("POST", "/api/v1/tokens", (401, 403, 201, 201, 201, 201), body=lambda who: {}),
+    Case("GET", "/api/v1/tokens", ANY_USER),
+    # Another user's token is answered as not found: its id tells nothing.
+    Case(
+        "DELETE",
+        "/api/v1/tokens/{token_id}",
+        (401, 403, 404, 404, 204, 204),
+        "/api/v1/tokens/{token}",
+        setup=_olives_token,
+    ),
     Case("GET", "/api/v1/groups", ANY_USER),
     Case(
         "POST",
@@ -361,6 +406,7 @@ def test_every_route_answers_each_caller_as_the_rules_say(world: World) -> None:
             path = (case.path or case.route).format(
                 who=who,
                 image=world.images.get(who, 0),
+                token=world.token_ids.get(who, 0),
                 resource_id=world.tokens["resource_id"],
             )
             body = case.body(who) if case.body is not None else None
@@ -391,6 +437,8 @@ def test_callers_see_only_what_they_may(world: World) -> None:
 
 def test_failed_authentications_are_rate_limited_per_client(start_server: Any) -> None:
     server = start_server(auth_failures_per_minute=5)
+    assert server.request("GET", "/api/v1/users/me").status_code == 200  # known to be good
+    fresh = server.request("POST", "/api/v1/users", json={"name": "fresh"}).json()["token"]
     codes = [
         server.request("GET", "/api/v1/users/me", token="titan_wrong").status_code for _ in range(7)
     ]
@@ -398,5 +446,8 @@ def test_failed_authentications_are_rate_limited_per_client(start_server: Any) -
     refused = server.request("GET", "/api/v1/users/me", token="titan_wrong")
     assert int(refused.headers["Retry-After"]) > 0
     assert "too many failed authentications" in refused.json()["error"]["message"]
-    # Valid tokens from the same address still pass: other clients are not locked out.
+    # A token this server has found valid still passes: other clients on the address go on.
     assert server.request("GET", "/api/v1/users/me").status_code == 200
+    # Any other token is a guess, and a limited client's guesses are not even checked:
+    # a correct token never used before gets 429 like a wrong one.
+    assert server.request("GET", "/api/v1/users/me", token=fresh).status_code == 429

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,43 @@ def test_groups_quotas_secrets_images_usage_and_audit(server: RunningServer) -> 
     assert "/api/v1/groups/ml/members/ann" in trail and "/api/v1/secrets" in trail
     refused = titan(server, "quota", "show", "nobody-here", env=wide)
     assert refused.returncode == 1 and "not found" in refused.stderr
+
+
+def test_login_whoami_tokens_and_user_management(server: RunningServer, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    mine = {"TITAN_CONFIG_DIR": str(config), "COLUMNS": "200"}  # no TITAN_URL or TITAN_TOKEN
+    dana = titan(server, "user", "create", "dana").stdout.strip().splitlines()[-1]
+    login = titan(None, "login", server.url, env=mine, stdin=dana + "\n")
+    assert login.returncode == 0, login.stderr
+    assert f"logged in to {server.url} as dana" in login.stdout
+    saved = config / "login.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert json.loads(saved.read_text()) == {"url": server.url, "token": dana}
+    who = titan(None, "whoami", env=mine)
+    assert who.returncode == 0 and f"dana (user) at {server.url}" in who.stdout
+    wrong = titan(None, "login", server.url, "--token", "titan_wrong", env=mine)
+    assert wrong.returncode == 1 and "not valid" in wrong.stderr
+    assert json.loads(saved.read_text())["token"] == dana  # a failed login saves nothing
+
+    made = titan(None, "token", "create", "--name", "ci", "--expires-in", "3600", env=mine)
+    assert made.returncode == 0 and "token for dana (id " in made.stdout
+    secret = made.stdout.strip().splitlines()[-1]
+    listed = titan(None, "token", "ls", env=mine).stdout
+    assert "ci" in listed and "first token" in listed and "never" in listed
+    assert secret not in listed and dana not in listed
+    (token_id,) = [t["id"] for t in server.hub(secret).tokens() if t["name"] == "ci"]
+    revoked = titan(None, "token", "revoke", str(token_id), env=mine)
+    assert revoked.returncode == 0 and f"token {token_id} revoked" in revoked.stdout
+    assert titan(server, "whoami", env={"TITAN_TOKEN": secret}).returncode == 1
+
+    assert "dana" in titan(server, "user", "ls", env={"COLUMNS": "200"}).stdout
+    disabled = titan(server, "user", "disable", "dana")
+    assert disabled.returncode == 0 and "user dana disabled" in disabled.stdout
+    refused = titan(None, "whoami", env=mine)
+    assert refused.returncode == 1 and "disabled" in refused.stderr
+    assert titan(server, "user", "enable", "dana").returncode == 0
+    assert titan(None, "whoami", env=mine).returncode == 0
+    deleted = titan(server, "user", "delete", "dana")
+    assert deleted.returncode == 0 and "user dana deleted" in deleted.stdout
+    assert "forgot the login" in titan(None, "logout", env=mine).stdout
+    assert not saved.exists()

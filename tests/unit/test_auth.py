@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select
 
-from service.core.auth import Authenticator, bootstrap_admin, issue_token
-from service.errors import Unauthenticated
+from service.core.auth import Authenticator, bootstrap_admin, issue_token, new_token
+from service.errors import TooManyRequests, Unauthenticated
 from service.store.db import make_engine, migrate, session_factory
-from service.store.models import Token, User
+from service.store.models import Token, User, utcnow
 from tests.conftest import make_settings
 
 
@@ -39,6 +40,63 @@ def test_a_revoked_token_is_refused_at_once_and_unknown_ones_never_pass(tmp_path
             await authenticate("Basic abc")
         with pytest.raises(Unauthenticated, match="not valid"):
             await authenticate("Bearer titan_unknown")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.dispose()
+
+
+def test_a_limited_client_s_guesses_are_never_looked_up(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    known = f"Bearer {bootstrap_admin(sessions, settings)}"
+    with sessions.begin() as session:
+        admin = session.scalars(select(User)).one()
+        fresh = f"Bearer {issue_token(session, admin, name='never used')}"
+    authenticate = Authenticator(sessions, seconds=60, failures_allowed=3)
+
+    async def scenario() -> None:
+        await authenticate(known, "10.0.0.1")  # found valid once: vouched for from now on
+        for _ in range(3):
+            with pytest.raises(Unauthenticated):
+                await authenticate("Bearer titan_guess", "10.0.0.1")
+        looked_up = authenticate.lookups
+        for header in ("Bearer titan_guess", fresh, "Basic abc"):
+            with pytest.raises(TooManyRequests, match="too many failed authentications"):
+                await authenticate(header, "10.0.0.1")
+        assert authenticate.lookups == looked_up  # not one guess reached the store
+        assert (await authenticate(known, "10.0.0.1")).user_name == "admin"  # remembered
+        authenticate.revoked()  # forgotten, but still known to have been valid: checked
+        assert (await authenticate(known, "10.0.0.1")).user_name == "admin"
+        assert authenticate.lookups == looked_up + 1
+        assert (await authenticate(fresh, "10.0.0.2")).user_name == "admin"  # another client
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.dispose()
+
+
+def test_a_remembered_token_is_forgotten_when_it_expires(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    bootstrap_admin(sessions, settings)
+    with sessions.begin() as session:
+        admin = session.scalars(select(User)).one()
+        soon = utcnow() + timedelta(seconds=1)
+        header = f"Bearer {new_token(session, admin, 'short', expires_at=soon)[1]}"
+    authenticate = Authenticator(sessions, seconds=600)
+
+    async def scenario() -> None:
+        assert (await authenticate(header)).user_name == "admin"
+        await asyncio.sleep(1.1)
+        with pytest.raises(Unauthenticated, match="expired"):
+            await authenticate(header)
 
     try:
         asyncio.run(scenario())
