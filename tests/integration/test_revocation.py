@@ -27,9 +27,10 @@ ME = "/api/v1/users/me"
 
 
 @pytest.fixture
-def cached(tmp_path: Path) -> Iterator[RunningServer]:
-    """A server that remembers valid tokens for a minute."""
-    server = RunningServer(make_settings(tmp_path / "data", token_cache_seconds=60), FakeBackend())
+def cached(tmp_path: Path, database_url: str) -> Iterator[RunningServer]:
+    """A server that remembers valid tokens for a minute, on SQLite and on PostgreSQL."""
+    settings = make_settings(tmp_path / "data", database_url, token_cache_seconds=60)
+    server = RunningServer(settings, FakeBackend())
     try:
         yield server
     finally:
