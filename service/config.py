@@ -94,6 +94,35 @@ class Settings(BaseSettings):
         default_factory=default_data_dir,
         description="where the SQLite store, the admin token and process logs live",
     )
+    users_dir: Path | None = Field(
+        default=None,
+        description="where user processes' own folders live (run folders, homes, job "
+        "outputs, shared folders), outside the private data_dir; default "
+        "<data_dir>-users. With TITAN_OS_ACCOUNTS it must be reachable by those accounts",
+    )
+    os_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="local backend: the OS account each Titan user's (or group's) processes "
+        "run as (JSON object; '*' for everyone else, '{name}' is replaced by the Titan name). "
+        "Without an entry only admins' resources run (as the server's own account)",
+    )
+    pass_environment: list[str] = Field(
+        default_factory=list,
+        description="names of the server's environment variables passed on to every process "
+        "it starts, beyond the few always passed (PATH, LANG, TZ...) (JSON list)",
+    )
+    user_cpu_shares: int = Field(
+        default=256,
+        ge=2,
+        le=262_144,
+        description="CPU weight of all user processes together against the control plane's "
+        "1024 (local backend: a cgroup where the node has one, else a lower priority)",
+    )
+    keep_deleted_files: bool = Field(
+        default=False,
+        description="keep a deleted resource's logs, run folders and workspace home on disk "
+        "(local backend); by default they go with it",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the store; default: SQLite in WAL mode under data_dir. "
@@ -258,14 +287,19 @@ class Settings(BaseSettings):
         return self.api_url
 
     @property
+    def user_root(self) -> Path:
+        """Where user processes' own folders live, outside the private ``data_dir``."""
+        return self.users_dir or self.data_dir.with_name(self.data_dir.name + "-users")
+
+    @property
     def outputs_dir(self) -> Path:
         """Where jobs write results: ``<outputs_dir>/<owner>/job/<name>`` (TITAN_OUTPUT_DIR)."""
-        return self.data_dir / "outputs"
+        return self.user_root / "outputs"
 
     @property
     def folders_dir(self) -> Path:
         """Where shared folders live: ``<folders_dir>/<owner>/<name>``."""
-        return self.data_dir / "folders"
+        return self.user_root / "folders"
 
     @property
     def admin_token_file(self) -> Path:

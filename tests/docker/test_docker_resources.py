@@ -205,7 +205,7 @@ def test_a_shared_folder_is_a_named_volume_read_only_where_asked(
     write = "echo 42 > /data/x.txt && cat /data/x.txt"
     hub.apply({"type": "job", "name": "w", "spec": {"command": write, "folders": folders}})
     hub.wait("job/w", {"stopped"}, timeout=120)
-    assert (server.settings.data_dir / "folders" / "admin" / "data" / "x.txt").read_text() == "42\n"
+    assert (server.settings.folders_dir / "admin" / "data" / "x.txt").read_text() == "42\n"
     read_only = [{**folders[0], "read_only": True}]
     touch = "cat /data/x.txt && touch /data/y.txt"
     hub.apply({"type": "job", "name": "r", "spec": {"command": touch, "folders": read_only}})

@@ -39,7 +39,7 @@ def test_a_group_folder_is_shared_by_its_resources_only(server: RunningServer) -
     hub.wait(ResourceRef("job", "reader", "ml"), {"stopped"}, timeout=60)
     logs = hub.logs(ResourceRef("job", "reader", "ml"))["processes"]["job"]["text"]
     assert "read 42" in logs
-    host = server.settings.data_dir / "folders" / "ml" / "data" / "x.txt"
+    host = server.settings.folders_dir / "ml" / "data" / "x.txt"
     assert host.read_text() == "42"
 
     refused = server.request("PUT", "/api/v1/recipes", token=bob, json=job("peek", READ))
