@@ -80,13 +80,13 @@ def test_a_secret_reaches_its_process_and_no_answer_log_or_file(server: RunningS
         assert password not in text and cert not in text
     # Every file the control plane and its processes wrote: the store (encrypted), its WAL,
     # process folders and logs, handles; the process's secret files are gone with it.
-    root = server.settings.data_dir.parent
-    for path in root.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            assert password.encode() not in data, f"the secret is in {path}"
-            assert cert.encode() not in data, f"the secret is in {path}"
-    leftovers = list((server.settings.data_dir / "processes").rglob("secrets"))
+    for root in (server.settings.data_dir.parent, server.settings.user_root):
+        for path in root.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert password.encode() not in data, f"the secret is in {path}"
+                assert cert.encode() not in data, f"the secret is in {path}"
+    leftovers = list(server.settings.user_root.rglob("secrets"))
     assert leftovers == []
 
 
