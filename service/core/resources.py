@@ -46,7 +46,7 @@ from service.recipes.models import (
     parse_recipe,
     recipe_document,
 )
-from service.store.models import Process, Resource, StatusEvent, utcnow
+from service.store.models import Process, Resource, StatusEvent, User, utcnow
 
 RESOURCE_TYPES = ("workspace", "cluster", "job")
 
@@ -281,6 +281,7 @@ class ResourceService:
             if resource.target == Target.DELETED and target != Target.DELETED:
                 raise Conflict(f"{type} {name!r} is being deleted")
             if target == Target.RUNNING and resource.target != Target.RUNNING:
+                _check_owner_enabled(session, resource.owner)
                 check_running_count(session, resource.owner, self.settings.default_quota)
             if target == Target.RUNNING and resource.type == "job":
                 # Starting a finished job runs it again.
@@ -452,6 +453,14 @@ _PROCESS_FIELDS = (
     Process.endpoints,
     Process.gpus,
 )
+
+
+def _check_owner_enabled(session: Session, owner: str) -> None:
+    """Conflict if ``owner`` is a disabled user: their resources stay stopped."""
+    if session.scalar(select(User.disabled).where(User.name == owner)):
+        raise Conflict(
+            f"its owner {owner!r} is disabled; an admin enables them first (`titan user enable`)"
+        )
 
 
 def _find(session: Session, owner: str, type: str, name: str) -> Resource | None:

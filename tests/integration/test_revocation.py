@@ -149,6 +149,8 @@ def test_a_disabled_user_is_refused_at_once_and_their_resources_stop(
     assert made.status_code == 409 and "disabled" in _message(made)
     users = {u["name"]: u for u in cached.request("GET", "/api/v1/users").json()}
     assert users["olive"]["disabled"] is True
+    start = cached.request("POST", "/api/v1/resources/job/mine/start?owner=olive")
+    assert start.status_code == 409 and "disabled" in _message(start)  # not even by an admin
 
     assert cached.request("POST", "/api/v1/users/olive/enable").status_code == 200
     assert cached.request("GET", ME, token=olive).status_code == 200
