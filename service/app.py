@@ -35,9 +35,9 @@ from service.api import (
 )
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
+from service.body_check import JsonBodyCheck
 from service.config import Settings
 from service.core.audit import AuditLog, AuditService
-from service.core.data_dir import make_private
 from service.core.auth import Authenticator, bootstrap_admin, server_key
 from service.core.cluster_tls import ClusterAccess
 from service.core.folders import FolderService
@@ -51,6 +51,7 @@ from service.core.tokens import TokenService
 from service.core.usage import UsageService
 from service.core.users import UserService
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
+from service.json_values import shown
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ApiTimer, ControlPlaneMetrics
 from service.store.db import make_engine, migrate, session_factory
@@ -88,10 +89,6 @@ def make_backend(settings: Settings) -> Backend:
             settings.data_dir / "processes",
             start_timeout=settings.start_timeout_seconds,
             stop_timeout=settings.stop_timeout_seconds,
-            user_root=settings.user_root,
-            pass_environment=settings.pass_environment,
-            cpu_shares=settings.user_cpu_shares,
-            keep_files=settings.keep_deleted_files,
         )
     if settings.backend == "docker":
         from service.backends.docker import DockerBackend
@@ -121,7 +118,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, engine)
-        await asyncio.to_thread(make_private, settings, chosen.shares_host)
         secret = await asyncio.to_thread(bootstrap_admin, sessions, settings)
         if secret is not None:
             sys.stderr.write(
@@ -204,6 +200,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     for module in routers:
         app.include_router(module.router)
     _map_errors(app)
+    app.add_middleware(JsonBodyCheck)  # inside AuditLog: refused bodies are audited too
     app.add_middleware(AuditLog, sessions=sessions)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiTimer, metrics=instruments)
@@ -219,9 +216,10 @@ def _map_errors(app: FastAPI) -> None:
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
             {
-                "path": ".".join(str(part) for part in err["loc"]),
-                "message": str(err["msg"]).removeprefix("Value error, "),
-                "value": err.get("input") if _plain(err.get("input")) else None,
+                "path": shown(".".join(str(part) for part in err["loc"])),
+                "message": shown(str(err["msg"]).removeprefix("Value error, ")),
+                # Whatever the client sent, echoed so that the answer can always be encoded.
+                "value": shown(err.get("input")) if _plain(err.get("input")) else None,
             }
             for err in exc.errors()
         ]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.errors import MalformedRequest, UnsupportedMediaType
+from service.errors import UnsupportedMediaType
+from service.json_values import decode_json
 
 router = APIRouter(prefix="/api/v1/recipes", tags=["recipes"])
 _SCHEMA = {"type": "object", "description": "a recipe; JSON Schema: recipes/schema.json"}
@@ -17,24 +17,15 @@ _BODY = {"requestBody": {"required": True, "content": {"application/json": {"sch
 
 
 async def read_json(request: Request) -> Any:
-    """The request body as JSON; 415 if it is not JSON, 400 if it does not parse."""
+    """The request body as JSON; 415 if it is not JSON, 400 if it does not parse,
+    422 naming the path of a value Titan would not store (see ``decode_json``)."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(
             f"send the recipe as JSON with 'Content-Type: application/json' "
             f"(got {content_type or 'none'!r})"
         )
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise MalformedRequest("the body is not UTF-8 text") from None
-    except RecursionError:
-        raise MalformedRequest("the body nests JSON too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise MalformedRequest(
-            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+    return decode_json(await request.body())
 
 
 @router.put("", openapi_extra=_BODY)

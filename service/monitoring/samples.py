@@ -62,7 +62,9 @@ class TelemetryBatch(BaseModel):
         default="", max_length=200, description="owner/type/name the samples are for"
     )
     process: str = Field(default="", max_length=100, description="which process sent them")
-    dropped: int = Field(default=0, ge=0, description="samples the sender lost so far")
+    dropped: int = Field(
+        default=0, ge=0, le=2**63 - 1, description="samples the sender lost so far"
+    )
     samples: list[WireSample] = Field(default_factory=list, max_length=MAX_SAMPLES)
     chunks: list[WireChunk] = Field(default_factory=list, max_length=1000)
 

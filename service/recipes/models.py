@@ -7,7 +7,6 @@ Unknown keys are errors everywhere (a typo must never be silently ignored).
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -16,23 +15,30 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from service.json_values import shown, text_problem
 from service.recipes.units import parse_duration, parse_memory
 
 SCHEMA_VERSION = 1
 RESOURCE_TYPES = ("workspace", "cluster", "job")
 RESERVED_TYPES = ("deployment",)
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
+# Anchored with \Z: "$" would also match before a final newline, letting "name\n" through.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 # Set by Titan for every process; a recipe may not override them.
 RESERVED_ENV = ("TITAN_URL", "TITAN_TOKEN", "TITAN_RESOURCE", "DASK_SCHEDULER_ADDRESS")
+# Control characters (C0 but tab and newline, DEL, C1) and lone surrogates: what no
+# command, variable, path or description Titan hands on or prints may hold.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_OR_SPACING = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_MEMORY = 64 * 1024**4  # 64 TiB: anything above is a typo
 MIN_MEMORY = 64 * 1024**2
 
@@ -44,6 +50,32 @@ def _check_label(value: str) -> str:
             "starting and ending with a letter or digit"
         )
     return value
+
+
+def _check_text(value: str) -> str:
+    """``value`` if it holds no control character but tab and newline."""
+    _refuse_control(value, _CONTROL, "only tab and newline may appear here")
+    return value
+
+
+def _check_line(value: str) -> str:
+    """``value`` if it holds no control character at all (not even tab or newline)."""
+    _refuse_control(value, _CONTROL_OR_SPACING, "no control character may appear here")
+    return value
+
+
+def _refuse_control(value: str, pattern: re.Pattern[str], allowed: str) -> None:
+    unstorable = text_problem(value)  # NUL or a lone surrogate: said as everywhere else
+    if unstorable is not None:
+        raise ValueError(unstorable)
+    bad = pattern.search(value)
+    if bad is None:
+        return
+    char = f"U+{ord(bad.group()):04X}"
+    hint = " (use Unix line endings: \\n, not \\r\\n)" if bad.group() == "\r" else ""
+    raise ValueError(
+        f"holds the control character {char} at position {bad.start()}; {allowed}{hint}"
+    )
 
 
 def _check_memory(value: str) -> str:
@@ -61,6 +93,7 @@ def _check_duration(value: str) -> str:
 Label = Annotated[str, AfterValidator(_check_label)]
 Memory = Annotated[str, AfterValidator(_check_memory)]
 Duration = Annotated[str, AfterValidator(_check_duration)]
+EnvValue = Annotated[str, StringConstraints(max_length=32768), AfterValidator(_check_text)]
 
 
 class StrictModel(BaseModel):
@@ -138,7 +171,7 @@ class DaskClusterSpec(DaskFields):
     """A Dask cluster attached to a workspace or a job."""
 
 
-_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\Z")
 
 
 class SecretRef(StrictModel):
@@ -174,7 +207,7 @@ class SecretRef(StrictModel):
         return self
 
 
-_MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,4095}$")
+_MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,4095}\Z")
 _SYSTEM_PATHS = (
     "/",
     "/bin",
@@ -222,7 +255,7 @@ class CommonSpec(StrictModel):
     image: str | None = Field(default=None, description="container image (docker backend)")
     instance_type: str | None = Field(default=None, description="a size from the catalog")
     resources: Resources | None = Field(default=None, description="an explicit size")
-    environment_variables: dict[str, str] = Field(default_factory=dict, max_length=256)
+    environment_variables: dict[str, EnvValue] = Field(default_factory=dict, max_length=256)
     start_script: str | None = Field(default=None, max_length=65536)
     working_directory: str | None = Field(default=None, max_length=4096)
     auto_shutoff: Duration = Field(default="never", description="idle time before stopping")
@@ -252,11 +285,19 @@ class CommonSpec(StrictModel):
     @field_validator("environment_variables")
     @classmethod
     def _environment(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
+        for key in value:
             _check_env_name(key)
-            if len(item) > 32768:
-                raise ValueError(f"value of {key!r} is longer than 32768 characters")
         return value
+
+    @field_validator("start_script")
+    @classmethod
+    def _start_script(cls, value: str | None) -> str | None:
+        return None if value is None else _check_text(value)
+
+    @field_validator("working_directory")
+    @classmethod
+    def _working_directory(cls, value: str | None) -> str | None:
+        return None if value is None else _check_line(value)
 
     @field_validator("secrets")
     @classmethod
@@ -308,6 +349,13 @@ class JobSpec(CommonSpec):
     def _command(cls, value: str | list[str]) -> str | list[str]:
         if not value or (isinstance(value, list) and not all(value)):
             raise ValueError("must be a non-empty command")
+        if isinstance(value, str):
+            return _check_text(value)
+        for index, item in enumerate(value):
+            try:
+                _check_text(item)
+            except ValueError as exc:
+                raise ValueError(f"item {index} {exc}") from None
         return value
 
 
@@ -320,6 +368,11 @@ class RecipeBase(StrictModel):
     name: Label = Field(description="DNS label, unique per owner and type")
     owner: Label | None = Field(default=None, description="user or group; default: the caller")
     description: str = Field(default="", max_length=2000)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return _check_text(value)
 
     @property
     def dask(self) -> DaskFields | None:
@@ -434,13 +487,7 @@ def _path(loc: list[Any]) -> str:
 
 
 def _problem(path: str, message: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, str | int | float | bool | type(None)):
-        value = repr(value)
-    elif isinstance(value, float) and not math.isfinite(value):
-        value = str(value)  # NaN and infinities are not JSON
-    if isinstance(value, str) and len(value) > 200:
-        value = value[:200] + "…"
-    return {"path": path, "message": message, "value": value}
+    return {"path": path, "message": message, "value": shown(value)}
 
 
 def recipe_document(recipe: RecipeBase) -> dict[str, Any]:

@@ -25,25 +25,38 @@ _MEMORY_FACTORS = {
     "ti": 1024**4,
     "tib": 1024**4,
 }
+MAX_BYTES = 2**63 - 1  # what a 64-bit column holds: 8 EiB
+MAX_SECONDS = 3650 * 86400  # ten years; longer is "never"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_FACTORS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_memory(text: str) -> int:
-    """Bytes in ``text`` (``"512MiB"``, ``"2GB"``, ``"1073741824"``); ValueError if unreadable."""
+    """Bytes in ``text`` (``"512MiB"``, ``"2GB"``, ``"1073741824"``); ValueError if
+    unreadable or over 8EiB."""
     match = _MEMORY.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a size; write e.g. '512MiB' or '4GiB'")
+        raise ValueError(f"{text[:40]!r} is not a size; write e.g. '512MiB' or '4GiB'")
     number, unit = match.groups()
-    return int(float(number) * _MEMORY_FACTORS[(unit or "").lower()])
+    size = float(number) * _MEMORY_FACTORS[(unit or "").lower()]  # inf for 309+ digits
+    if size > MAX_BYTES:
+        raise ValueError(f"{text[:40]!r} is too large a size; at most 8EiB")
+    return int(size)
 
 
 def parse_duration(text: str) -> int | None:
-    """Seconds in ``text`` (``"30m"``, ``"1h"``, ``"2d"``), or None for ``"never"``."""
+    """Seconds in ``text`` (``"30m"``, ``"1h"``, ``"2d"``), or None for ``"never"``;
+    ValueError if unreadable or over ten years."""
     if text.strip().lower() == "never":
         return None
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration; write e.g. '30m', '1h', '2d' or 'never'")
+        raise ValueError(
+            f"{text[:40]!r} is not a duration; write e.g. '30m', '1h', '2d' or 'never'"
+        )
     number, unit = match.groups()
-    return int(number) * _DURATION_FACTORS[unit]
+    # Digits counted before converting: int() of thousands of digits raises, and is slow.
+    seconds = MAX_SECONDS + 1 if len(number) > 12 else int(number) * _DURATION_FACTORS[unit]
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{text[:40]!r} is too long a duration; at most 3650d, or 'never'")
+    return seconds
