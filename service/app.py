@@ -40,6 +40,7 @@ from service.config import Settings
 from service.core.audit import AuditLog, AuditService
 from service.core.auth import Authenticator, bootstrap_admin, server_key
 from service.core.cluster_tls import ClusterAccess
+from service.core.data_dir import make_private
 from service.core.folders import FolderService
 from service.core.groups import GroupService
 from service.core.image_registry import ImageService
@@ -89,6 +90,10 @@ def make_backend(settings: Settings) -> Backend:
             settings.data_dir / "processes",
             start_timeout=settings.start_timeout_seconds,
             stop_timeout=settings.stop_timeout_seconds,
+            user_root=settings.user_root,
+            pass_environment=settings.pass_environment,
+            cpu_shares=settings.user_cpu_shares,
+            keep_files=settings.keep_deleted_files,
         )
     if settings.backend == "docker":
         from service.backends.docker import DockerBackend
@@ -118,6 +123,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, engine)
+        await asyncio.to_thread(make_private, settings, chosen.shares_host)
         secret = await asyncio.to_thread(bootstrap_admin, sessions, settings)
         if secret is not None:
             sys.stderr.write(
