@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -38,6 +39,14 @@ def wait_all(base: str, headers: dict[str, str], status: str, count: int, limit:
             return time.monotonic() - began
         time.sleep(2)
     raise RuntimeError(f"not all {count} resources were {status} after {limit:.0f}s")
+
+
+def own_cpu(pid: int, seconds: float = 10) -> float:
+    """The share of one core the server itself uses while nobody calls it."""
+    process = psutil.Process(pid)
+    before = sum(process.cpu_times()[:2])
+    time.sleep(seconds)
+    return (sum(process.cpu_times()[:2]) - before) / seconds
 
 
 def measure(
@@ -79,10 +88,12 @@ def main() -> None:
             httpx.put(f"{base}/recipes", json=recipe, headers=headers, timeout=60)
         ready = wait_all(base, headers, "running", args.clusters, 900)
         time.sleep(10)  # let the starts settle: what is measured is idle clusters running
+        loaded_cpu = own_cpu(server.pid)
         loaded = measure(urls, headers, args.concurrency, args.seconds)
         for index in range(args.clusters):
             httpx.post(f"{base}/resources/cluster/c{index}/stop", headers=headers, timeout=60)
         wait_all(base, headers, "stopped", args.clusters, 300)
+        idle_cpu = own_cpu(server.pid)
         idle = measure(urls, headers, args.concurrency, args.seconds)
         table = Table(
             "read", "clients", "idle req/s", "loaded req/s", "idle p99 ms", "loaded p99 ms",
@@ -97,7 +108,9 @@ def main() -> None:
         shares = args.user_cpu_shares or "default"
         Console(width=140).print(
             f"{args.clusters} one-worker clusters running after {ready:.0f}s "
-            f"(user CPU shares: {shares}); ratios are loaded vs idle, same run"
+            f"(user CPU shares: {shares}); ratios are loaded vs idle, same run; the server's "
+            f"own CPU with nobody calling it: {loaded_cpu:.0%} of a core loaded, "
+            f"{idle_cpu:.0%} idle"
         )
         Console(width=140).print(table)
     finally:
