@@ -113,10 +113,14 @@ def main() -> None:
             f"{idle_cpu:.0%} idle"
         )
         Console(width=140).print(table)
-    finally:
+    finally:  # every process gone before the server: a stopped server leaves them running
         for index in range(args.clusters):
             httpx.delete(f"{base}/resources/cluster/c{index}", headers=headers, timeout=60)
-        time.sleep(5)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if not httpx.get(f"{base}/resources", headers=headers, timeout=60).json():
+                break
+            time.sleep(1)
         server.terminate()
         server.wait(timeout=60)
 

@@ -35,8 +35,10 @@ def embedded_server(console: Console) -> Iterator[tuple[str, str]]:
     """A ``titan server`` on a free loopback port with its own data directory."""
     data_dir = Path(tempfile.mkdtemp(prefix="titan-demo-"))
     env = {**os.environ, "TITAN_DATA_DIR": str(data_dir), "TITAN_PORT": "0"}
-    env.pop("TITAN_URL", None)
-    env.pop("TITAN_DATABASE_URL", None)
+    # Everything in one folder, gone after; only the admin runs things here (no OS accounts).
+    env["TITAN_USERS_DIR"] = str(data_dir / "users")
+    for name in ("TITAN_URL", "TITAN_DATABASE_URL", "TITAN_OS_ACCOUNTS"):
+        env.pop(name, None)
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "server"], env=env, stdout=log, stderr=log

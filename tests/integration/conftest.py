@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -21,6 +22,7 @@ from service.client import Hub, ResourceRef, TitanClientError
 from service.config import Settings
 from service.server import listen, uvicorn_config
 from tests.conftest import make_settings
+from tests.fakes import FakeBackend
 
 
 class RunningServer:
@@ -74,6 +76,18 @@ class RunningServer:
 
 
 ServerFactory = Callable[..., RunningServer]
+
+
+@contextlib.contextmanager
+def fake_backend_server(
+    data_dir: Path, database_url: str | None = None, **overrides: Any
+) -> Iterator[RunningServer]:
+    """A real server whose backend is the in-memory fake (no process starts); stopped after."""
+    server = RunningServer(make_settings(data_dir, database_url, **overrides), FakeBackend())
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -21,10 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.app import create_app
-from tests.conftest import make_settings
-from tests.fakes import FakeBackend
 from tests.hostile import HOSTILE, HOSTILE_TEXT, HUGE, Raw, is_hostile, poisoned, to_json
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import RunningServer, fake_backend_server
 
 schema = schemathesis.openapi.from_dict(create_app().openapi())
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -35,12 +33,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("fuzz")
     # Generated requests often carry a wrong token: what is fuzzed here is the input, not
     # the lock-out that would soon refuse the admin's own token too.
-    config = make_settings(root / "data", auth_failures_per_minute=1_000_000)
-    server = RunningServer(config, FakeBackend())
-    try:
+    with fake_backend_server(root / "data", auth_failures_per_minute=1_000_000) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -17,22 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings
-from tests.fakes import FakeBackend
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import RunningServer, fake_backend_server
 
 BIG = "9" * 5000  # beyond the 4,300 digits Python converts; written <BIG> in the texts below
 
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = RunningServer(
-        make_settings(tmp_path_factory.mktemp("hostile") / "data"), FakeBackend()
-    )
-    try:
+    with fake_backend_server(tmp_path_factory.mktemp("hostile") / "data") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, select
 
 from service.core.ledger import local_gpus
 from service.store.models import Process
+from tests.conftest import TEST_ACCOUNT
 from tests.integration.conftest import RunningServer, ServerFactory
 
 pytestmark = pytest.mark.slow
@@ -87,8 +89,10 @@ def test_a_job_gets_its_environment_and_a_token_for_itself_only(server: RunningS
         " 'apply': apply, 'dask': os.environ.get('DASK_SCHEDULER_ADDRESS'),"
         " 'greeting': os.environ['GREETING'], 'cwd': os.getcwd()}))"
     )
-    workdir = Path(server.settings.data_dir).parent / "work"
+    workdir = server.settings.user_root / "work"  # where the job's OS account may write
     workdir.mkdir()
+    account = pwd.getpwnam(TEST_ACCOUNT)
+    os.chown(workdir, account.pw_uid, account.pw_gid)
     hub.apply(
         {
             "type": "job",

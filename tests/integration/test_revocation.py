@@ -18,9 +18,7 @@ from sqlalchemy import select
 from service.core.auth import issue_token
 from service.store.db import make_engine, session_factory
 from service.store.models import Resource, User
-from tests.conftest import make_settings
-from tests.fakes import FakeBackend
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import RunningServer, fake_backend_server
 
 JOB: dict[str, Any] = {"type": "job", "spec": {"command": "sleep 600"}}  # runs until stopped
 ME = "/api/v1/users/me"
@@ -29,12 +27,8 @@ ME = "/api/v1/users/me"
 @pytest.fixture
 def cached(tmp_path: Path, database_url: str) -> Iterator[RunningServer]:
     """A server that remembers valid tokens for a minute, on SQLite and on PostgreSQL."""
-    settings = make_settings(tmp_path / "data", database_url, token_cache_seconds=60)
-    server = RunningServer(settings, FakeBackend())
-    try:
+    with fake_backend_server(tmp_path / "data", database_url, token_cache_seconds=60) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _user(server: RunningServer, name: str) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.auth import Authenticator, bootstrap_admin, issue_token, new_token
 from service.errors import TooManyRequests, Unauthenticated
@@ -16,12 +18,21 @@ from service.store.models import Token, User, utcnow
 from tests.conftest import make_settings
 
 
-def test_a_revoked_token_is_refused_at_once_and_unknown_ones_never_pass(tmp_path: Path) -> None:
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[sessionmaker[Session], str]]:
+    """A migrated store with the first admin, and that admin's token as a header."""
     settings = make_settings(tmp_path)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
     sessions = session_factory(engine)
-    bootstrap_admin(sessions, settings)
+    yield sessions, f"Bearer {bootstrap_admin(sessions, settings)}"
+    engine.dispose()
+
+
+def test_a_revoked_token_is_refused_at_once_and_unknown_ones_never_pass(
+    store: tuple[sessionmaker[Session], str],
+) -> None:
+    sessions, _ = store
     with sessions.begin() as session:
         admin = session.scalars(select(User)).one()
         secret = issue_token(session, admin, name="process:worker-0", resource_id=None)
@@ -41,18 +52,13 @@ def test_a_revoked_token_is_refused_at_once_and_unknown_ones_never_pass(tmp_path
         with pytest.raises(Unauthenticated, match="not valid"):
             await authenticate("Bearer titan_unknown")
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        engine.dispose()
+    asyncio.run(scenario())
 
 
-def test_a_limited_client_s_guesses_are_never_looked_up(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    known = f"Bearer {bootstrap_admin(sessions, settings)}"
+def test_a_limited_client_s_guesses_are_never_looked_up(
+    store: tuple[sessionmaker[Session], str],
+) -> None:
+    sessions, known = store
     with sessions.begin() as session:
         admin = session.scalars(select(User)).one()
         fresh = f"Bearer {issue_token(session, admin, name='never used')}"
@@ -74,18 +80,13 @@ def test_a_limited_client_s_guesses_are_never_looked_up(tmp_path: Path) -> None:
         assert authenticate.lookups == looked_up + 1
         assert (await authenticate(fresh, "10.0.0.2")).user_name == "admin"  # another client
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        engine.dispose()
+    asyncio.run(scenario())
 
 
-def test_a_remembered_token_is_forgotten_when_it_expires(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    bootstrap_admin(sessions, settings)
+def test_a_remembered_token_is_forgotten_when_it_expires(
+    store: tuple[sessionmaker[Session], str],
+) -> None:
+    sessions, _ = store
     with sessions.begin() as session:
         admin = session.scalars(select(User)).one()
         soon = utcnow() + timedelta(seconds=1)
@@ -98,7 +99,4 @@ def test_a_remembered_token_is_forgotten_when_it_expires(tmp_path: Path) -> None
         with pytest.raises(Unauthenticated, match="expired"):
             await authenticate(header)
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        engine.dispose()
+    asyncio.run(scenario())
