@@ -65,13 +65,15 @@ class JsonBodyCheck:
 
 
 def _is_json(scope: Scope) -> bool:
+    """Whether a route may read the body as JSON: FastAPI does for a JSON type and also
+    when no Content-Type is sent at all (so such bodies are checked too)."""
     for name, value in scope.get("headers") or ():
         if name == b"content-type":
             kind = value.split(b";")[0].strip().lower()
             return kind == b"application/json" or (
                 kind.startswith(b"application/") and kind.endswith(b"+json")
             )
-    return False
+    return True
 
 
 async def _read_body(receive: Receive) -> bytes | None:
