@@ -61,7 +61,7 @@ class AuditLog:
                 at=utcnow(),
                 actor=actor_of(scope.get("state", {}).get("principal"))[:200],
                 method=scope["method"],
-                path=scope["path"][:1000],
+                path=_storable(scope["path"])[:1000],
                 status=watch.status,
                 client=(client[0] if client else "")[:100],
             )
@@ -110,3 +110,8 @@ class AuditService:
                 }
                 for row in rows
             ]
+
+
+def _storable(text: str) -> str:
+    """``text`` as every store keeps it: NUL and lone surrogates (a hostile URL's) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")

@@ -258,6 +258,11 @@ def test_a_nul_in_the_url_is_refused(hostile: RunningServer, url: str) -> None:
     answer = hostile.request("GET", url)
     assert answer.status_code == 422, answer.text
     assert "NUL" in answer.json()["error"]["message"]
+    deleted = hostile.request("DELETE", url)  # a change: the audit log keeps it, escaped
+    assert deleted.status_code == 422, deleted.text
+    if "%00" in url.partition("?")[0]:  # the path is what the audit log records
+        paths = [e["path"] for e in hostile.request("GET", "/api/v1/audit").json()]
+        assert any("\\x00" in path for path in paths), paths
 
 
 def test_the_server_is_healthy_afterwards(hostile: RunningServer, tmp_path: Path) -> None:
