@@ -6,9 +6,8 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from service.cli_common import State, console, hub
+from service.cli_common import State, console, hub, print_rows
 from service.client import Hub, defaults
 
 user_app = typer.Typer(help="Manage users (admins).", no_args_is_help=True)
@@ -22,13 +21,6 @@ def add_account_commands(app: typer.Typer) -> None:
     app.command("login")(login)
     app.command("logout")(logout)
     app.command("whoami")(whoami)
-
-
-def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
 
 
 def _secret(prompt: str) -> str:
@@ -101,7 +93,7 @@ def user_create(
 @user_app.command("ls")
 def user_list() -> None:
     """Every user, and whether they are admins or disabled."""
-    _table(["name", "is_admin", "disabled", "created_at"], hub().users())
+    print_rows(["name", "is_admin", "disabled", "created_at"], hub().users())
 
 
 @user_app.command("disable")
@@ -162,7 +154,7 @@ def token_list(
     """Your tokens (never their secrets): id, name, resource, dates."""
     columns = ["id", "name", "resource_id", "created_at", "expires_at", "last_used_at"]
     rows = [{**t, "expires_at": _expiry(t)} for t in hub().tokens(user)]
-    _table(columns, rows)
+    print_rows(columns, rows)
 
 
 @token_app.command("revoke")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
+from rich.table import Table
 
 from service.client import Hub
 
@@ -21,3 +24,11 @@ class State:
 def hub() -> Hub:
     """A client from the command-line options and the environment."""
     return Hub(State.url, State.token)
+
+
+def print_rows(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """``rows`` as a table of ``columns`` (a missing value shows empty)."""
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)

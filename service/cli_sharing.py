@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from service.cli_common import console, hub
+from service.cli_common import console, hub, print_rows
 
 group_app = typer.Typer(help="Groups and their members.", no_args_is_help=True)
 quota_app = typer.Typer(help="Quotas of users and groups.", no_args_is_help=True)
@@ -29,13 +28,6 @@ def add_sharing_commands(app: typer.Typer) -> None:
     app.add_typer(folder_app, name="folder")
     app.command("usage")(usage)
     app.command("audit")(audit)
-
-
-def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
 
 
 # -- groups -------------------------------------------------------------------------------
@@ -62,7 +54,7 @@ def group_list() -> None:
         }
         for g in groups
     ]
-    _table(["group", "members"], rows)
+    print_rows(["group", "members"], rows)
 
 
 @group_app.command("add")
@@ -95,7 +87,7 @@ def quota_show(owner: Annotated[str, typer.Argument(help="a user or group")]) ->
         {"limit": key, "quota": quota["limits"][key] or "unlimited", "in use": quota["use"][key]}
         for key in ("gpus", "cpus", "memory_bytes", "resources")
     ]
-    _table(["limit", "quota", "in use"], rows)
+    print_rows(["limit", "quota", "in use"], rows)
 
 
 @quota_app.command("set")
@@ -137,7 +129,9 @@ def secret_create(name: str, from_file: FromFile = None, owner: OwnerOption = No
 @secret_app.command("ls")
 def secret_list() -> None:
     """Names of the secrets you may use (never values)."""
-    _table(["owner", "name", "version", "updated_at"], hub().send_json("GET", "/api/v1/secrets"))
+    print_rows(
+        ["owner", "name", "version", "updated_at"], hub().send_json("GET", "/api/v1/secrets")
+    )
 
 
 @secret_app.command("rotate")
@@ -198,7 +192,7 @@ def image_register(
 @image_app.command("ls")
 def image_list() -> None:
     """The images your recipes may name."""
-    _table(
+    print_rows(
         ["id", "owner", "reference", "digest", "public"], hub().send_json("GET", "/api/v1/images")
     )
 
@@ -223,7 +217,7 @@ def folder_create(name: str, owner: OwnerOption = None) -> None:
 @folder_app.command("ls")
 def folder_list() -> None:
     """The shared folders you may mount."""
-    _table(["owner", "name", "created_at"], hub().send_json("GET", "/api/v1/folders"))
+    print_rows(["owner", "name", "created_at"], hub().send_json("GET", "/api/v1/folders"))
 
 
 @folder_app.command("rm")
@@ -244,7 +238,7 @@ def usage(
     """GPU-hours and CPU-hours per owner and day (default: the last 7 days)."""
     params = {"from": start, "to": end, "owner": owner}
     report = hub().send_json("GET", "/api/v1/usage", params=params)
-    _table(["day", "owner", "gpu_hours", "cpu_hours"], report["days"])
+    print_rows(["day", "owner", "gpu_hours", "cpu_hours"], report["days"])
 
 
 def audit(
@@ -253,6 +247,6 @@ def audit(
 ) -> None:
     """Mutating API calls: who, what, when and the result (admins)."""
     query = f"?limit={limit}" + (f"&actor={actor}" if actor else "")
-    _table(
+    print_rows(
         ["at", "actor", "method", "path", "status"], hub().send_json("GET", "/api/v1/audit" + query)
     )
