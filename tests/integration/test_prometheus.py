@@ -66,6 +66,8 @@ def test_prometheus_scrapes_gpu_and_host_metrics_by_resource(
                 answer = httpx.get(f"{api}/query", params={"query": expression}, timeout=5)
             except httpx.TransportError:
                 return None  # not listening yet
+            if answer.status_code != 200:  # still starting: "Service Unavailable", not JSON
+                return None
             result: list[dict[str, Any]] = answer.json()["data"]["result"]
             return result
 
