@@ -39,7 +39,7 @@ from service.body_check import JsonBodyCheck
 from service.config import Settings
 from service.core.audit import AuditLog, AuditService
 from service.core.auth import Authenticator, bootstrap_admin, server_key
-from service.core.cluster_tls import ClusterAccess
+from service.core.cluster_credentials import ClusterAccess
 from service.core.data_dir import make_private
 from service.core.folders import FolderService
 from service.core.groups import GroupService

@@ -36,6 +36,11 @@ class FakeBackend(Backend):
         self.starts: list[str] = []
         self.stops: list[str] = []
         self._pids = itertools.count(1000)
+        self._ports = itertools.count(20000, 100)
+
+    async def reserve_ports(self, wanted: dict[str, int]) -> dict[str, int]:
+        """Made-up port numbers, new at every start (nothing listens on them)."""
+        return {name: next(self._ports) for name in wanted}
 
     async def start(self, spec: ProcessSpec, checkpoint: Checkpoint) -> Started:
         attempt = len(self.starts) + 1
@@ -47,8 +52,7 @@ class FakeBackend(Backend):
         await asyncio.sleep(self.start_delay)
         if attempt == self.fail_at or spec.name in self.fail_names:
             raise BackendError(f"{spec.name} failed at start {attempt}")
-        endpoints = {"scheduler": f"tcp://127.0.0.1:1/{pid}"} if spec.role == "scheduler" else {}
-        return Started(handle, endpoints)
+        return Started(handle)
 
     async def stop(self, handle: Handle) -> None:
         if self.specs.pop(handle["pid"], None) is not None:

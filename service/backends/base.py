@@ -12,24 +12,34 @@ import abc
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from workers.entrypoint import dask_tls_environment
-
-Role = Literal["scheduler", "worker", "jupyter", "job"]
 Handle = dict[str, Any]
 Checkpoint = Callable[[Handle], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """Everything a backend needs to start one process of a resource."""
+    """Everything a backend needs to start one process of a resource.
+
+    ``argv`` is the program (made by its engine, see service/engines), run by
+    ``python -m workers.entrypoint`` (see :func:`entrypoint_args`), which fills
+    in its placeholders, says when it is ready and samples it. It listens on
+    ``ports`` (the numbers ``reserve_ports`` chose; the same inside a container
+    and on its host), of which ``published`` must be reachable from the control
+    plane's host (docker publishes them on its publish host only).
+    """
 
     resource_id: str
     name: str
-    role: Role
-    args: list[str]
+    role: str  # shown and labelled only: "scheduler", "worker", "head", "jupyter", "job"
+    argv: list[str]
     env: dict[str, str] = field(repr=False)  # may hold secret values: never shown
+    ports: list[int] = field(default_factory=list)
+    published: tuple[int, ...] = ()
+    ready_port: int | None = None  # ready once it accepts connections; None: at once
+    telemetry: str = "process"  # what the entrypoint samples (see workers/entrypoint.py)
+    home: bool = False  # a home folder that outlives restarts (a workspace's notebooks)
     cpu: float = 0.0
     memory_bytes: int = 0
     gpus: list[str] = field(default_factory=list)
@@ -84,27 +94,34 @@ def inherited_environment(passed: Sequence[str] = ()) -> dict[str, str]:
     return {name: os.environ[name] for name in (*INHERITED, *passed) if name in os.environ}
 
 
-def secrets_environment(spec: ProcessSpec, folder: str) -> dict[str, str]:
-    """The variables naming a process's secret files once they are in ``folder``:
-    ``TITAN_SECRETS_DIR``, and Dask's TLS settings where its cluster speaks TLS (so
-    every program in the process or its container, ``docker exec`` too, uses them)."""
-    if not spec.secret_files:
-        return {}
-    env = {"TITAN_SECRETS_DIR": folder}
-    return {**env, **dask_tls_environment({**spec.env, **env})}
+SECRETS_DIR = "${TITAN_SECRETS_DIR}"
 
 
-def dask_scheme(spec: ProcessSpec) -> str:
-    """``tls`` when the process's Dask cluster accepts only TLS (TITAN_DASK_TLS), else ``tcp``."""
-    return "tls" if spec.env.get("TITAN_DASK_TLS") == "1" else "tcp"
+def process_environment(spec: ProcessSpec, folder: str) -> dict[str, str]:
+    """``spec.env`` with ``TITAN_SECRETS_DIR`` set to ``folder`` (where its secret files
+    are) and named in values that refer to it (so every program in the process or its
+    container, ``docker exec`` too, finds them, e.g. Dask's TLS settings)."""
+    env = dict(spec.env)
+    if spec.secret_files:
+        env = {name: value.replace(SECRETS_DIR, folder) for name, value in env.items()}
+        env["TITAN_SECRETS_DIR"] = folder
+    return env
+
+
+def entrypoint_args(spec: ProcessSpec, host: str) -> list[str]:
+    """The arguments of ``python -m workers.entrypoint`` that run ``spec``, its servers
+    listening on ``host``: the one place a backend's command line is made."""
+    args = ["--host", host, "--name", spec.name, "--telemetry", spec.telemetry]
+    if spec.ready_port is not None:
+        args += ["--ready-port", str(spec.ready_port)]
+    return [*args, "--", *spec.argv]
 
 
 @dataclass(frozen=True)
 class Started:
-    """A process that is up: its handle and the addresses it serves."""
+    """A process that is up: its handle."""
 
     handle: Handle
-    endpoints: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,8 @@ class Backend(abc.ABC):
     # True where processes run directly on the control plane's host, beside its files:
     # they must run as their people's own OS accounts (ProcessSpec.account).
     shares_host: bool = False
+    # Where the control plane's host reaches a process's published ports.
+    public_host: str = "127.0.0.1"
 
     @abc.abstractmethod
     async def start(self, spec: ProcessSpec, checkpoint: Checkpoint) -> Started:
@@ -162,14 +181,19 @@ class Backend(abc.ABC):
     async def adopt(self) -> list[Handle]:
         """Handles of every process this backend finds running, started by any Titan run."""
 
-    async def reserve_endpoints(self, spec: ProcessSpec) -> tuple[list[str], dict[str, str]]:
-        """Extra arguments that fix ``spec``'s endpoints before it starts, and those endpoints.
+    @abc.abstractmethod
+    async def reserve_ports(self, wanted: dict[str, int]) -> dict[str, int]:
+        """Free ports for one process, chosen before it starts: for each name, the first
+        of as many ports in a row as ``wanted`` says.
 
-        Lets processes that connect to it start at the same time (Dask workers
-        wait for their scheduler). The default, ``([], {})``, means the
-        endpoints are known only once the process serves.
+        Known in advance, they let processes that connect to it start at the
+        same time (workers wait for their head). Should another server take
+        one first, that start fails and is retried with new ports.
         """
-        return [], {}
+
+    def peer_host(self, name: str) -> str:
+        """Where the other processes of a resource reach its process ``name``."""
+        return self.public_host
 
     async def forget(self, resource_id: str) -> None:  # noqa: B027 - optional hook
         """Remove what the backend kept for a deleted resource (networks, home volumes)."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import logging
 import tarfile
 import threading
@@ -38,10 +37,10 @@ from service.backends.base import (
     ProcessSpec,
     ProcessState,
     Started,
-    dask_scheme,
-    secrets_environment,
+    entrypoint_args,
+    process_environment,
 )
-from service.backends.ports import free_port_outside_ephemeral_range
+from service.backends.ports import free_ports
 from service.errors import BackendError
 from workers.entrypoint import READY_MARKER
 
@@ -51,8 +50,6 @@ OUTPUTS = "/outputs"  # a job's output folder, bound from the host
 # A process's secret files: copied into its container before it starts, gone with it.
 # Readable by the container's user whatever its uid (the container is the resource's own).
 SECRETS_DIR = "/run/titan/secrets"
-DASHBOARD_PORT = 8787
-JUPYTER_PORT = 8888
 MANAGED = "titan.managed"
 
 
@@ -77,6 +74,7 @@ class DockerBackend(Backend):
         self.api = self.client.api
         self.prefix = prefix
         self.publish_host = publish_host
+        self.public_host = publish_host
         self.image = image
         self.gpu_image = gpu_image
         self.api_url = api_url  # TITAN_URL as containers reach it
@@ -100,13 +98,14 @@ class DockerBackend(Backend):
 
     # -- the contract -------------------------------------------------------------------------
 
-    async def reserve_endpoints(self, spec: ProcessSpec) -> tuple[list[str], dict[str, str]]:
-        """A scheduler listens on a port chosen now and is published on the same port."""
-        if spec.role != "scheduler":
-            return [], {}
-        port = await asyncio.to_thread(free_port_outside_ephemeral_range, self.publish_host)
-        address = f"{dask_scheme(spec)}://{self.publish_host}:{port}"
-        return ["--port", str(port)], {"scheduler": address}
+    async def reserve_ports(self, wanted: dict[str, int]) -> dict[str, int]:
+        """Ports free on the publish host now: a process listens on the same numbers in
+        its container, and those it publishes appear there under them."""
+        return await asyncio.to_thread(free_ports, self.publish_host, wanted)
+
+    def peer_host(self, name: str) -> str:
+        """Its name: every process of a resource is on the resource's own network."""
+        return name
 
     async def start(self, spec: ProcessSpec, checkpoint: Checkpoint) -> Started:
         """Create the container, checkpoint its handle, start it, wait until it serves."""
@@ -116,11 +115,11 @@ class DockerBackend(Backend):
             await asyncio.to_thread(self.api.start, handle["id"])
         except APIError as exc:
             raise BackendError(f"{spec.name}: docker could not start it: {_explain(exc)}") from exc
-        endpoints = await self._wait_ready(spec, handle)
+        await self._wait_ready(spec, handle)
         log.info(
             "started %s of %s (container %s)", spec.name, spec.resource_id, handle["container"]
         )
-        return Started(handle=handle, endpoints=endpoints)
+        return Started(handle=handle)
 
     async def stop(self, handle: Handle) -> None:
         """Stop the container (SIGTERM, SIGKILL after the grace period); no-op if gone.
@@ -186,9 +185,9 @@ class DockerBackend(Backend):
             "titan.role": spec.role,
             **{f"titan.{key}": value for key, value in spec.labels.items()},
         }
-        command, ports, env = self._command(spec)
+        command, env = self._command(spec)
         mounts = []
-        if spec.role == "jupyter":
+        if spec.home:
             mounts.append(Mount(HOME, self._ensure_home(spec.resource_id), type="volume"))
         for shared in spec.folders:
             volume = self._ensure_folder_volume(shared)
@@ -200,7 +199,7 @@ class DockerBackend(Backend):
             folder.chmod(0o777)
             mounts.append(Mount(OUTPUTS, spec.output_dir, type="bind"))
         host_config = self.api.create_host_config(
-            port_bindings={port: (self.publish_host, host) for port, host in ports.items()},
+            port_bindings={port: (self.publish_host, port) for port in spec.published},
             nano_cpus=int(spec.cpu * 1e9) or None,
             mem_limit=spec.memory_bytes or None,
             device_requests=(
@@ -222,10 +221,10 @@ class DockerBackend(Backend):
                 hostname=spec.name,
                 environment=env,
                 labels=labels,
-                ports=list(ports),
+                ports=list(spec.published),
                 host_config=host_config,
                 networking_config=networking,
-                working_dir=spec.working_directory,
+                working_dir=spec.working_directory or (HOME if spec.home else None),
             )
         except APIError as exc:
             raise BackendError(
@@ -235,35 +234,19 @@ class DockerBackend(Backend):
             self.api.put_archive(created["Id"], "/", _secret_archive(spec.secret_files))
         return _handle(created["Id"], name, labels)
 
-    def _command(
-        self, spec: ProcessSpec
-    ) -> tuple[list[str], dict[int, int | None], dict[str, str]]:
-        """The entrypoint's arguments, the ports to publish (container → host), the env."""
-        env = dict(spec.env)
-        if "DASK_SCHEDULER_ADDRESS" in env:  # on the resource's network, by its name
-            env["DASK_SCHEDULER_ADDRESS"] = _by_name(env["DASK_SCHEDULER_ADDRESS"])
+    def _command(self, spec: ProcessSpec) -> tuple[list[str], dict[str, str]]:
+        """The entrypoint's arguments and the container's environment."""
+        env = process_environment(spec, SECRETS_DIR)
         if self.api_url and "TITAN_URL" in env:
             env["TITAN_URL"] = self.api_url
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
+        if spec.home:
+            env["HOME"] = HOME
         if spec.output_dir:
             env["TITAN_OUTPUT_DIR"] = OUTPUTS
         if spec.start_script:
             env["TITAN_START_SCRIPT"] = spec.start_script
-        env.update(secrets_environment(spec, SECRETS_DIR))
-        args = list(spec.args)
-        ports: dict[int, int | None] = {}
-        if spec.role == "scheduler":
-            port = int(args[args.index("--port") + 1]) if "--port" in args else 8786
-            if "--port" not in args:
-                args += ["--port", str(port)]
-            args += ["--dashboard-port", str(DASHBOARD_PORT)]
-            args += ["--scheduler-file", "/tmp/titan/scheduler.json"]
-            ports = {port: port, DASHBOARD_PORT: None}
-        elif spec.role == "jupyter":
-            args += ["--port", str(JUPYTER_PORT), "--root-dir", HOME]
-            env["JUPYTER_RUNTIME_DIR"] = "/tmp/titan/jupyter-runtime"
-            ports = {JUPYTER_PORT: None}
-        return ["--host", "0.0.0.0", spec.role, *args], ports, env
+        return entrypoint_args(spec, "0.0.0.0"), env
 
     def _require_image(self, image: str) -> None:
         try:
@@ -330,17 +313,17 @@ class DockerBackend(Backend):
 
     # -- readiness ---------------------------------------------------------------------------
 
-    async def _wait_ready(self, spec: ProcessSpec, handle: Handle) -> dict[str, str]:
-        """The endpoints once the container prints ``READY_MARKER`` (read as it is written)."""
+    async def _wait_ready(self, spec: ProcessSpec, handle: Handle) -> None:
+        """Until the container prints ``READY_MARKER`` (its output read as it is written)."""
         try:
-            line = await asyncio.wait_for(
+            ready = await asyncio.wait_for(
                 asyncio.to_thread(self._ready_line, handle), self.start_timeout
             )
         except TimeoutError:
             raise BackendError(
                 f"{spec.name} was not ready after {self.start_timeout:.0f}s"
             ) from None
-        if line is None:  # its output ended: the container exited while starting
+        if not ready:  # its output ended: the container exited while starting
             state = await self.status(handle)
             tail = (await self.logs(handle, tail=15)).text
             why = f" ({state.reason})" if state.reason else ""
@@ -348,51 +331,20 @@ class DockerBackend(Backend):
                 f"{spec.name} exited with code {state.exit_code} while starting{why}; "
                 f"last output:\n{tail}"
             )
-        info = json.loads(line[len(READY_MARKER) :])
-        return await asyncio.to_thread(self._endpoints, spec, handle, info)
 
-    def _ready_line(self, handle: Handle) -> str | None:
-        """Follow the container's output until the ready line (None if it ends first)."""
+    def _ready_line(self, handle: Handle) -> bool:
+        """Follow the container's output until the ready line (False if it ends first)."""
         stream = self.api.logs(handle["id"], stdout=True, stderr=True, stream=True, follow=True)
         pending = b""
         try:
             for chunk in stream:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    text = line.decode(errors="replace")
-                    if text.startswith(READY_MARKER):
-                        return text
+                if any(READY_MARKER.encode() in line for line in lines):
+                    return True
         finally:
             stream.close()
-        return None
-
-    def _endpoints(self, spec: ProcessSpec, handle: Handle, info: dict[str, Any]) -> dict[str, str]:
-        """Where the host reaches what the container serves."""
-        info_now = self.api.inspect_container(handle["id"])
-        published = (info_now.get("NetworkSettings") or {}).get("Ports") or {}
-
-        def host_port(port: int) -> str:
-            bindings = published.get(f"{port}/tcp") or []
-            if not bindings or not bindings[0].get("HostPort"):
-                raise BackendError(
-                    f"{spec.name}: the engine reports no host port for container port {port} "
-                    f"(published: {sorted(published)}); is {self.publish_host!r} an address "
-                    "of this machine (TITAN_PUBLISH_HOST)?"
-                )
-            return str(bindings[0]["HostPort"])
-
-        base = self.publish_host
-        if spec.role == "scheduler":
-            port = int(str(info["address"]).rsplit(":", 1)[1])
-            return {
-                "scheduler": f"{dask_scheme(spec)}://{base}:{host_port(port)}",
-                "dashboard": f"http://{base}:{host_port(DASHBOARD_PORT)}",
-            }
-        if spec.role == "jupyter":
-            path = str(info.get("base_url") or "/")
-            return {"jupyter": f"http://{base}:{host_port(JUPYTER_PORT)}{path}"}
-        return {}
+        return False
 
 
 def _secret_archive(files: dict[str, str]) -> bytes:
@@ -427,13 +379,6 @@ def _name_of(container: dict[str, Any]) -> str:
     """A listed container's name (the engine lists names with a leading '/'; the id if none)."""
     names = container.get("Names") or [container["Id"]]
     return str(names[0]).lstrip("/")
-
-
-def _by_name(address: str) -> str:
-    """``tls://127.0.0.1:PORT`` → ``tls://scheduler:PORT``: the same scheduler, seen
-    from inside its resource's network."""
-    scheme, _, rest = address.partition("://")
-    return f"{scheme}://scheduler:{rest.rsplit(':', 1)[-1]}"
 
 
 def _why(info: dict[str, Any]) -> str:

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -41,18 +40,19 @@ from service.backends.base import (
     ProcessSpec,
     ProcessState,
     Started,
-    dask_scheme,
+    entrypoint_args,
     inherited_environment,
-    secrets_environment,
+    process_environment,
 )
 from service.backends.cpu_share import UserCpuShare
-from service.backends.ports import free_port_outside_ephemeral_range
+from service.backends.ports import free_ports
 from service.core.accounts import Account, lookup
 from service.errors import BackendError, TitanError
+from workers.entrypoint import READY_MARKER
 
 log = logging.getLogger(__name__)
 SECRETS = "secrets"  # the process's secret files (0700 folder, 0600 files), gone at stop
-ROLES = ("scheduler", "worker", "jupyter", "job")
+HOST = "127.0.0.1"  # every server of a local process listens on loopback only
 
 
 def _write_secrets(folder: Path, files: dict[str, str], account: Account | None) -> Path:
@@ -103,9 +103,9 @@ class LocalBackend(Backend):
         leaf = f"{spec.name}-{int(time.time() * 1000)}"
         handle = await asyncio.to_thread(self._spawn, spec, leaf)
         await checkpoint(handle)
-        endpoints = await self._wait_ready(spec, handle)
+        await self._wait_ready(spec, handle)
         log.info("started %s of %s (pid %s)", spec.name, spec.resource_id, handle["pid"])
-        return Started(handle=handle, endpoints=endpoints)
+        return Started(handle=handle)
 
     def _spawn(self, spec: ProcessSpec, leaf: str) -> Handle:
         account = self._account(spec)
@@ -138,7 +138,7 @@ class LocalBackend(Backend):
     ) -> Handle:
         cwd, home = self._working_directory(spec, account, run)
         env = inherited_environment(self.pass_environment)
-        env.update(spec.env)
+        env.update(process_environment(spec, str(run / SECRETS)))
         env["HOME"] = str(home)
         scratch = run / "tmp"  # not the shared /tmp: Dask's scratch space and the like
         scratch.mkdir(mode=0o700, exist_ok=True)
@@ -156,12 +156,7 @@ class LocalBackend(Backend):
             env["TITAN_OUTPUT_DIR"] = spec.output_dir
         if spec.start_script:
             env["TITAN_START_SCRIPT"] = spec.start_script
-        if spec.role == "jupyter":
-            env["JUPYTER_RUNTIME_DIR"] = str(run / "runtime")
-        args = list(spec.args)
-        if spec.role == "scheduler":
-            args += ["--scheduler-file", str(run / "scheduler.json")]
-        command = [sys.executable, "-m", "workers.entrypoint", spec.role, *args]
+        command = [sys.executable, "-m", "workers.entrypoint", *entrypoint_args(spec, HOST)]
         for shared in spec.folders:
             self._share(shared.host_path, account)
             # No mounts without root: the folder by variable, and a link where the process runs.
@@ -171,8 +166,7 @@ class LocalBackend(Backend):
                 if not link.exists() and not link.is_symlink():
                     link.symlink_to(shared.host_path, target_is_directory=True)
         if spec.secret_files:  # last: nothing above may fail with them on disk
-            written = _write_secrets(run / SECRETS, spec.secret_files, account)
-            env.update(secrets_environment(spec, str(written)))
+            _write_secrets(run / SECRETS, spec.secret_files, account)
         with open(folder / "output.log", "ab") as output:
             try:
                 child = subprocess.Popen(
@@ -209,7 +203,7 @@ class LocalBackend(Backend):
         self, spec: ProcessSpec, account: Account | None, run: Path
     ) -> tuple[Path, Path]:
         """Where the process starts, and its HOME."""
-        if spec.role == "jupyter":  # notebooks outlive restarts of the workspace
+        if spec.home:  # notebooks outlive restarts of the workspace
             home = self._passage(self.user_root / "home") / spec.resource_id
             home.mkdir(mode=0o700, exist_ok=True)
             _give(home, account)
@@ -241,13 +235,15 @@ class LocalBackend(Backend):
         self._passage(path.parent)
         path.chmod(0o777)
 
-    async def _wait_ready(self, spec: ProcessSpec, handle: Handle) -> dict[str, str]:
-        folder = _run_folder(handle)
+    async def _wait_ready(self, spec: ProcessSpec, handle: Handle) -> None:
+        """Until the entrypoint says the process serves (``READY_MARKER`` in its output)."""
+        log_file = Path(handle["dir"]) / "output.log"
         deadline = time.monotonic() + self.start_timeout
+        offset = 0
         while True:
-            endpoints = await asyncio.to_thread(_ready_endpoints, spec.role, folder)
-            if endpoints is not None:
-                return endpoints
+            found, offset = await asyncio.to_thread(_find_marker, log_file, offset)
+            if found:
+                return
             state = await self.status(handle)
             if not state.running:
                 tail = (await self.logs(handle, tail=15)).text
@@ -259,17 +255,10 @@ class LocalBackend(Backend):
                 raise BackendError(f"{spec.name} was not ready after {self.start_timeout:.0f}s")
             await asyncio.sleep(0.025)  # readiness shows in a file: poll often
 
-    async def reserve_endpoints(self, spec: ProcessSpec) -> tuple[list[str], dict[str, str]]:
-        """A scheduler gets a free port chosen now, outside the kernel's ephemeral range.
-
-        Outgoing connections never take such a port, so it stays free until the
-        scheduler binds it; should another server take it first, the start fails
-        and is retried with a new port.
-        """
-        if spec.role != "scheduler":
-            return [], {}
-        port = await asyncio.to_thread(free_port_outside_ephemeral_range)
-        return ["--port", str(port)], {"scheduler": f"{dask_scheme(spec)}://127.0.0.1:{port}"}
+    async def reserve_ports(self, wanted: dict[str, int]) -> dict[str, int]:
+        """Ports free on loopback now, outside the kernel's ephemeral range (outgoing
+        connections never take them, so they stay free until the process binds them)."""
+        return await asyncio.to_thread(free_ports, HOST, wanted)
 
     async def stop(self, handle: Handle) -> None:
         """SIGTERM the process group, SIGKILL it after the grace period; no-op if gone."""
@@ -344,8 +333,6 @@ class LocalBackend(Backend):
                 continue
             run = Path(exit_file).parent
             folder = self.root / run.parent.name / run.name
-            cmdline = process.info["cmdline"] or []
-            role = next((a for a in cmdline if a in ROLES), "")
             found.append(
                 {
                     "backend": self.name,
@@ -355,7 +342,7 @@ class LocalBackend(Backend):
                     "run": str(run),
                     "resource_id": folder.parent.name,
                     "name": folder.name.rsplit("-", 1)[0],
-                    "role": role,
+                    "role": "",
                 }
             )
         return found
@@ -399,32 +386,19 @@ def _recorded_exit_code(folder: Path) -> int | None:
         return None
 
 
-def _ready_endpoints(role: str, folder: Path) -> dict[str, str] | None:
-    """The endpoints a ready process serves, or None while it is still starting."""
-    if role == "scheduler":
-        info = _read_json(folder / "scheduler.json")
-        if info is None:
-            return None
-        endpoints = {"scheduler": str(info["address"])}
-        dashboard = info.get("services", {}).get("dashboard")
-        if dashboard:
-            host = str(info["address"]).split("://", 1)[-1].rsplit(":", 1)[0]
-            endpoints["dashboard"] = f"http://{host}:{dashboard}"  # served through /dashboards
-        return endpoints
-    if role == "jupyter":
-        for path in (folder / "runtime").glob("jpserver-*.json"):
-            info = _read_json(path)
-            if info is not None:
-                return {"jupyter": str(info["url"])}
-        return None
-    return {}
-
-
-def _read_json(path: Path) -> Any:
+def _find_marker(path: Path, offset: int) -> tuple[bool, int]:
+    """Whether the output from ``offset`` on holds the ready line; where to look next."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # absent or half-written: not ready yet
+        with open(path, "rb") as stream:
+            stream.seek(offset)
+            text = stream.read()
+    except FileNotFoundError:
+        return False, offset
+    if READY_MARKER.encode() in text:
+        return True, offset + len(text)
+    # Keep the last partial line: the marker may be half written.
+    cut = text.rfind(b"\n") + 1
+    return False, offset + cut
 
 
 def _read_log(path: Path, tail: int | None, offset: int) -> LogChunk:

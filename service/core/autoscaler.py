@@ -1,14 +1,15 @@
-"""Server-side adaptive scaling of Dask clusters.
+"""Server-side adaptive scaling of clusters, whatever their engine.
 
-Every ``adaptive_interval_seconds`` the autoscaler asks the scheduler of each
-running cluster with ``adaptive`` bounds how many workers its work needs (the
-scheduler's adaptive target), keeps that within the bounds, and changes the
-cluster's worker set; the reconciler then starts or stops the processes.
+Every ``adaptive_interval_seconds`` the autoscaler asks each running cluster
+with ``adaptive`` bounds how many workers its work needs (through its
+engine's calls: a Dask scheduler's adaptive target, a Ray cluster's pending
+resource demand), keeps that within the bounds, and changes the cluster's
+worker set; the reconciler then starts or stops the processes.
 
 Scale-up happens at once. Scale-down removes workers that have not started
-yet first, then workers the scheduler names as idle (they run no task) once
-they have been idle for ``adaptive_wait_count`` checks in a row; their data
-is moved to the remaining workers before they stop. A busy worker is never
+yet first, then workers the cluster names as idle (they run no task) once
+they have been idle for ``adaptive_wait_count`` checks in a row; their work
+and data are handed over to the remaining workers before they stop. A busy worker is never
 chosen. Every decision, with its reason, is a line of the resource's history.
 """
 
@@ -25,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.core import records
-from service.core.cluster_tls import SchedulerTLS
-from service.core.scheduler_calls import SchedulerCalls
+from service.core.cluster_credentials import ClusterConnections
 from service.core.workers import grow
+from service.engines import engine_of
 from service.recipes.models import Adaptive
 from service.store.db import in_transaction
 
@@ -84,7 +85,7 @@ def decide(
     connected, or idle for ``wait_count`` checks, are ever removed.
     """
     target = bounds.clamp(wanted)
-    why = f"the scheduler asks for {wanted}; bounds {bounds.minimum}..{bounds.maximum}"
+    why = f"the cluster asks for {wanted}; bounds {bounds.minimum}..{bounds.maximum}"
     if target > len(current):
         return Scaling(current, grow(current, target), [], why)
     excess = len(current) - target
@@ -105,12 +106,12 @@ class Autoscaler:
         sessions: sessionmaker[Session],
         settings: Settings,
         wake: Callable[[str], None],
-        tls: SchedulerTLS,
+        connections: ClusterConnections,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.wake = wake
-        self.tls = tls
+        self.connections = connections
         self._idle_checks: dict[str, dict[str, int]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -148,10 +149,15 @@ class Autoscaler:
                 log.warning("adaptive scaling of %s failed: %r", cluster[0], result)
 
     async def _check_one(
-        self, resource_id: str, address: str, current: list[str], bounds: Adaptive
+        self,
+        resource_id: str,
+        engine_name: str,
+        endpoints: dict[str, str],
+        current: list[str],
+        bounds: Adaptive,
     ) -> None:
-        connection = await self.tls.connection_args(resource_id)
-        async with SchedulerCalls(address, connection) as scheduler:
+        engine = engine_of(engine_name)
+        async with await self.connections.calls(resource_id, engine, endpoints) as scheduler:
             try:
                 wanted = await scheduler.adaptive_target()
                 connected = await scheduler.workers()

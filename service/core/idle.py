@@ -1,8 +1,9 @@
 """Idle detection: resources with ``auto_shutoff`` are stopped when they do nothing.
 
 A resource is active at a sample when one of its GPUs is above the idle
-utilisation threshold, its Dask scheduler runs or finished tasks, or (in a
-workspace) a Jupyter kernel is busy; a busy kernel counts whether or not a
+utilisation threshold, its cluster works (each engine names the metrics that
+say so: a Dask scheduler runs or finished tasks; Ray tasks, actors or jobs
+run), or (in a workspace) a Jupyter kernel is busy; a busy kernel counts whether or not a
 browser is attached. A resource idle for its whole ``auto_shutoff`` is
 stopped with a reason that says so, and the GPU time it gave back is
 recorded. Nothing is judged idle without recent samples (a silent resource
@@ -20,28 +21,32 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from service.core.state import SERVING, Status, Target, set_status
+from service.engines import ENGINES, engine_of
 from service.monitoring.chunks import Chunk
 from service.monitoring.store import SourceReading
+from service.recipes.models import RecipeInvalid, parse_recipe
 from service.recipes.units import parse_duration
 from service.store.models import Reclaim, Resource, utcnow
+
+# Metrics above 0 that mean work, and counters that mean work when they move.
+BUSY_METRICS = ("jupyter_kernels_busy", *(m for e in ENGINES.values() for m in e.busy_metrics))
+DONE_METRICS = tuple(e.done_metric for e in ENGINES.values() if e.done_metric)
 
 
 def active_at(chunk: Chunk, previous: SourceReading | None, gpu_idle_percent: float) -> float:
     """The last time in ``chunk`` the resource was doing work; 0 if it never was."""
     busy = 0.0
-    for metric, floor in (
-        ("gpu_utilization_percent", gpu_idle_percent),
-        ("dask_tasks_processing", 0.0),
-        ("jupyter_kernels_busy", 0.0),
-    ):
+    floors = [("gpu_utilization_percent", gpu_idle_percent)]
+    for metric, floor in floors + [(m, 0.0) for m in BUSY_METRICS]:
         for at, value in chunk.points(metric):
             if value > floor:
                 busy = max(busy, at)
-    before = previous.values.get("dask_tasks_completed_total") if previous else None
-    for at, done in chunk.points("dask_tasks_completed_total"):
-        if before is not None and done != before:  # tasks finished in between
-            busy = max(busy, at)
-        before = done
+    for metric in DONE_METRICS:
+        before = previous.values.get(metric) if previous else None
+        for at, done in chunk.points(metric):
+            if before is not None and done != before:  # work finished in between
+                busy = max(busy, at)
+            before = done
     return busy
 
 
@@ -53,10 +58,16 @@ def shutoff_seconds(recipe: dict[str, object]) -> float | None:
     return seconds if seconds and math.isfinite(seconds) else None
 
 
-def idle_reason(idle_seconds: float, gpu_idle_percent: float, resource_type: str) -> str:
+def idle_reason(idle_seconds: float, gpu_idle_percent: float, recipe: dict[str, object]) -> str:
     """The status reason of an idle stop, in plain words."""
-    parts = [f"GPU utilisation ≤ {gpu_idle_percent:g} %", "no Dask tasks"]
-    if resource_type == "workspace":
+    parts = [f"GPU utilisation ≤ {gpu_idle_percent:g} %"]
+    try:
+        cluster = parse_recipe(recipe).cluster
+    except RecipeInvalid:  # stored before a change of the recipe's rules: say less
+        cluster = None
+    if cluster is not None:
+        parts.append(engine_of(cluster.engine).idle_words)
+    if recipe.get("type") == "workspace":
         parts.append("no busy kernel")
     return f"idle for {_duration(idle_seconds)}: {', '.join(parts)}"
 
@@ -111,7 +122,7 @@ def reclaim_idle(
         if idle < limit:
             continue
         gpus = sum(len(process.gpus) * process.gpu_share for process in resource.processes)
-        reason = idle_reason(idle, gpu_idle_percent, resource.type)
+        reason = idle_reason(idle, gpu_idle_percent, resource.recipe)
         session.add(
             Reclaim(
                 resource_id=resource.id,

@@ -4,8 +4,8 @@ A de-duplicating queue of resource ids feeds a bounded number of workers; a
 resource is never reconciled twice at once. A periodic resync re-checks every
 resource against reality, so a process that dies is noticed and restarted.
 Failures back off exponentially (the delay is stored, so it survives restarts).
-A failure that leaves the essential processes running (a Dask worker died or
-would not start while the scheduler serves) makes the resource ``degraded``,
+A failure that leaves the essential processes running (a worker died or
+would not start while its cluster's head serves) makes the resource ``degraded``,
 never ``failed``: it is a repair in progress, not an outage.
 All database work runs in threads; backend calls are async.
 """
@@ -28,12 +28,7 @@ from service.core import records
 from service.core.accounts import run_as
 from service.core.auth import jupyter_token
 from service.core.autoscaler import Autoscaler
-from service.core.cluster_tls import (
-    SchedulerTLS,
-    cluster_credentials,
-    tls_files,
-    uses_tls,
-)
+from service.core.cluster_credentials import ClusterConnections, cluster_credentials
 from service.core.dashboards import dashboard_path
 from service.core.folders import ensure_mounted, mounts
 from service.core.ledger import (
@@ -46,14 +41,15 @@ from service.core.ledger import (
     place,
     record_node,
 )
-from service.core.processes import SCHEDULER, PlannedProcess, planned_processes
+from service.core.processes import endpoints_of, launch_of, planned_processes
 from service.core.quotas import check_allocation
-from service.core.scheduler_calls import SchedulerCalls
 from service.core.secrets import Vault, secret_values, vault_of, with_secrets
 from service.core.state import SERVING, Status, Target, set_status
 from service.core.tasks import cancel_all
 from service.core.usage import close_ended
 from service.core.workers import is_worker
+from service.engines import engine_of
+from service.engines.base import Engine, Place, PlannedProcess
 from service.recipes.models import SecretRef, parse_recipe
 from service.store.db import in_transaction
 from service.store.models import Process, Resource, utcnow
@@ -69,7 +65,7 @@ class Observed:
     name: str
     spec_hash: str
     handle: Handle | None
-    scheduler_address: str | None
+    cluster_address: str | None
     state: ProcessState
     interrupted: bool = False
 
@@ -104,8 +100,8 @@ class Reconciler:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allocating = asyncio.Lock()
-        self.scheduler_tls = SchedulerTLS(sessions, self.vault, settings.dask_tls)
-        self.autoscaler = Autoscaler(sessions, settings, self.wake, self.scheduler_tls)
+        self.connections = ClusterConnections(sessions, self.vault, settings.dask_tls)
+        self.autoscaler = Autoscaler(sessions, settings, self.wake, self.connections)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -220,7 +216,7 @@ class Reconciler:
             process.name,
             process.spec_hash,
             process.handle,
-            process.scheduler_address,
+            process.cluster_address,
             state,
             interrupted=process.state == "starting",
         )
@@ -258,7 +254,9 @@ class Reconciler:
 
     async def _run(self, resource: Resource, observed: dict[str, Observed]) -> None:
         recipe = parse_recipe(resource.recipe)
-        workers = await self._db(records.worker_set, resource.id, recipe.dask)
+        cluster = recipe.cluster
+        engine = engine_of(cluster.engine) if cluster is not None else None
+        workers = await self._db(records.worker_set, resource.id, cluster)
         desired = planned_processes(recipe, self.settings.instance_types, workers)
         # A start the control plane did not see through (it was killed meanwhile) is
         # undone: the process may live, but its address and readiness are unknown.
@@ -288,19 +286,20 @@ class Reconciler:
         outdated = [
             o for n, o in alive.items() if n not in desired or o.spec_hash != desired[n].spec_hash
         ]
-        if SCHEDULER in desired and (SCHEDULER not in alive or alive[SCHEDULER] in outdated):
-            # A new scheduler means a new address: everything attached must restart.
-            outdated += [o for n, o in alive.items() if n != SCHEDULER and o not in outdated]
-        elif SCHEDULER in alive:
-            address = await self._db(records.scheduler_address, resource.id)
+        head = engine.head if engine is not None else None
+        if head in desired and (head not in alive or alive[head] in outdated):
+            # A new head means a new address: everything attached must restart.
+            outdated += [o for n, o in alive.items() if n != head and o not in outdated]
+        elif head is not None and head in alive:
+            address = await self._cluster_address(resource.id, engine)
             outdated += [
                 o
                 for o in alive.values()
-                if o.scheduler_address not in (None, address) and o not in outdated
+                if o.cluster_address not in (None, address) and o not in outdated
             ]
         if outdated:
             await self._retire(
-                resource.id, alive, [o.name for o in outdated if o.name not in desired]
+                resource.id, engine, alive, [o.name for o in outdated if o.name not in desired]
             )
             await self._stop(resource.id, outdated)
             await self._db(records.forget_processes, resource.id, [o.name for o in outdated])
@@ -326,7 +325,7 @@ class Reconciler:
         elif resource.status == Status.DEGRADED:
             await self._db(self._set_status, resource.id, Status.DEGRADED, f"starting {names}")
         try:
-            waiting = await self._start_all(resource, missing)
+            waiting = await self._start_all(resource, engine, missing)
         except Exception as exc:
             if up:  # a worker that will not start leaves the rest serving
                 raise Degraded(str(exc) or repr(exc)) from exc
@@ -337,29 +336,50 @@ class Reconciler:
             return
         await self._db(self._mark_running, resource.id, resource.generation, len(desired), True)
 
-    async def _start_all(self, resource: Resource, missing: list[PlannedProcess]) -> str:
+    async def _cluster_address(self, resource_id: str, engine: Engine | None) -> str | None:
+        if engine is None:
+            return None
+        head = await self._db(records.running_head, resource_id, engine.head)
+        return engine.address(head[1]) if head is not None else None
+
+    async def _start_all(
+        self, resource: Resource, engine: Engine | None, missing: list[PlannedProcess]
+    ) -> str:
         """Start what is missing; why some must wait, or "".
 
-        When the backend can fix the scheduler's address in advance, everything
-        starts at once (Dask workers wait for their scheduler); otherwise the
-        scheduler starts first and the others get its address once it serves.
+        Every process's ports are chosen first, so the head's address is known
+        before it serves: where its engine allows, workers start with it (Dask
+        workers wait for their scheduler); otherwise the head starts first.
         """
-        scheduler = next((p for p in missing if p.name == SCHEDULER), None)
-        rest = [p for p in missing if p.name != SCHEDULER]
+        chosen = await asyncio.gather(*(self.backend.reserve_ports(p.ports) for p in missing))
+        ports = {p.name: numbers for p, numbers in zip(missing, chosen, strict=True)}
+        head = next((p for p in missing if p.head), None)
+        rest = [p for p in missing if not p.head]
+        secure = engine is not None and engine.secured(self.settings.dask_tls)
+        host = self.backend.public_host
+        head_ports: dict[str, int] = {}
+        address = None
+        if head is not None and engine is not None:
+            head_ports = ports[head.name]
+            address = engine.address(endpoints_of(head, head_ports, host, secure))
+        elif engine is not None:
+            running = await self._db(records.running_head, resource.id, engine.head)
+            if running is not None:
+                head_ports, address = running[0], engine.address(running[1])
+        place = Place(
+            head_host=self.backend.peer_host(engine.head) if engine is not None else "",
+            head_ports=head_ports,
+            secure=secure,
+            dashboard_prefix=dashboard_path(resource.id),
+        )
         starts = []
-        if scheduler is None:
-            address = await self._db(records.scheduler_address, resource.id)
-        else:
-            extra, early = await self.backend.reserve_endpoints(
-                self._spec(resource, scheduler, "", None)
-            )
-            address = early.get("scheduler")
-            if address is None:
-                await self._start_one(resource, scheduler, None)
-                address = await self._db(records.scheduler_address, resource.id)
+        if head is not None:
+            first = self._start_one(resource, head, ports[head.name], place, address)
+            if engine is not None and not engine.starts_together:
+                await first
             else:
-                starts.append(self._start_one(resource, scheduler, None, extra))
-        starts += [self._start_one(resource, p, address) for p in rest]
+                starts.append(first)
+        starts += [self._start_one(resource, p, ports[p.name], place, address) for p in rest]
         results = await asyncio.gather(*starts, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         failures = [e for e in errors if not isinstance(e, Unplaceable)]
@@ -371,12 +391,13 @@ class Reconciler:
         self,
         resource: Resource,
         planned: PlannedProcess,
+        ports: dict[str, int],
+        place: Place,
         secret: str,
-        address: str | None,
-        gpus: list[str] | None = None,
-        extra_args: list[str] | None = None,
+        gpus: list[str],
     ) -> ProcessSpec:
-        """The backend's view of a planned process: its token, addresses and GPUs added."""
+        """The backend's view of a planned process: its launch, token, addresses and GPUs."""
+        launch = launch_of(planned, ports, place, jupyter_token(self.key, resource.id))
         env = {
             **planned.env,
             "TITAN_URL": self.settings.api_url,
@@ -384,25 +405,26 @@ class Reconciler:
             "TITAN_RESOURCE": resource.key,
             "TITAN_TELEMETRY_INTERVAL": str(self.settings.telemetry_interval_seconds),
             "TITAN_TELEMETRY_PUSH_SECONDS": str(self.settings.telemetry_push_seconds),
+            **launch.env,
         }
-        if planned.needs_scheduler and address:
-            env["DASK_SCHEDULER_ADDRESS"] = address
-        if uses_tls(self.settings.dask_tls, planned.role, planned.needs_scheduler):
-            env["TITAN_DASK_TLS"] = "1"  # the entrypoint points Dask at the cluster's certificate
-        if planned.role == "jupyter":
-            env["JUPYTER_TOKEN"] = jupyter_token(self.key, resource.id)
-        args = [*planned.args, *(extra_args or [])]
-        if planned.role == "scheduler":  # served through the control plane under this path
-            args += ["--dashboard-prefix", dashboard_path(resource.id)]
+        cluster = parse_recipe(resource.recipe).cluster
+        if planned.attached and not planned.engine and cluster is not None and place.head_ports:
+            env.update(
+                engine_of(cluster.engine).attach(place.head_ports, place.head_host, place.secure)
+            )
         return ProcessSpec(
             resource_id=resource.id,
             name=planned.name,
             role=planned.role,
-            args=args,
+            argv=launch.argv,
             env=env,
+            published=launch.published,
+            ready_port=launch.ready_port,
+            telemetry=launch.telemetry,
+            home=launch.home,
             cpu=planned.cpu,
             memory_bytes=planned.memory_bytes,
-            gpus=gpus or [],
+            gpus=gpus,
             image=planned.image,
             working_directory=planned.working_directory,
             start_script=planned.start_script,
@@ -423,14 +445,15 @@ class Reconciler:
         self,
         resource: Resource,
         planned: PlannedProcess,
+        ports: dict[str, int],
+        place: Place,
         address: str | None,
-        extra_args: list[str] | None = None,
     ) -> None:
         async with self._allocating:  # one allocation at a time: no GPU is handed out twice
             secret, gpus, values, files = await self._db(
-                self._prepare_process, resource.id, planned
+                self._prepare_process, resource.id, planned, ports
             )
-        spec = self._spec(resource, planned, secret, address, gpus, extra_args)
+        spec = self._spec(resource, planned, ports, place, secret, gpus)
         spec = with_secrets(spec, planned.secrets, values, files)
         if self.backend.shares_host:  # Forbidden (no account mapped) fails the start
             account = await self._db(
@@ -442,27 +465,37 @@ class Reconciler:
             await self._db(records.checkpoint, resource.id, planned.name, handle)
 
         try:
-            started = await self.backend.start(spec, checkpoint)
+            await self.backend.start(spec, checkpoint)
         except BaseException:
             handle = await self._db(records.handle_of, resource.id, planned.name)
             if handle is not None:  # clean up what the failed start left
                 await self.backend.stop(handle)
             await self._db(records.forget_processes, resource.id, [planned.name])
             raise
-        await self._db(records.mark_started, resource.id, planned.name, started.endpoints, address)
+        endpoints = endpoints_of(planned, ports, self.backend.public_host, place.secure)
+        cluster_address = None if planned.head else address
+        await self._db(records.mark_started, resource.id, planned.name, endpoints, cluster_address)
 
-    async def _retire(self, resource_id: str, alive: dict[str, Observed], names: list[str]) -> None:
-        """Let the scheduler move the data of workers about to stop (best effort)."""
+    async def _retire(
+        self,
+        resource_id: str,
+        engine: Engine | None,
+        alive: dict[str, Observed],
+        names: list[str],
+    ) -> None:
+        """Let the cluster hand over the work and data of workers about to stop (best
+        effort)."""
         leaving = [n for n in names if is_worker(n)]
-        if not leaving or SCHEDULER not in alive or not alive.keys() - {SCHEDULER, *leaving}:
+        if engine is None or not leaving or engine.head not in alive:
+            return
+        if not alive.keys() - {engine.head, *leaving}:
             return  # nobody to hand the data to
-        address = await self._db(records.scheduler_address, resource_id)
-        if address is None:
+        head = await self._db(records.running_head, resource_id, engine.head)
+        if head is None:
             return
         try:
-            connection = await self.scheduler_tls.connection_args(resource_id)
-            async with SchedulerCalls(address, connection) as scheduler:
-                await scheduler.retire(leaving, timeout=30)
+            async with await self.connections.calls(resource_id, engine, head[1]) as cluster:
+                await cluster.retire(leaving, timeout=30)
         except Exception as exc:  # best effort: the workers stop either way
             log.warning("could not retire %s gracefully (%r); stopping them", leaving, exc)
 
@@ -508,19 +541,23 @@ class Reconciler:
         return ""
 
     def _prepare_process(
-        self, session: Session, resource_id: str, planned: PlannedProcess
+        self, session: Session, resource_id: str, planned: PlannedProcess, ports: dict[str, int]
     ) -> tuple[str, list[str], list[str], dict[str, str]]:
-        """The process recorded with its allocation: its token, GPUs, secret values and
-        files (the cluster's TLS credentials where it speaks to a scheduler)."""
-        secret, gpus = records.prepare_process(session, resource_id, planned, self._allocate)
+        """The process recorded with its ports and allocation: its token, GPUs, secret
+        values and files (its cluster's credentials where it belongs to or uses one)."""
+        secret, gpus = records.prepare_process(session, resource_id, planned, ports, self._allocate)
         resource = session.get(Resource, resource_id)
         owner = resource.owner if resource else ""
         refs = [SecretRef(**ref) for ref in planned.secrets]
         values = secret_values(session, self.vault, owner, refs)
         ensure_mounted(self.settings, owner, planned.folders)
         files = {}
-        if uses_tls(self.settings.dask_tls, planned.role, planned.needs_scheduler):
-            files = tls_files(cluster_credentials(session, self.vault, resource_id))
+        cluster = parse_recipe(resource.recipe).cluster if resource else None
+        if cluster is not None and (planned.engine or planned.attached):
+            engine = engine_of(cluster.engine)
+            if engine.secured(self.settings.dask_tls):
+                credentials = cluster_credentials(session, self.vault, resource_id, engine)
+                files = engine.secret_files(credentials)
         return secret, gpus, values, files
 
     def _set_status(self, session: Session, resource_id: str, status: Status, reason: str) -> None:

@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session, selectinload
 from service.backends.base import Handle, handle_identity
 from service.core.auth import issue_token
 from service.core.ledger import Request
-from service.core.processes import SCHEDULER, PlannedProcess
 from service.core.state import Status, Target, set_status
 from service.core.usage import record_allocation
 from service.core.workers import next_workers
-from service.recipes.models import Adaptive, DaskFields, parse_recipe
+from service.engines import engine_of
+from service.engines.base import PlannedProcess
+from service.recipes.models import Adaptive, ClusterFields, parse_recipe
 from service.store.models import Process, Resource, Token, User, utcnow
 
 
@@ -44,9 +45,13 @@ def recorded_processes(session: Session) -> set[tuple[Any, Any, Any]]:
 
 
 def prepare_process(
-    session: Session, resource_id: str, planned: PlannedProcess, allocation: Callable[..., Any]
+    session: Session,
+    resource_id: str,
+    planned: PlannedProcess,
+    ports: dict[str, int],
+    allocation: Callable[..., Any],
 ) -> tuple[str, list[str]]:
-    """Record the process as starting with its allocation and mint its resource token.
+    """Record the process as starting with its ports and allocation and mint its token.
 
     Returns the token's secret and the allocated GPU UUIDs; Unplaceable if it does not fit.
     """
@@ -74,6 +79,7 @@ def prepare_process(
         spec_hash=planned.spec_hash,
         state="starting",
         endpoints={},
+        ports=ports,
         gpus=gpus,
         gpu_share=planned.gpu if 0 < planned.gpu < 1 else 1.0,
         cpu=planned.cpu,
@@ -120,7 +126,7 @@ def mark_started(
     if process is not None:
         process.state = "running"
         process.endpoints = endpoints
-        process.scheduler_address = address
+        process.cluster_address = address
 
 
 def mark_observed(session: Session, resource_id: str, generation: int) -> None:
@@ -129,11 +135,14 @@ def mark_observed(session: Session, resource_id: str, generation: int) -> None:
         resource.observed_generation = generation
 
 
-def scheduler_address(session: Session, resource_id: str) -> str | None:
-    process = find_process(session, resource_id, SCHEDULER)
+def running_head(
+    session: Session, resource_id: str, head: str
+) -> tuple[dict[str, int], dict[str, str]] | None:
+    """The ports and endpoints of the cluster's head ``head`` while it runs."""
+    process = find_process(session, resource_id, head)
     if process is None or process.state != "running":
         return None
-    return (process.endpoints or {}).get("scheduler")
+    return dict(process.ports or {}), dict(process.endpoints or {})
 
 
 def forget_processes(session: Session, resource_id: str, names: list[str]) -> None:
@@ -161,17 +170,19 @@ def delete_resource(session: Session, resource_id: str) -> None:
         session.delete(resource)
 
 
-def worker_set(session: Session, resource_id: str, dask: DaskFields | None) -> list[str] | None:
+def worker_set(
+    session: Session, resource_id: str, cluster: ClusterFields | None
+) -> list[str] | None:
     """The cluster's worker names, resized to what its recipe asks for and stored.
 
     When it shrinks, workers that are not running go first.
     """
     resource = session.get(Resource, resource_id)
-    if resource is None or dask is None:
+    if resource is None or cluster is None:
         return None
     running = {p.name for p in resource.processes if p.state == "running"}
     unstarted = [n for n in resource.workers or [] if n not in running]
-    workers = next_workers(dask, resource.workers, unstarted)
+    workers = next_workers(cluster, resource.workers, unstarted)
     if workers != resource.workers:
         resource.workers = workers
     return workers
@@ -196,23 +207,26 @@ def change_workers(
     return True
 
 
-def adaptive_clusters(session: Session) -> list[tuple[str, str, list[str], Adaptive]]:
-    """Every running resource with adaptive bounds and a serving scheduler:
-    its id, scheduler address, worker set and bounds."""
+def adaptive_clusters(
+    session: Session,
+) -> list[tuple[str, str, dict[str, str], list[str], Adaptive]]:
+    """Every running resource with adaptive bounds and a serving head: its id, engine,
+    head endpoints, worker set and bounds."""
     query = (
-        select(Resource, Process)
-        .join(Process, Process.resource_id == Resource.id)
-        .where(
-            Resource.target == Target.RUNNING,
-            Resource.workers.is_not(None),
-            Process.name == SCHEDULER,
-            Process.state == "running",
-        )
+        select(Resource)
+        .options(selectinload(Resource.processes))
+        .where(Resource.target == Target.RUNNING, Resource.workers.is_not(None))
     )
-    found = []
-    for resource, scheduler in session.execute(query):
-        dask = parse_recipe(resource.recipe).dask
-        address = (scheduler.endpoints or {}).get("scheduler")
-        if dask is not None and dask.adaptive is not None and address:
-            found.append((resource.id, address, list(resource.workers or []), dask.adaptive))
+    found: list[tuple[str, str, dict[str, str], list[str], Adaptive]] = []
+    for resource in session.scalars(query):
+        cluster = parse_recipe(resource.recipe).cluster
+        if cluster is None or cluster.adaptive is None:
+            continue
+        head = engine_of(cluster.engine).head
+        process = next((p for p in resource.processes if p.name == head), None)
+        if process is not None and process.state == "running" and process.endpoints:
+            workers = list(resource.workers or [])
+            found.append(
+                (resource.id, cluster.engine, dict(process.endpoints), workers, cluster.adaptive)
+            )
     return found

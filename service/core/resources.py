@@ -31,12 +31,14 @@ from service.core.auth import dashboard_ticket, jupyter_token
 from service.core.dashboards import dashboard_path
 from service.core.folders import check_folders
 from service.core.image_registry import ImageService
-from service.core.processes import PlannedProcess, planned_processes
+from service.core.processes import planned_processes
 from service.core.quotas import check_recipe, check_running_count
 from service.core.records import request_of
 from service.core.secrets import check_refs
 from service.core.state import Status, Target
 from service.core.workers import next_workers
+from service.engines import engine_of
+from service.engines.base import PlannedProcess
 from service.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from service.recipes.diff import field_changes, process_changes
 from service.recipes.models import (
@@ -184,6 +186,11 @@ class ResourceService:
                 existing.created_by if existing is not None else principal.user_name,
             )
         self.images.check(session, principal, spec.image)
+        cluster = recipe.cluster
+        if cluster is not None and self.backend.shares_host:
+            missing = engine_of(cluster.engine).missing()
+            if missing:  # its processes would run here, and could not start
+                raise InvalidInput(f"spec.engine: {missing}")
         check_refs(session, principal, owner, spec.secrets)
         check_folders(session, principal, owner, spec.folders)
         plan, processes = self._plan(existing, recipe)
@@ -204,8 +211,8 @@ class ResourceService:
             if existing.target == Target.RUNNING and existing.status != Status.STOPPED:
                 workers = existing.workers  # the set running now, shaped by adaptive scaling
                 old = planned_processes(parse_recipe(old_doc), catalog, workers)
-        if recipe.dask is not None:
-            workers = next_workers(recipe.dask, workers)
+        if recipe.cluster is not None:
+            workers = next_workers(recipe.cluster, workers)
         new = planned_processes(recipe, catalog, workers)
         changes = {
             "changes": field_changes(old_doc, recipe_document(recipe)),

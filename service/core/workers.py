@@ -1,4 +1,4 @@
-"""The worker set of a Dask cluster: which named workers it should have.
+"""The worker set of a cluster: which named workers it should have.
 
 The set is data the control plane keeps (``Resource.workers``), not a count:
 adaptive scale-down retires particular idle workers, so the survivors keep
@@ -11,18 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from service.recipes.models import DaskFields
+from service.recipes.models import ClusterFields
 
 _NAME = re.compile(r"^worker-(\d+)$")
 
 
 def worker_name(index: int) -> str:
-    """The name of the worker with ``index`` (its Dask worker name too)."""
+    """The name of the worker with ``index`` (its Dask worker or Ray node name too)."""
     return f"worker-{index}"
 
 
 def is_worker(name: str) -> bool:
-    """Whether ``name`` is a Dask worker's process name."""
+    """Whether ``name`` is a worker's process name."""
     return _NAME.match(name) is not None
 
 
@@ -31,16 +31,16 @@ def _index(name: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def desired_count(dask: DaskFields, current: Sequence[str] | None) -> int:
+def desired_count(cluster: ClusterFields, current: Sequence[str] | None) -> int:
     """How many workers to run.
 
     A fixed cluster runs ``n_workers``. An adaptive one keeps its current size
     (the autoscaler moves it) within the bounds; it starts at ``n_workers``
     kept within the bounds.
     """
-    if dask.adaptive is None:
-        return dask.n_workers
-    return dask.adaptive.clamp(dask.n_workers if current is None else len(current))
+    if cluster.adaptive is None:
+        return cluster.n_workers
+    return cluster.adaptive.clamp(cluster.n_workers if current is None else len(current))
 
 
 def grow(names: Sequence[str], count: int) -> list[str]:
@@ -77,8 +77,8 @@ def resize(names: Sequence[str] | None, count: int, remove_first: Iterable[str] 
 
 
 def next_workers(
-    dask: DaskFields, current: Sequence[str] | None, unstarted: Iterable[str] = ()
+    cluster: ClusterFields, current: Sequence[str] | None, unstarted: Iterable[str] = ()
 ) -> list[str]:
-    """The worker set ``dask`` asks for, changing ``current`` as little as possible;
+    """The worker set ``cluster`` asks for, changing ``current`` as little as possible;
     workers in ``unstarted`` are the first to go when it shrinks."""
-    return resize(current, desired_count(dask, current), unstarted)
+    return resize(current, desired_count(cluster, current), unstarted)

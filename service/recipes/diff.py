@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.core.processes import SCHEDULER, PlannedProcess
+from service.engines.base import PlannedProcess
 
 
 def field_changes(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
@@ -25,13 +25,13 @@ def process_changes(
 ) -> dict[str, list[str]]:
     """Which processes would start, restart, stop or stay, going from ``old`` to ``new``.
 
-    A restarted scheduler restarts everything attached to it, since those
-    processes hold its address.
+    A restarted cluster head (a Dask scheduler, a Ray head) restarts everything
+    attached to it, since those processes hold its address.
     """
     start = [name for name in new if name not in old]
     stop = [name for name in old if name not in new]
     restart = [n for n in new if n in old and new[n].spec_hash != old[n].spec_hash]
-    if SCHEDULER in restart:
-        restart += [n for n in new if n in old and new[n].needs_scheduler and n not in restart]
+    if any(new[n].head for n in restart):
+        restart += [n for n in new if n in old and new[n].attached and n not in restart]
     unchanged = [name for name in new if name in old and name not in restart]
     return {"start": start, "restart": restart, "stop": stop, "unchanged": unchanged}

@@ -110,17 +110,22 @@ class Resources(StrictModel):
     gpu: int = Field(default=0, ge=0, le=64, description="whole GPUs")
 
 
-class DaskWorker(StrictModel):
-    """How each Dask worker runs."""
+class ClusterWorker(StrictModel):
+    """How each worker of a cluster runs (a Dask worker, or a Ray worker node)."""
 
-    nthreads: int = Field(default=1, ge=1, le=1024, description="threads per worker")
+    nthreads: int = Field(
+        default=1, ge=1, le=1024, description="threads per Dask worker; CPUs per Ray worker node"
+    )
     memory: Memory | None = Field(default=None, description="memory limit per worker")
     gpu: float = Field(
         default=0,
         ge=0,
         le=64,
-        description="GPUs per worker (dask-cuda worker): whole GPUs, or a share of one GPU "
+        description="GPUs per worker: whole GPUs, or (Dask only) a share of one GPU "
         "below 1 such as 0.5 or 0.25 (shared GPUs have no memory isolation)",
+    )
+    object_store_memory: Memory | None = Field(
+        default=None, description="Ray only: the object store's size on each worker node"
     )
 
     @field_validator("gpu")
@@ -135,10 +140,10 @@ class DaskWorker(StrictModel):
         return int(value) if value >= 1 or value == 0 else value
 
 
-class DaskScheduler(StrictModel):
-    """How the Dask scheduler runs."""
+class ClusterScheduler(StrictModel):
+    """How the cluster's central process runs: the Dask scheduler or the Ray head."""
 
-    memory: Memory | None = Field(default=None, description="memory for the scheduler")
+    memory: Memory | None = Field(default=None, description="memory for the scheduler or head")
 
 
 class Adaptive(StrictModel):
@@ -158,17 +163,42 @@ class Adaptive(StrictModel):
         return self
 
 
-class DaskFields(StrictModel):
-    """The fields of a Dask cluster, shared by ``cluster`` specs and attached clusters."""
+Engine = Literal["dask", "ray"]
 
-    n_workers: int = Field(default=1, ge=0, le=1000, description="number of Dask workers")
-    worker: DaskWorker = Field(default_factory=DaskWorker)
-    scheduler: DaskScheduler = Field(default_factory=DaskScheduler)
+
+class ClusterFields(StrictModel):
+    """The fields of a cluster, shared by ``cluster`` specs and attached clusters."""
+
+    engine: Engine = Field(
+        default="dask",
+        description="what the cluster runs: 'dask' (scheduler + workers) "
+        "or 'ray' (head + worker nodes; needs pip install 'titan[ray]')",
+    )
+    n_workers: int = Field(default=1, ge=0, le=1000, description="number of workers")
+    worker: ClusterWorker = Field(default_factory=ClusterWorker)
+    scheduler: ClusterScheduler = Field(default_factory=ClusterScheduler)
     adaptive: Adaptive | None = Field(default=None, description="scale between bounds")
 
+    @model_validator(mode="after")
+    def _engine_fields(self) -> ClusterFields:
+        if self.engine == "ray" and 0 < self.worker.gpu < 1:
+            raise ValueError(
+                "worker.gpu: a Ray worker node takes whole GPUs (1, 2, ...); share a GPU "
+                "between tasks with Ray's own num_gpus=0.5 instead"
+            )
+        if self.engine != "ray" and self.worker.object_store_memory is not None:
+            raise ValueError("worker.object_store_memory is for Ray clusters only (engine: 'ray')")
+        return self
 
-class DaskClusterSpec(DaskFields):
-    """A Dask cluster attached to a workspace or a job."""
+
+class AttachedCluster(ClusterFields):
+    """A cluster attached to a workspace or a job (Dask or Ray)."""
+
+
+class DaskClusterSpec(ClusterFields):
+    """A Dask cluster attached to a workspace or a job (``dask_cluster``)."""
+
+    engine: Literal["dask"] = Field(default="dask", description="always 'dask' here")
 
 
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\Z")
@@ -328,21 +358,37 @@ class CommonSpec(StrictModel):
         return self
 
 
-class WorkspaceSpec(CommonSpec):
-    """A JupyterLab server, optionally with its own Dask cluster."""
+class Attaching(StrictModel):
+    """A workspace's or job's own cluster: ``cluster`` (any engine) or ``dask_cluster``."""
 
-    dask_cluster: DaskClusterSpec | None = None
+    cluster: AttachedCluster | None = Field(
+        default=None,
+        description='a Dask or Ray cluster started with it, e.g. {"engine": "ray", "n_workers": 2}',
+    )
+    dask_cluster: DaskClusterSpec | None = Field(
+        default=None,
+        description="a Dask cluster started with it (same as cluster with engine 'dask')",
+    )
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> Attaching:
+        if self.cluster is not None and self.dask_cluster is not None:
+            raise ValueError("give either cluster or dask_cluster, not both")
+        return self
 
 
-class ClusterSpec(CommonSpec, DaskFields):
-    """A Dask cluster: one scheduler and ``n_workers`` workers."""
+class WorkspaceSpec(CommonSpec, Attaching):
+    """A JupyterLab server, optionally with its own Dask or Ray cluster."""
 
 
-class JobSpec(CommonSpec):
-    """A command run to completion, optionally with its own Dask cluster."""
+class ClusterSpec(CommonSpec, ClusterFields):
+    """A cluster: a Dask scheduler or Ray head, and ``n_workers`` workers."""
+
+
+class JobSpec(CommonSpec, Attaching):
+    """A command run to completion, optionally with its own Dask or Ray cluster."""
 
     command: str | list[str] = Field(description="shell command, or argv list")
-    dask_cluster: DaskClusterSpec | None = None
 
     @field_validator("command")
     @classmethod
@@ -375,12 +421,14 @@ class RecipeBase(StrictModel):
         return _check_text(value)
 
     @property
-    def dask(self) -> DaskFields | None:
-        """The Dask cluster this resource runs, if any."""
+    def cluster(self) -> ClusterFields | None:
+        """The cluster this resource runs or has attached, if any."""
         spec = getattr(self, "spec", None)
-        if isinstance(spec, DaskFields):
+        if isinstance(spec, ClusterFields):
             return spec
-        return getattr(spec, "dask_cluster", None)
+        if isinstance(spec, Attaching):
+            return spec.cluster or spec.dask_cluster
+        return None
 
 
 class WorkspaceRecipe(RecipeBase):
@@ -391,7 +439,7 @@ class WorkspaceRecipe(RecipeBase):
 
 
 class ClusterRecipe(RecipeBase):
-    """A Dask cluster."""
+    """A Dask or Ray cluster."""
 
     type: Literal["cluster"]
     spec: ClusterSpec = Field(default_factory=ClusterSpec)

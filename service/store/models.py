@@ -143,7 +143,12 @@ class Process(Base):
     state: Mapped[str] = mapped_column(String(20))  # starting | running | exited
     handle: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     endpoints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    scheduler_address: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The address of its cluster's head it was started against (column named before
+    # there were engines other than Dask).
+    cluster_address: Mapped[str | None] = mapped_column(
+        "scheduler_address", String(200), default=None
+    )
+    ports: Mapped[dict[str, int] | None] = mapped_column(JSON, default=None)
     gpus: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The share of each GPU in ``gpus`` this process holds: 1.0 whole, less when fractional.
     gpu_share: Mapped[float] = mapped_column(Double, default=1.0)

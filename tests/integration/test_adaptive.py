@@ -59,7 +59,7 @@ def test_adaptive_scales_up_under_load_and_retires_only_idle_workers(
         reasons = [e["reason"] for e in hub.history(ref)]
         up = [r for r in reasons if r.startswith("adaptive: scaling up from 1 to 3 workers")]
         down = [r for r in reasons if r.startswith("adaptive: scaling down")]
-        assert up and "the scheduler asks for" in up[0] and "bounds 1..3" in up[0]
+        assert up and "the cluster asks for" in up[0] and "bounds 1..3" in up[0]
         assert down and all("worker-2" not in r for r in down)
         assert {"worker-0", "worker-1"} <= {
             w for r in down for w in ("worker-0", "worker-1") if w in r

@@ -36,7 +36,7 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
                     owner="a",
                     type="cluster",
                     name=rid,
-                    recipe={"spec": {"auto_shutoff": "10s"}},
+                    recipe={"type": "cluster", "name": rid, "spec": {"auto_shutoff": "10s"}},
                     target="running",
                     status=Status.RUNNING,
                     status_changed_at=datetime.fromtimestamp(T0, UTC),

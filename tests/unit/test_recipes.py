@@ -47,7 +47,7 @@ def test_schema_rejects_unknown_keys_too() -> None:
 
 def test_defaults_fill_a_minimal_cluster() -> None:
     recipe = parse_recipe({"type": "cluster", "name": "c"})
-    assert recipe.dask is not None and recipe.dask.n_workers == 1
+    assert recipe.cluster is not None and recipe.cluster.n_workers == 1
     assert recipe_document(recipe)["spec"]["auto_shutoff"] == "never"
 
 
@@ -141,7 +141,7 @@ def test_workspace_and_job_can_attach_a_cluster() -> None:
             "spec": {"command": ["python", "-V"], "dask_cluster": {"n_workers": 3}},
         }
     )
-    assert recipe.dask is not None and recipe.dask.n_workers == 3
+    assert recipe.cluster is not None and recipe.cluster.n_workers == 3
 
 
 def test_units() -> None:

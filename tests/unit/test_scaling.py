@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from service.core.autoscaler import decide
 from service.core.workers import desired_count, grow, next_workers, resize, shrink
-from service.recipes.models import Adaptive, DaskFields
+from service.recipes.models import Adaptive, ClusterFields
 
 
 def names(*indexes: int) -> list[str]:
@@ -27,9 +27,9 @@ def test_shrinking_drops_the_preferred_then_the_newest() -> None:
 
 
 def test_a_fixed_cluster_runs_n_workers_and_an_adaptive_one_keeps_its_size() -> None:
-    fixed = DaskFields(n_workers=3)
+    fixed = ClusterFields(n_workers=3)
     assert desired_count(fixed, names(0)) == 3
-    adaptive = DaskFields(n_workers=1, adaptive=Adaptive(minimum=2, maximum=5))
+    adaptive = ClusterFields(n_workers=1, adaptive=Adaptive(minimum=2, maximum=5))
     assert desired_count(adaptive, None) == 2  # starts at n_workers within the bounds
     assert desired_count(adaptive, names(0, 1, 2, 3)) == 4  # the autoscaler's choice stays
     assert desired_count(adaptive, names(*range(9))) == 5  # lowered maximum wins
@@ -43,7 +43,7 @@ def test_scale_up_is_immediate_and_says_why() -> None:
     scaling = decide(names(0), 9, BOUNDS, set(names(0)), [], {}, 3)
     assert scaling is not None and scaling.workers == names(0, 1, 2, 3)
     assert scaling.reason == (
-        "adaptive: scaling up from 1 to 4 workers (the scheduler asks for 9; bounds 1..4)"
+        "adaptive: scaling up from 1 to 4 workers (the cluster asks for 9; bounds 1..4)"
     )
 
 

@@ -1,4 +1,4 @@
-"""Calls the control plane makes to a cluster's Dask scheduler.
+"""Calls the control plane makes to a Dask cluster's scheduler (the Dask engine's ClusterCalls).
 
 The scheduler knows what the cluster needs (its adaptive target, from the
 tasks it holds) and which workers are idle; Titan asks, decides within the
