@@ -177,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = {"exit_code": code, "finished_at": time.time()}
         Path(exit_file).write_text(json.dumps(record))
     print(f"titan: {args.name} exited with code {code}", flush=True)
-    return code
+    # An exit status is 0-255: a program killed by signal S ends this process as a shell
+    # reports it, 128 + S (a container's 137 for SIGKILL), not -S wrapped to 256 - S.
+    return code if code >= 0 else 128 - code
 
 
 if __name__ == "__main__":
