@@ -10,8 +10,9 @@ variables too.
 
 The entrypoint runs ``TITAN_START_SCRIPT`` (if set) with ``sh -e``, runs the
 program as a child, forwards SIGTERM/SIGINT to it, and prints
-``READY_MARKER`` once it serves: at once, or once ``--ready-port`` accepts
-connections. Backends wait for that line, whatever they run on. It samples
+``READY_MARKER`` once it serves: at once, once ``--ready-port`` accepts
+connections and (or) once the program prints ``--ready-text``. Backends wait
+for that line, whatever they run on. It samples
 the process (``--telemetry``: ``process``; ``none`` where the program samples
 itself; ``jupyter`` adds the server's kernels; ``ray:PORT`` adds the Ray
 cluster's activity from its dashboard on PORT) and writes ``{"exit_code",
@@ -51,6 +52,16 @@ def node_ip(host: str) -> str:
     return socket.gethostbyname(socket.gethostname())
 
 
+def make_scratch(chosen: str | None) -> str:
+    """A new private (0700) folder with a short path (Unix socket paths must stay under
+    108 bytes): the one the backend chose (it removes it when the process stops, even
+    if killed), or a new one under /tmp (in a container, gone with it)."""
+    if chosen:
+        os.mkdir(chosen, 0o700)  # never one that exists: someone else's
+        return chosen
+    return tempfile.mkdtemp(prefix="titan-", dir="/tmp")
+
+
 def fill_in(argv: Sequence[str], host: str) -> tuple[list[str], dict[str, str], str | None]:
     """``argv`` with its placeholders filled in, their values as variables, and the
     scratch folder made for it (None if it asks for none)."""
@@ -61,7 +72,7 @@ def fill_in(argv: Sequence[str], host: str) -> tuple[list[str], dict[str, str], 
     }
     scratch = None
     if any("${TITAN_SCRATCH}" in arg for arg in argv):
-        scratch = tempfile.mkdtemp(prefix="titan-", dir="/tmp")  # 0700, short: socket paths
+        scratch = make_scratch(os.environ.get("TITAN_SCRATCH_DIR"))
         values["TITAN_SCRATCH"] = scratch
     environ = {**os.environ, **values}
 
@@ -78,6 +89,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--name", default="process", help="the process's name in its resource")
     parser.add_argument("--telemetry", default="process", help="process, none, jupyter, ray:PORT")
     parser.add_argument("--ready-port", type=int, default=None, help="up once this port serves")
+    parser.add_argument("--ready-text", default=None, help="up once the program prints this")
     parser.add_argument("program", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.program and args.program[0] == "--":
@@ -110,11 +122,30 @@ def extra_readers(mode: str, ready_port: int | None) -> list[Reader]:
     return []
 
 
+def relay_output(child: subprocess.Popen[bytes], text: str, said: threading.Event) -> None:
+    """Copy the program's output to ours line by line; set ``said`` once it prints
+    ``text``."""
+    assert child.stdout is not None
+    wanted = text.encode()
+    for line in child.stdout:
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+        if wanted in line:
+            said.set()
+
+
 def announce_ready(
-    args: argparse.Namespace, child: subprocess.Popen[bytes], sampler: Sampler | None
+    args: argparse.Namespace,
+    child: subprocess.Popen[bytes],
+    said: threading.Event | None,
+    sampler: Sampler | None,
 ) -> None:
-    """Print ``READY_MARKER`` once the program serves; then sample what it serves."""
+    """Print ``READY_MARKER`` once the program serves (said its ready text, and its
+    ready port accepts connections); then sample what it serves."""
     address = os.environ.get("TITAN_NODE_IP", "127.0.0.1")
+    while said is not None and not said.wait(0.05):
+        if child.poll() is not None:
+            return
     while args.ready_port is not None and not serving(address, args.ready_port):
         if child.poll() is not None:
             return
@@ -130,12 +161,24 @@ def run(command: list[str], args: argparse.Namespace) -> int:
     sampler = None
     if args.telemetry != "none":
         sampler = start_from_environment(args.name)
-    if args.ready_port is None:
+    waits = args.ready_port is not None or args.ready_text is not None
+    if not waits:
         # Said before the program starts, so the marker never lands amid its output.
         print(READY_MARKER, flush=True)
-    child = subprocess.Popen(command)
-    if args.ready_port is not None:
-        watcher = threading.Thread(target=announce_ready, args=(args, child, sampler), daemon=True)
+    said = relay = None
+    if args.ready_text is not None:
+        said = threading.Event()
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        relay = threading.Thread(
+            target=relay_output, args=(child, args.ready_text, said), daemon=True
+        )
+        relay.start()
+    else:
+        child = subprocess.Popen(command)
+    if waits:
+        watcher = threading.Thread(
+            target=announce_ready, args=(args, child, said, sampler), daemon=True
+        )
         watcher.start()
     elif sampler is not None:
         with contextlib.suppress(Exception):
@@ -147,6 +190,8 @@ def run(command: list[str], args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     code = child.wait()
+    if relay is not None:
+        relay.join(timeout=5)  # the rest of its output
     if sampler is not None:
         sampler.stop()
         sampler.join(timeout=5)

@@ -1,10 +1,14 @@
-"""Dask dashboards through the control plane: ``/dashboards/<resource id>/...``.
+"""Cluster dashboards through the control plane: ``/dashboards/<resource id>/...``.
 
-Each scheduler serves its dashboard under this path on 127.0.0.1, and these
-routes relay it — pages, JSON and the Bokeh WebSockets — to the owner, admins
+Each cluster's dashboard listens on 127.0.0.1 (or its resource's own network)
+only, and these routes relay it — pages, JSON, the Dask dashboard's Bokeh
+WebSockets, the Ray dashboard's APIs and Jobs API — to the owner, admins
 (``Authorization: Bearer``) and holders of the cluster's dashboard ticket (the
 link the API shows carries it; the first visit turns it into a cookie scoped
-to this one dashboard).
+to this one dashboard). What changes something (POST, PUT, PATCH, DELETE: a
+Ray job submitted or stopped) needs the bearer token: a ticket or cookie
+alone reads only, so no other site can act through a user's browser. The
+engine says where the request goes and what it adds (a Ray cluster's token).
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ from starlette.websockets import WebSocketDisconnect
 from service.api.deps import TitanDep
 from service.core.access import Principal
 from service.core.dashboards import dashboard_path
-from service.errors import TitanError
+from service.errors import TitanError, Unauthenticated
 
 if TYPE_CHECKING:
     from service.app import Titan
 
 router = APIRouter(tags=["dashboards"], include_in_schema=False)
 COOKIE = "titan_dashboard"
+CHANGES = ["POST", "PUT", "PATCH", "DELETE"]  # methods that need the bearer token
 # Headers that describe one hop, not the content: never relayed.
 HOP_BY_HOP = {
     "connection",
@@ -49,17 +54,17 @@ async def _upstream(
     resource_id: str,
     authorization: str | None,
     ticket: str | None,
-) -> str:
+) -> tuple[str, dict[str, str]]:
     principal: Principal | None = None
     if authorization:
         client = request.client.host if request.client else ""
         principal = await titan.authenticate(authorization, client)
     return await asyncio.to_thread(
-        titan.resources.dashboard_upstream, resource_id, principal, ticket
+        titan.clusters.dashboard_upstream, resource_id, principal, ticket
     )
 
 
-@router.get("/dashboards/{resource_id}/{path:path}")
+@router.api_route("/dashboards/{resource_id}/{path:path}", methods=["GET", "HEAD", *CHANGES])
 async def dashboard_page(
     resource_id: str,
     path: str,
@@ -67,15 +72,27 @@ async def dashboard_page(
     titan: TitanDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """One page or file of a cluster's dashboard."""
+    """One page, file or API call of a cluster's dashboard."""
     given = request.query_params.get("ticket")
     ticket = given or request.cookies.get(COOKIE)
-    base = await _upstream(titan, request, resource_id, authorization, ticket)
+    if request.method in CHANGES:
+        if not authorization:
+            raise Unauthenticated(
+                f"{request.method} to a dashboard needs 'Authorization: Bearer <token>' "
+                "(a dashboard link's ticket only reads)"
+            )
+        ticket = None
+    base, added = await _upstream(titan, request, resource_id, authorization, ticket)
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "ticket"]
-    upstream = await titan.http.get(
-        f"{base}{dashboard_path(resource_id)}/{path}",
+    headers = {"accept": request.headers.get("accept", "*/*"), **added}
+    if "content-type" in request.headers:
+        headers["content-type"] = request.headers["content-type"]
+    upstream = await titan.http.request(
+        request.method,
+        f"{base}/{path}",
         params=urlencode(query),
-        headers={"accept": request.headers.get("accept", "*/*")},
+        headers=headers,
+        content=await request.body() if request.method in CHANGES else None,
     )
     headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
     response = Response(upstream.content, status_code=upstream.status_code, headers=headers)
@@ -96,17 +113,20 @@ async def dashboard_socket(websocket: WebSocket, resource_id: str, path: str) ->
     titan: Titan = websocket.app.state.titan
     ticket = websocket.query_params.get("ticket") or websocket.cookies.get(COOKIE)
     try:
-        base = await _upstream(
+        base, added = await _upstream(
             titan, websocket, resource_id, websocket.headers.get("authorization"), ticket
         )
     except TitanError as exc:
         await websocket.close(code=1008, reason=exc.message[:120])
         return
     query = urlencode([(k, v) for k, v in websocket.query_params.multi_items() if k != "ticket"])
-    url = "ws" + base.removeprefix("http") + f"{dashboard_path(resource_id)}/{path}"
+    url = "ws" + base.removeprefix("http") + f"/{path}"
     protocols = websocket.scope.get("subprotocols") or None
     async with websockets.connect(
-        url + (f"?{query}" if query else ""), subprotocols=protocols, max_size=None
+        url + (f"?{query}" if query else ""),
+        subprotocols=protocols,
+        max_size=None,
+        additional_headers=added or None,
     ) as remote:
         await websocket.accept(subprotocol=remote.subprotocol)
 

@@ -38,6 +38,7 @@ class ProcessSpec:
     ports: list[int] = field(default_factory=list)
     published: tuple[int, ...] = ()
     ready_port: int | None = None  # ready once it accepts connections; None: at once
+    ready_text: str | None = None  # ready once the program prints this (instead)
     telemetry: str = "process"  # what the entrypoint samples (see workers/entrypoint.py)
     home: bool = False  # a home folder that outlives restarts (a workspace's notebooks)
     cpu: float = 0.0
@@ -114,6 +115,8 @@ def entrypoint_args(spec: ProcessSpec, host: str) -> list[str]:
     args = ["--host", host, "--name", spec.name, "--telemetry", spec.telemetry]
     if spec.ready_port is not None:
         args += ["--ready-port", str(spec.ready_port)]
+    if spec.ready_text is not None:
+        args += ["--ready-text", spec.ready_text]
     return [*args, "--", *spec.argv]
 
 

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -147,6 +148,9 @@ class LocalBackend(Backend):
         if account is not None:
             env["USER"] = env["LOGNAME"] = account.name
         env["TITAN_EXIT_FILE"] = str(run / "exit.json")
+        # A short private folder if the program asks for one, removed at stop.
+        scratch = Path("/tmp") / f"titan-{secrets.token_hex(6)}"
+        env["TITAN_SCRATCH_DIR"] = str(scratch)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
         if spec.output_dir:
             results = Path(spec.output_dir)
@@ -192,6 +196,7 @@ class LocalBackend(Backend):
             "create_time": psutil.Process(child.pid).create_time(),
             "dir": str(folder),
             "run": str(run),
+            "scratch": str(scratch),
             "resource_id": spec.resource_id,
             "name": spec.name,
             "role": spec.role,
@@ -272,6 +277,8 @@ class LocalBackend(Backend):
         _signal_group(pid, signal.SIGKILL)
         await asyncio.to_thread(self._reap, pid)  # waiting on the child blocks
         await asyncio.to_thread(_remove_secrets, handle)
+        if handle.get("scratch"):
+            await asyncio.to_thread(shutil.rmtree, handle["scratch"], True)
 
     async def status(self, handle: Handle) -> ProcessState:
         """Running, or exited with the code from the child or ``exit.json``."""
@@ -325,7 +332,8 @@ class LocalBackend(Backend):
         prefix = str(self.user_root / "run") + os.sep
         for process in psutil.process_iter(["pid", "cmdline"]):
             try:
-                exit_file = process.environ().get("TITAN_EXIT_FILE", "")
+                environ = process.environ()
+                exit_file = environ.get("TITAN_EXIT_FILE", "")
                 if not exit_file.startswith(prefix) or os.getsid(process.pid) != process.pid:
                     continue
                 created = process.create_time()
@@ -340,6 +348,7 @@ class LocalBackend(Backend):
                     "create_time": created,
                     "dir": str(folder),
                     "run": str(run),
+                    "scratch": environ.get("TITAN_SCRATCH_DIR", ""),
                     "resource_id": folder.parent.name,
                     "name": folder.name.rsplit("-", 1)[0],
                     "role": "",
@@ -409,9 +418,11 @@ def _read_log(path: Path, tail: int | None, offset: int) -> LogChunk:
             if tail is not None:
                 start = max(0, size - 64 * 1024 * max(1, tail // 100 + 1))
                 stream.seek(start)
-                lines = stream.read().decode(errors="replace").splitlines()[-tail:]
+                lines = stream.read(size - start).decode(errors="replace").splitlines()[-tail:]
                 return LogChunk("\n".join(lines) + ("\n" if lines else ""), size)
-            stream.seek(min(offset, size))
-            return LogChunk(stream.read().decode(errors="replace"), size)
+            # Up to ``size`` only: what the process writes meanwhile comes from next_offset on.
+            start = min(offset, size)
+            stream.seek(start)
+            return LogChunk(stream.read(size - start).decode(errors="replace"), size)
     except FileNotFoundError:
         return LogChunk("", 0)

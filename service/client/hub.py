@@ -274,12 +274,18 @@ class Hub(_Base, Accounts):
         result: builtins.list[dict[str, Any]] = self.send(Calls.current())
         return result
 
+    def credentials(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """The resource's cluster: ``engine``, ``address`` and what reaches it (a Dask
+        cluster's TLS certificate and key, a Ray cluster's ``ray_token``)."""
+        result: dict[str, Any] = self.send(Calls.sub(_ref(ref), "credentials"))
+        return result
+
     def cluster_security(self, ref: ResourceRef | str) -> Security | None:
         """What a ``distributed.Client`` needs to reach the resource's Dask scheduler:
         ``Client(address, security=hub.cluster_security(ref))`` (None: plain TCP)."""
         from service.client.security import cluster_security
 
-        credentials = self.send(Calls.sub(_ref(ref), "credentials"))
+        credentials = self.credentials(ref)
         return cluster_security(credentials) if credentials.get("tls_cert") else None
 
     def alerts(self, state: str | None = None) -> builtins.list[dict[str, Any]]:
@@ -424,6 +430,11 @@ class AsyncHub(_Base, AsyncAccounts):
     async def current(self) -> builtins.list[dict[str, Any]]:
         """Running resources with the newest reading of each GPU and host."""
         result: builtins.list[dict[str, Any]] = await self.send(Calls.current())
+        return result
+
+    async def credentials(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """The resource's cluster: ``engine``, ``address`` and what reaches it."""
+        result: dict[str, Any] = await self.send(Calls.sub(_ref(ref), "credentials"))
         return result
 
     async def cluster_security(self, ref: ResourceRef | str) -> Security | None:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.access import Principal
+from service.core.dashboards import dashboard_path
 from service.core.resources import ResourceService
 from service.core.secrets import Vault
 from service.engines import engine_of
@@ -105,3 +106,17 @@ class ClusterAccess:
             if engine.secured(self.resources.settings.dask_tls):
                 found.update(cluster_credentials(session, self.vault, resource.id, engine))
             return found
+
+    def dashboard_upstream(
+        self, resource_id: str, principal: Principal | None, ticket: str | None
+    ) -> tuple[str, dict[str, str]]:
+        """Where to relay a request for the resource's dashboard (the URL its path is
+        appended to) and the headers to add, if the caller may see it (see
+        ``ResourceService.dashboard_endpoint``)."""
+        name, endpoint = self.resources.dashboard_endpoint(resource_id, principal, ticket)
+        engine = engine_of(name)
+        credentials: dict[str, str] = {}
+        if engine.secured(self.resources.settings.dask_tls):
+            with self.resources.sessions.begin() as session:
+                credentials = cluster_credentials(session, self.vault, resource_id, engine)
+        return engine.relay(endpoint, dashboard_path(resource_id), credentials)

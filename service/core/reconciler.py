@@ -420,6 +420,7 @@ class Reconciler:
             env=env,
             published=launch.published,
             ready_port=launch.ready_port,
+            ready_text=launch.ready_text,
             telemetry=launch.telemetry,
             home=launch.home,
             cpu=planned.cpu,

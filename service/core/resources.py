@@ -37,7 +37,7 @@ from service.core.records import request_of
 from service.core.secrets import check_refs
 from service.core.state import Status, Target
 from service.core.workers import next_workers
-from service.engines import engine_of
+from service.engines import ENGINES, engine_of
 from service.engines.base import PlannedProcess
 from service.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from service.recipes.diff import field_changes, process_changes
@@ -357,10 +357,11 @@ class ResourceService:
         check_resource(principal, resource, change)
         return resource
 
-    def dashboard_upstream(
+    def dashboard_endpoint(
         self, resource_id: str, principal: Principal | None, ticket: str | None
-    ) -> str:
-        """Where the resource's dashboard listens, if the caller may see it.
+    ) -> tuple[str, str]:
+        """The engine of the resource's cluster and where its dashboard listens, if the
+        caller may see it.
 
         The caller is ``principal`` (the owner or an admin), or holds the
         resource's dashboard ticket.
@@ -382,9 +383,12 @@ class ResourceService:
                 raise NotFound(f"no resource with id {resource_id!r}")
             if principal is not None:
                 check_resource(principal, resource)
+            cluster = parse_recipe(resource.recipe).cluster
+            engine = engine_of(cluster.engine) if cluster is not None else None
             for process in resource.processes:
-                if process.state == "running" and "dashboard" in (process.endpoints or {}):
-                    return str(process.endpoints["dashboard"])
+                endpoints = process.endpoints or {}
+                if engine and process.state == "running" and engine.dashboard in endpoints:
+                    return engine.name, str(endpoints[engine.dashboard])
             raise NotFound(f"{resource.type} {resource.name!r} has no running dashboard")
 
     def view(self, resource: Resource) -> dict[str, Any]:
@@ -400,10 +404,15 @@ class ResourceService:
         if "jupyter" in endpoints:
             token = jupyter_token(self.key, resource.id)
             endpoints["jupyter"] = endpoints["jupyter"].rstrip("/") + f"/lab?token={token}"
-        if "dashboard" in endpoints:  # only through the control plane, with its ticket
+        engine = next(
+            (e for e in ENGINES.values() if any(p.name == e.head for p in processes)), None
+        )
+        if engine is not None and engine.dashboard in endpoints:
+            # Only through the control plane, with its ticket.
             ticket = dashboard_ticket(self.key, resource.id)
             path = dashboard_path(resource.id)
-            endpoints["dashboard"] = f"{self.settings.api_url}{path}/status?ticket={ticket}"
+            link = f"{self.settings.api_url}{path}/{engine.dashboard_page}?ticket={ticket}"
+            endpoints[engine.dashboard] = link
         return {
             "id": resource.id,
             "owner": resource.owner,

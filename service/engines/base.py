@@ -73,6 +73,7 @@ class Launch:
     argv: list[str]  # may hold the placeholders above
     env: dict[str, str] = field(default_factory=dict, repr=False)
     ready_port: int | None = None  # up once this port accepts connections; None: at once
+    ready_text: str | None = None  # up once the program prints this line (instead)
     published: tuple[int, ...] = ()  # ports the control plane's host must reach
     telemetry: str = "process"  # "process", "none" (samples itself), "jupyter", "ray"
     home: bool = False  # gets a home folder that outlives restarts (a workspace)
@@ -124,6 +125,7 @@ class Engine(abc.ABC):
     done_metric: str | None = None
     idle_words: str = "no work"  # what an idle cluster does not do, for the stop reason
     dashboard: str = "dashboard"  # the endpoint relayed under /dashboards/<resource id>/
+    dashboard_page: str = ""  # the page its dashboard link opens, under that path
     credential_keys: tuple[str, ...] = ()  # what new_credentials returns
     # Whether workers may start with their head (they wait for it); else after it serves.
     starts_together: bool = True
@@ -175,6 +177,14 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def secret_files(self, credentials: dict[str, str]) -> dict[str, str]:
         """The secret files (name → content) the cluster's and attached processes get."""
+
+    def relay(
+        self, endpoint: str, prefix: str, credentials: dict[str, str]
+    ) -> tuple[str, dict[str, str]]:
+        """Where the control plane sends a dashboard request for ``prefix``/PATH (the URL
+        PATH is appended to) and the headers it adds: the dashboard served under
+        ``prefix`` itself, with no credentials, unless the engine says otherwise."""
+        return endpoint + prefix, {}
 
     def missing(self) -> str:
         """What is missing for its processes to run on this machine, and how to get it

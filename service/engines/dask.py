@@ -54,6 +54,7 @@ class DaskEngine(Engine):
     busy_metrics = ("dask_tasks_processing",)
     done_metric = "dask_tasks_completed_total"
     idle_words = "no Dask tasks"
+    dashboard_page = "status"
     credential_keys = ("tls_cert", "tls_key")
 
     def __init__(self, size: int = 1000) -> None:

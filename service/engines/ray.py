@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from service.recipes.models import ClusterFields, Resources
 
 TOKEN_FILE = "ray-token"
+# What `ray start` says once its node has joined the cluster (its ports open before).
+STARTED = "Ray runtime started."
 WORKER_PORTS = 20  # ports in a row for each node's task and actor processes
 # Ray's own defaults size every node by the whole machine (memory, and 30 % of it for
 # objects), so each node says its size: the recipe's, or these.
@@ -158,7 +160,7 @@ class RayEngine(Engine):
         args = planned.args
         argv += ["--memory", str(args["memory"])]
         argv += ["--object-store-memory", str(args["object_store_memory"])]
-        env = {**token_environment(), "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**token_environment(), "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
         if planned.head:
             argv += ["--head", "--num-cpus", "0", "--num-gpus", "0"]
             argv += ["--dashboard-host", BIND_HOST, "--include-dashboard", "true"]
@@ -172,13 +174,14 @@ class RayEngine(Engine):
                 argv,
                 env,
                 ready_port=dashboard,
+                ready_text=STARTED,
                 published=(ports["gcs"], ports["client"], dashboard),
                 telemetry=f"ray:{dashboard}",
             )
         argv += ["--address", f"{place.head_host}:{place.head_ports['gcs']}"]
         argv += ["--num-cpus", str(args["cpus"]), "--num-gpus", str(args["gpus"])]
         argv += ["--resources", json.dumps({f"titan-node:{planned.name}": 1})]
-        return Launch(argv, env, ready_port=ports["node_manager"])
+        return Launch(argv, env, ready_text=STARTED)
 
     def endpoints(
         self, planned: PlannedProcess, ports: dict[str, int], host: str, secure: bool
@@ -207,6 +210,13 @@ class RayEngine(Engine):
     def secret_files(self, credentials: dict[str, str]) -> dict[str, str]:
         """The token, as a file."""
         return {TOKEN_FILE: credentials["ray_token"]}
+
+    def relay(
+        self, endpoint: str, prefix: str, credentials: dict[str, str]
+    ) -> tuple[str, dict[str, str]]:
+        """The dashboard at its root (Ray serves under no prefix; its pages ask for what
+        they need by relative paths), with the cluster's token added."""
+        return endpoint, {"Authorization": f"Bearer {credentials.get('ray_token', '')}"}
 
     def missing(self) -> str:
         """Ray itself, where this machine runs the cluster's nodes."""

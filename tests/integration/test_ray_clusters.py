@@ -1,0 +1,176 @@
+"""Ray clusters on the local backend: real ``ray start`` nodes run by Titan.
+
+Each test starts one small cluster (a head and one or two worker nodes) and
+checks one promise of the Ray engine through the API, Ray's own client, Jobs
+API and dashboard, and the processes themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, select
+
+from service.store.models import Process
+from tests.integration.conftest import RunningServer, ServerFactory
+from tests.integration.test_restart_safety import running_server_process
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+DRIVER = """
+import ray
+ray.init()
+nodes = [n for n in ray.nodes() if n["Alive"]]
+print("nodes", len(nodes))
+print("answer", ray.get(ray.remote(lambda: 6 * 7).remote()))
+"""
+
+
+@pytest.fixture
+def ray_server(start_server: ServerFactory) -> RunningServer:
+    """A server whose starts may take as long as a Ray head does on a busy 2-core machine."""
+    return start_server(start_timeout_seconds=240)
+
+
+def ray_cluster(name: str = "r", **spec: Any) -> dict[str, Any]:
+    body = {"engine": "ray", "n_workers": 1, "worker": {"nthreads": 1, "memory": "1GiB"}}
+    return {"type": "cluster", "name": name, "spec": {**body, **spec}}
+
+
+def driver(address: str, token: str | None, code: str = DRIVER) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as a Ray driver of ``address`` (with ``token``, or none)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TITAN_"))}
+    env.update({"RAY_ADDRESS": address, "RAY_USAGE_STATS_ENABLED": "0"})
+    if token is not None:
+        env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180
+    )
+
+
+def recorded(url: str, resource_id: str) -> dict[str, Any]:
+    """Each process's stored handle and endpoints (what the API never shows)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Process.name, Process.handle, Process.endpoints).where(
+                Process.resource_id == resource_id
+            )
+        ).all()
+    engine.dispose()
+    return {name: {"handle": handle, "endpoints": endpoints} for name, handle, endpoints in rows}
+
+
+def test_a_ray_cluster_serves_only_holders_of_its_token_and_its_dashboard_only_through_titan(
+    ray_server: RunningServer,
+) -> None:
+    hub = ray_server.hub()
+    hub.apply(ray_cluster())
+    running = hub.wait("cluster/r", {"running"}, timeout=300)
+    endpoints = running["endpoints"]
+    assert endpoints["ray"].startswith("ray://127.0.0.1:")
+    credentials = hub.credentials("cluster/r")
+    assert credentials["engine"] == "ray" and credentials["address"] == endpoints["ray"]
+    token = credentials["ray_token"]
+    done = driver(endpoints["ray"], token)
+    assert "answer 42" in done.stdout, done.stdout + done.stderr
+    assert "nodes 2" in done.stdout  # the head and worker-0
+    refused = driver(endpoints["ray"], "0" * 64)
+    assert refused.returncode != 0 and "answer" not in refused.stdout
+
+    # The dashboard listens on loopback and answers nothing without the cluster's token.
+    upstream = recorded(ray_server.settings.sqlalchemy_url, running["id"])["head"]["endpoints"]
+    assert upstream["dashboard"].startswith("http://127.0.0.1:")
+    assert httpx.get(upstream["dashboard"] + "/api/version").status_code == 401
+    # Through the control plane: the link's ticket reads, Titan's token reads and acts.
+    link = endpoints["dashboard"]
+    assert link.startswith(f"{ray_server.url}/dashboards/{running['id']}/?ticket=")
+    page = httpx.get(link)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    base = f"{ray_server.url}/dashboards/{running['id']}"
+    assert httpx.get(f"{base}/api/version").status_code == 401
+    ticket = link.split("ticket=", 1)[1]
+    version = httpx.get(f"{base}/api/version", params={"ticket": ticket}).json()
+    assert version["ray_version"].startswith("2.")
+    assert httpx.post(f"{base}/api/jobs/", params={"ticket": ticket}, json={}).status_code == 401
+
+    # Ray's Jobs API through the control plane, with the user's Titan token only.
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    jobs = JobSubmissionClient(base, headers={"Authorization": f"Bearer {ray_server.token}"})
+    code = "import ray; ray.init(); print('job says', ray.get(ray.remote(lambda: 7).remote()))"
+    job = jobs.submit_job(entrypoint=f'{sys.executable} -c "{code}"')
+    deadline = time.monotonic() + 180
+    while jobs.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        assert time.monotonic() < deadline, jobs.get_job_logs(job)
+        time.sleep(1)
+    assert jobs.get_job_status(job) == JobStatus.SUCCEEDED, jobs.get_job_logs(job)
+    assert "job says 7" in jobs.get_job_logs(job)
+
+
+def test_a_dead_worker_node_is_replaced_and_scale_down_keeps_the_head(
+    ray_server: RunningServer,
+) -> None:
+    hub = ray_server.hub()
+    hub.apply(ray_cluster(n_workers=2))
+    running = hub.wait("cluster/r", {"running"}, timeout=300)
+    token = hub.credentials("cluster/r")["ray_token"]
+    before = recorded(ray_server.settings.sqlalchemy_url, running["id"])
+    os.killpg(int(before["worker-1"]["handle"]["pid"]), signal.SIGKILL)
+    hub.wait("cluster/r", {"degraded"}, timeout=60)
+    hub.wait("cluster/r", {"running"}, timeout=300)
+    after = recorded(ray_server.settings.sqlalchemy_url, running["id"])
+    assert after["worker-1"]["handle"]["pid"] != before["worker-1"]["handle"]["pid"]
+    assert after["head"]["handle"]["pid"] == before["head"]["handle"]["pid"]
+    assert "nodes 3" in driver(running["endpoints"]["ray"], token).stdout
+    # Down to one worker node: the head and worker-0 keep running, untouched.
+    hub.apply(ray_cluster(n_workers=1))
+    hub.wait("cluster/r", {"running"}, generation=2, timeout=120)
+    final = recorded(ray_server.settings.sqlalchemy_url, running["id"])
+    assert sorted(final) == ["head", "worker-0"]
+    assert final["worker-0"]["handle"]["pid"] == before["worker-0"]["handle"]["pid"]
+    assert "nodes 2" in driver(running["endpoints"]["ray"], token).stdout
+
+
+def test_a_ray_cluster_and_a_dask_cluster_run_side_by_side(ray_server: RunningServer) -> None:
+    hub = ray_server.hub()
+    hub.apply(ray_cluster())
+    hub.apply({"type": "cluster", "name": "d", "spec": {"n_workers": 1}})
+    dask = hub.wait("cluster/d", {"running"}, timeout=120)
+    ray_running = hub.wait("cluster/r", {"running"}, timeout=300)
+    assert dask["endpoints"]["scheduler"].startswith("tls://")
+    done = driver(ray_running["endpoints"]["ray"], hub.credentials("cluster/r")["ray_token"])
+    assert "answer 42" in done.stdout, done.stderr
+    from distributed import Client
+
+    security = hub.cluster_security("cluster/d")
+    with Client(dask["endpoints"]["scheduler"], security=security, timeout="30s") as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+
+
+def test_restart_after_kill_9_adopts_the_ray_nodes(tmp_path: Path) -> None:
+    env = {"TITAN_START_TIMEOUT_SECONDS": "240"}
+    with running_server_process(tmp_path / "data", env) as server:
+        hub = server.start()
+        hub.apply(ray_cluster())
+        running = hub.wait("cluster/r", {"running"}, timeout=300)
+        url = f"sqlite:///{tmp_path / 'data' / 'titan.db'}"
+        before = recorded(url, running["id"])
+        server.kill()
+        hub = server.start()
+        time.sleep(3)  # a few reconcile passes
+        again = hub.wait("cluster/r", {"running"}, timeout=120)
+        after = recorded(url, running["id"])
+        assert {n: p["handle"]["pid"] for n, p in after.items()} == {
+            n: p["handle"]["pid"] for n, p in before.items()
+        }
+        token = hub.credentials("cluster/r")["ray_token"]
+        assert "answer 42" in driver(again["endpoints"]["ray"], token).stdout
