@@ -1,8 +1,8 @@
 """Print the pip requirements of a Titan image, read from pyproject.toml.
 
 Usage (inside an image build): ``python3 requirements.py cpu|cuda pyproject.toml``.
-Both images get the base dependencies plus the docker and postgres extras (the
-control plane runs from the same image); cuda adds the gpu extra and swaps the
+Both images get the base dependencies plus the docker, postgres and ray extras (the
+control plane runs from the same image; Ray clusters run in them); cuda adds the gpu extra and swaps the
 CPU-only XGBoost build for the full one (device="cuda").
 """
 
@@ -13,7 +13,7 @@ kind, path = sys.argv[1], sys.argv[2]
 with open(path, "rb") as stream:
     project = tomllib.load(stream)["project"]
 extras = project["optional-dependencies"]
-requirements = [*project["dependencies"], *extras["docker"], *extras["postgres"]]
+requirements = [*project["dependencies"], *extras["docker"], *extras["postgres"], *extras["ray"]]
 if kind == "cuda":
     requirements = [r for r in requirements if not r.startswith("xgboost-cpu")]
     requirements += ["xgboost>=2.1", *extras["gpu"]]

@@ -167,6 +167,8 @@ class RayEngine(Engine):
             for name in ("gcs", "client", "dashboard"):
                 argv += [FLAGS[name], str(ports[name])]
             env["DASHBOARD_METRIC_PORT"] = str(ports["dashboard_metrics"])
+            # A Ray Client session's own server may take a while to start on a busy node.
+            env["RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S"] = "120"
             env["AUTOSCALER_METRIC_PORT"] = str(ports["autoscaler_metrics"])
             argv += ["--resources", json.dumps({f"titan-node:{planned.name}": 1})]
             dashboard = ports["dashboard"]
