@@ -193,7 +193,8 @@ def get(
     )
     console.print(f"status: {item['status']} - {item['status_reason']} (target {item['target']})")
     for name, address in item["endpoints"].items():
-        console.print(f"{name}: {address}")
+        # Every endpoint on one line, never folded: a dashboard link's ticket must copy whole.
+        console.print(f"{name}: {address}", soft_wrap=True, markup=False)
     table = Table("process", "state", "exit code", "started")
     for process in item["processes"]:
         code = "" if process["exit_code"] is None else str(process["exit_code"])

@@ -10,6 +10,7 @@ from service.client.errors import (
     UnauthenticatedError,
 )
 from service.client.hub import AsyncHub, Hub, ResourceRef
+from service.client.ray_cluster import RayCluster
 
 
 def __getattr__(name: str) -> object:
@@ -28,6 +29,7 @@ __all__ = [
     "Hub",
     "InvalidError",
     "NotFoundError",
+    "RayCluster",
     "ResourceRef",
     "ServerUnavailable",
     "TitanClientError",

@@ -349,7 +349,8 @@ class Reconciler:
 
         Every process's ports are chosen first, so the head's address is known
         before it serves: where its engine allows, workers start with it (Dask
-        workers wait for their scheduler); otherwise the head starts first.
+        workers wait for their scheduler); otherwise the head starts first and
+        the others one after another (Ray nodes join one at a time).
         """
         chosen = await asyncio.gather(*(self.backend.reserve_ports(p.ports) for p in missing))
         ports = {p.name: numbers for p, numbers in zip(missing, chosen, strict=True)}
@@ -372,15 +373,19 @@ class Reconciler:
             secure=secure,
             dashboard_prefix=dashboard_path(resource.id),
         )
-        starts = []
-        if head is not None:
-            first = self._start_one(resource, head, ports[head.name], place, address)
-            if engine is not None and not engine.starts_together:
-                await first
-            else:
-                starts.append(first)
-        starts += [self._start_one(resource, p, ports[p.name], place, address) for p in rest]
-        results = await asyncio.gather(*starts, return_exceptions=True)
+        order = ([head] if head is not None else []) + rest
+        results: list[Any] = []
+        if engine is None or engine.starts_together:
+            starts = [self._start_one(resource, p, ports[p.name], place, address) for p in order]
+            results = await asyncio.gather(*starts, return_exceptions=True)
+        else:  # one after another: a node joins once the one before it has
+            for planned in order:
+                try:
+                    await self._start_one(resource, planned, ports[planned.name], place, address)
+                except Exception as exc:
+                    results.append(exc)
+                    if planned.head:
+                        break  # nothing to join
         errors = [r for r in results if isinstance(r, BaseException)]
         failures = [e for e in errors if not isinstance(e, Unplaceable)]
         if failures:

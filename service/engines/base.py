@@ -127,7 +127,8 @@ class Engine(abc.ABC):
     dashboard: str = "dashboard"  # the endpoint relayed under /dashboards/<resource id>/
     dashboard_page: str = ""  # the page its dashboard link opens, under that path
     credential_keys: tuple[str, ...] = ()  # what new_credentials returns
-    # Whether workers may start with their head (they wait for it); else after it serves.
+    # Whether workers may start with their head (they wait for it); else the head first,
+    # then each worker once the one before it has joined.
     starts_together: bool = True
 
     @abc.abstractmethod

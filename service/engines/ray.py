@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 TOKEN_FILE = "ray-token"
 # What `ray start` says once its node has joined the cluster (its ports open before).
 STARTED = "Ray runtime started."
-WORKER_PORTS = 20  # ports in a row for each node's task and actor processes
+WORKER_PORTS = 50  # ports in a row for each node's task, actor and driver processes
 # Ray's own defaults size every node by the whole machine (memory, and 30 % of it for
 # objects), so each node says its size: the recipe's, or these.
 HEAD_MEMORY = 1024**3
@@ -86,7 +86,9 @@ class RayEngine(Engine):
     busy_metrics = ("ray_tasks_running", "ray_actors_alive", "ray_jobs_running")
     idle_words = "no Ray tasks, actors or jobs"
     credential_keys = ("ray_token",)
-    starts_together = False  # a worker node's `ray start` gives up if the head is not there
+    # A worker node's `ray start` gives up if the head is not there, and nodes starting at
+    # the same moment on a small machine time out joining: one at a time.
+    starts_together = False
 
     def processes(
         self,
@@ -161,6 +163,8 @@ class RayEngine(Engine):
         argv += ["--memory", str(args["memory"])]
         argv += ["--object-store-memory", str(args["object_store_memory"])]
         env = {**token_environment(), "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+        # Stopping drains the node first; within the backend's stop grace period.
+        env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "5"
         if planned.head:
             argv += ["--head", "--num-cpus", "0", "--num-gpus", "0"]
             argv += ["--dashboard-host", BIND_HOST, "--include-dashboard", "true"]
