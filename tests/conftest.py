@@ -17,6 +17,9 @@ import pytest
 
 from service.config import Settings
 
+# The backend contract's tests live outside test modules: rewrite their asserts too.
+pytest.register_assert_rewrite("tests.backend_contract")
+
 POSTGRES_URL = os.environ.get("TITAN_TEST_POSTGRES_URL")
 # Processes of the local backend run as these OS accounts, never as root (see accounts.py):
 # every user's as TEST_ACCOUNT, and OTHER_ACCOUNT for a second person where a test needs two.
