@@ -1,10 +1,12 @@
-"""``python -m workers.training``: train XGBoost on the attached Dask cluster.
+"""``python -m workers.training``: train XGBoost on the attached Dask or Ray cluster.
 
-Connects to ``DASK_SCHEDULER_ADDRESS`` (set by Titan in every process of a
-resource with a Dask cluster), trains on synthetic data or a Parquet/CSV
-file, saves the model under ``--output`` (default ``$TITAN_OUTPUT_DIR``),
-reports train time, rows/s and RMSE to the monitoring store, prints the
-result as JSON, and exits non-zero if the model did not learn.
+With ``--engine dask`` connects to ``DASK_SCHEDULER_ADDRESS`` (set by Titan in
+every process of a resource with a Dask cluster); with ``--engine ray`` to
+``RAY_ADDRESS`` (a resource with a Ray cluster), training there with Ray
+Train. Either way it trains on synthetic data or a Parquet/CSV file, saves
+the model under ``--output`` (default ``$TITAN_OUTPUT_DIR``), reports train
+time, rows/s and RMSE to the monitoring store, prints the result as JSON,
+and exits non-zero if the model did not learn.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workers.telemetry import report
+
+if TYPE_CHECKING:
+    from workers.training.xgboost_train import TrainingResult
 
 
 def main() -> int:
@@ -29,20 +35,50 @@ def main() -> int:
     parser.add_argument("--data", default=None, help="Parquet or CSV path instead of synthetic")
     parser.add_argument("--label", default="label", help="target column of --data")
     parser.add_argument("--output", default=os.environ.get("TITAN_OUTPUT_DIR", "."))
+    parser.add_argument(
+        "--engine",
+        choices=["dask", "ray"],
+        default=default_engine(),
+        help="the attached cluster to train on (default: ray if only RAY_ADDRESS is set)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="Ray Train workers (default: one per node)"
+    )
     args = parser.parse_args()
-    from workers.training.attach import attached_client
-    from workers.training.xgboost_train import save, table_data, train_regression
+    if args.workers is not None and (args.engine != "ray" or args.workers < 1):
+        parser.error("--workers: a number ≥ 1, with --engine ray (Dask trains on every worker)")
+    from workers.training.xgboost_train import save
 
-    with attached_client() as client:
-        data = table_data(args.data, args.label) if args.data else None
-        result, booster = train_regression(
-            client, args.rows, args.features, args.rounds, args.device, data
+    if args.engine == "ray":
+        from workers.training.ray_train import train_on_ray
+
+        result, booster = train_on_ray(
+            args.rows, args.features, args.rounds, args.device, args.workers, args.data, args.label
         )
+    else:
+        result, booster = train_on_dask(args)
     model = save(result, booster, Path(args.output))
     reported = report("training", result.metrics(), {"device": result.device, "model": str(model)})
     print(f"model saved to {model}; metrics {'reported' if reported else 'not reported'}")
     print(json.dumps({**dataclasses.asdict(result), "model": str(model)}), flush=True)
     return 0 if result.rmse < result.baseline_rmse / 2 else 1
+
+
+def default_engine() -> str:
+    """``ray`` when only a Ray cluster is attached (``RAY_ADDRESS`` without
+    ``DASK_SCHEDULER_ADDRESS``), else ``dask``."""
+    ray_only = os.environ.get("RAY_ADDRESS") and not os.environ.get("DASK_SCHEDULER_ADDRESS")
+    return "ray" if ray_only else "dask"
+
+
+def train_on_dask(args: argparse.Namespace) -> tuple[TrainingResult, Any]:
+    """The result and booster of training on the attached Dask cluster."""
+    from workers.training.attach import attached_client
+    from workers.training.xgboost_train import table_data, train_regression
+
+    with attached_client() as client:
+        data = table_data(args.data, args.label) if args.data else None
+        return train_regression(client, args.rows, args.features, args.rounds, args.device, data)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ The device is chosen per cluster: ``cuda`` when every worker sees a GPU and
 XGBoost was built with CUDA (data then lives on the GPUs as CuPy-backed Dask
 arrays), else ``cpu`` with the ``hist`` tree method. GPU libraries are
 imported only on GPU workers, never on CPU machines.
+
+The result, the synthetic problem, the booster's parameters and the saving
+are shared with the Ray path (``ray_train.py``).
 """
 
 from __future__ import annotations
@@ -60,31 +63,61 @@ def choose_device(client: Any) -> str:
     return "cuda" if answers and all(answers.values()) else "cpu"
 
 
+NOISE = 0.1  # standard deviation of the synthetic target's noise: the best reachable RMSE
+
+
+def signal_weights(features: int, seed: int = 0) -> Any:
+    """The weights ``w`` of the synthetic problems' linear signal ``y = X @ w + noise``."""
+    import numpy as np
+
+    return np.random.default_rng(seed).normal(size=features)
+
+
 def synthetic_regression(
     rows: int, features: int, chunk_rows: int, seed: int = 0
 ) -> tuple[Any, Any]:
     """A dask array ``X`` and target ``y = X @ w + noise`` with a known linear signal."""
     import dask.array as da
-    import numpy as np
 
-    weights = np.random.default_rng(seed).normal(size=features)
+    weights = signal_weights(features, seed)
     state = da.random.RandomState(seed)
     x = state.normal(size=(rows, features), chunks=(chunk_rows, features))
-    noise = state.normal(scale=0.1, size=(rows,), chunks=(chunk_rows,))
+    noise = state.normal(scale=NOISE, size=(rows,), chunks=(chunk_rows,))
     return x.astype("float32"), (x @ weights + noise).astype("float32")
+
+
+def is_csv(path: str) -> bool:
+    """True if ``path`` names CSV data (else it is read as Parquet)."""
+    return path.endswith((".csv", ".csv.gz"))
+
+
+def require_label(columns: Any, label: str, path: str) -> None:
+    """Raise ``ValueError`` naming the known columns if ``label`` is not among ``columns``."""
+    if label not in columns:
+        known = ", ".join(map(str, columns))
+        raise ValueError(f"--label {label!r} is not a column of {path}; columns: {known}")
 
 
 def table_data(path: str, label: str) -> tuple[Any, Any]:
     """``X`` and ``y`` from a Parquet or CSV file (or folder / glob), ``label`` being ``y``."""
     import dask.dataframe as dd
 
-    frame = dd.read_csv(path) if path.endswith((".csv", ".csv.gz")) else dd.read_parquet(path)
-    if label not in frame.columns:
-        known = ", ".join(map(str, frame.columns))
-        raise ValueError(f"--label {label!r} is not a column of {path}; columns: {known}")
+    frame = dd.read_csv(path) if is_csv(path) else dd.read_parquet(path)
+    require_label(frame.columns, label, path)
     features = frame.drop(columns=[label]).astype("float32")
     target = frame[label].astype("float32")
     return features.to_dask_array(lengths=True), target.to_dask_array(lengths=True)
+
+
+def booster_params(device: str) -> dict[str, Any]:
+    """XGBoost's parameters for the regression, ``device`` being ``"cpu"`` or ``"cuda"``."""
+    return {
+        "objective": "reg:squarederror",
+        "tree_method": "hist",
+        "device": device,
+        "max_depth": 6,
+        "eta": 0.3,
+    }
 
 
 def on_gpu(block: Any) -> Any:
@@ -136,15 +169,13 @@ def _train(
     baseline = float(client.compute(y.std()).result())  # RMSE of always predicting the mean
     started = time.perf_counter()
     train = dxgb.DaskQuantileDMatrix(client, x, y)
-    params = {
-        "objective": "reg:squarederror",
-        "tree_method": "hist",
-        "device": device,
-        "max_depth": 6,
-        "eta": 0.3,
-    }
     output = dxgb.train(
-        client, params, train, num_boost_round=rounds, evals=[(train, "train")], verbose_eval=False
+        client,
+        booster_params(device),
+        train,
+        num_boost_round=rounds,
+        evals=[(train, "train")],
+        verbose_eval=False,
     )
     seconds = time.perf_counter() - started
     rmse = float(output["history"]["train"]["rmse"][-1])
