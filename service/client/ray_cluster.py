@@ -13,6 +13,7 @@ created. Ray itself is imported only by ``init``/``jobs`` (``pip install
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import uuid
@@ -37,6 +38,32 @@ def _ray_module(what: str) -> Any:
         import ray
     except ImportError as exc:
         raise ImportError(f"{what} needs Ray in this Python: install it with {INSTALL}") from exc
+    return ray
+
+
+def _ray_with_token(token: str) -> Any:
+    """Ray, set to present ``token``: ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN`` in
+    this process's environment, the only place Ray reads them from.
+
+    Ray reads its settings when it is imported and keeps the token it first loads, so
+    where Ray was imported already both are reloaded, as Ray does itself when it turns
+    token authentication on (``ray._private.authentication``).
+    """
+    imported = "ray._raylet" in sys.modules
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = token
+    ray = _ray_module("RayCluster.init")
+    if imported:
+        try:
+            raylet: Any = importlib.import_module("ray._raylet")
+            raylet.Config.initialize("")
+            raylet.AuthenticationTokenLoader.instance().reset_cache()
+        except (ImportError, AttributeError) as exc:
+            raise TitanClientError(
+                f"Ray {ray.__version__} was imported before RayCluster.init and cannot be "
+                "told the cluster's token now: call init() before importing ray, or start "
+                "Python with RAY_AUTH_MODE=token and RAY_AUTH_TOKEN set"
+            ) from exc
     return ray
 
 
@@ -238,15 +265,13 @@ class RayCluster:
         returns what ``ray.init`` does.
 
         Ray reads its token only from the environment, so this first sets
-        ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN`` in ``os.environ`` (the token
-        then reaches code that reads this process's environment, and takes
-        precedence over ``RAY_AUTH_TOKEN_PATH``). Ray loads the token once per
-        process: connect one process to one cluster. ImportError naming
+        ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN`` in ``os.environ``: the token
+        then reaches whatever this process starts or lets read its environment, and
+        takes precedence over ``RAY_AUTH_TOKEN_PATH``. Where Ray was imported
+        already, its settings are reloaded to take the token in. ImportError naming
         ``pip install 'titan[ray]'`` where Ray is missing.
         """
-        ray = _ray_module("RayCluster.init")
-        os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ["RAY_AUTH_TOKEN"] = self.token
+        ray = _ray_with_token(self.token)
         context = ray.init(self.address, **kwargs)
         self._connected = True
         return context

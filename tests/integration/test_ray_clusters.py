@@ -174,3 +174,89 @@ def test_restart_after_kill_9_adopts_the_ray_nodes(tmp_path: Path) -> None:
         }
         token = hub.credentials("cluster/r")["ray_token"]
         assert "answer 42" in driver(again["endpoints"]["ray"], token).stdout
+
+
+CLIENT_DRIVER = """
+import sys
+import ray
+from service.client import RayCluster
+name = sys.argv[1]
+cluster = RayCluster.attached() if name == "--attached" else RayCluster.from_name(name)
+with cluster:  # closing one found by name or attached only disconnects
+    cluster.init()
+    print("nodes", len([n for n in ray.nodes() if n["Alive"]]))
+    print("answer", ray.get(ray.remote(lambda: 6 * 7).remote()))
+"""
+
+
+def client_driver(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run CLIENT_DRIVER with Titan's variables from ``env`` and no Ray token settings
+    (``RayCluster.init`` sets them), in its own process: Ray keeps state per process."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TITAN_"))}
+    base.update({"RAY_USAGE_STATS_ENABLED": "0", **env})
+    return subprocess.run(
+        [sys.executable, "-c", CLIENT_DRIVER, *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=180,
+    )
+
+
+def test_the_ray_cluster_client_creates_scales_and_submits_jobs(
+    ray_server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray.job_submission import JobStatus
+
+    from service.client import NotFoundError, RayCluster, TitanClientError
+    from tests.integration.test_cli import titan
+
+    for key in ("TITAN_RESOURCE", "RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(TitanClientError, match="RAY_ADDRESS, RAY_AUTH_TOKEN_PATH"):
+        RayCluster.attached()
+
+    worker = {"nthreads": 1, "memory": "1GiB"}
+    with RayCluster(
+        "rc", url=ray_server.url, token=ray_server.token, n_workers=1, worker=worker
+    ) as cluster:
+        assert cluster.address.startswith("ray://127.0.0.1:")
+        link = f"{ray_server.url}/dashboards/{cluster.resource['id']}/?ticket="
+        assert cluster.dashboard_link.startswith(link)
+        # `titan get` shows every endpoint of a Ray cluster, each on one whole line.
+        shown = titan(ray_server, "get", "cluster/rc").stdout.splitlines()
+        assert f"ray: {cluster.address}" in shown
+        assert any(line.startswith("gcs: 127.0.0.1:") for line in shown)
+        assert f"dashboard: {cluster.dashboard_link}" in shown
+
+        titan_env = {"TITAN_URL": ray_server.url, "TITAN_TOKEN": ray_server.token}
+        done = client_driver(titan_env, "rc")
+        assert "answer 42" in done.stdout, done.stdout + done.stderr
+        assert "nodes 2" in done.stdout  # the head and worker-0
+
+        # The Jobs API through the control plane, with the Titan token only.
+        code = "import ray; ray.init(); print('job says', ray.get(ray.remote(lambda: 7).remote()))"
+        job = cluster.submit_job(f'{sys.executable} -c "{code}"')
+        jobs = cluster.jobs()
+        deadline = time.monotonic() + 180
+        while jobs.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            assert time.monotonic() < deadline, jobs.get_job_logs(job)
+            time.sleep(1)
+        assert jobs.get_job_status(job) == JobStatus.SUCCEEDED, jobs.get_job_logs(job)
+        assert "job says 7" in jobs.get_job_logs(job)
+
+        cluster.scale(2)
+        ray_server.hub().wait("cluster/rc", {"running"}, generation=2, timeout=300)
+        # As in a workspace with this cluster attached: Titan's variables and a token file.
+        token_file = tmp_path / "ray-token"
+        token_file.write_text(cluster.token)
+        attached = {
+            **titan_env,
+            "TITAN_RESOURCE": f"{cluster.ref.owner}/cluster/rc",
+            "RAY_ADDRESS": cluster.address,
+            "RAY_AUTH_TOKEN_PATH": str(token_file),
+        }
+        done = client_driver(attached, "--attached")
+        assert "nodes 3" in done.stdout, done.stdout + done.stderr
+    with pytest.raises(NotFoundError):
+        ray_server.hub().get("cluster/rc")
