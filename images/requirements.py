@@ -2,8 +2,8 @@
 
 Usage (inside an image build): ``python3 requirements.py cpu|cuda pyproject.toml``.
 Both images get the base dependencies plus the docker, postgres and ray extras (the
-control plane runs from the same image; Ray clusters run in them); cuda adds the gpu extra and swaps the
-CPU-only XGBoost build for the full one (device="cuda").
+control plane runs from the same image; Ray clusters run in them); cuda adds the gpu
+extra and swaps the CPU-only XGBoost build for the full one (device="cuda").
 """
 
 import sys

@@ -45,6 +45,17 @@ def ray_cluster(name: str = "r", **spec: Any) -> dict[str, Any]:
     return {"type": "cluster", "name": name, "spec": {**body, **spec}}
 
 
+def client_server_logs() -> str:
+    """The last lines of every Ray Client session server's error log on this machine
+    (the nodes' folders are /tmp/titan-*): why a driver could not connect."""
+    found = []
+    for path in sorted(Path("/tmp").glob("titan-*/session_*/logs/ray_client_server_*.err")):
+        found.append(
+            f"== {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:])
+        )
+    return "\n".join(found)
+
+
 def driver(address: str, token: str | None, code: str = DRIVER) -> subprocess.CompletedProcess[str]:
     """Run ``code`` as a Ray driver of ``address`` (with ``token``, or none)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TITAN_"))}
@@ -81,7 +92,7 @@ def test_a_ray_cluster_serves_only_holders_of_its_token_and_its_dashboard_only_t
     assert credentials["engine"] == "ray" and credentials["address"] == endpoints["ray"]
     token = credentials["ray_token"]
     done = driver(endpoints["ray"], token)
-    assert "answer 42" in done.stdout, done.stdout + done.stderr
+    assert "answer 42" in done.stdout, done.stdout + done.stderr + client_server_logs()
     assert "nodes 2" in done.stdout  # the head and worker-0
     refused = driver(endpoints["ray"], "0" * 64)
     assert refused.returncode != 0 and "answer" not in refused.stdout
@@ -148,7 +159,7 @@ def test_a_ray_cluster_and_a_dask_cluster_run_side_by_side(ray_server: RunningSe
     ray_running = hub.wait("cluster/r", {"running"}, timeout=300)
     assert dask["endpoints"]["scheduler"].startswith("tls://")
     done = driver(ray_running["endpoints"]["ray"], hub.credentials("cluster/r")["ray_token"])
-    assert "answer 42" in done.stdout, done.stderr
+    assert "answer 42" in done.stdout, done.stderr + client_server_logs()
     from distributed import Client
 
     security = hub.cluster_security("cluster/d")
@@ -260,3 +271,95 @@ def test_the_ray_cluster_client_creates_scales_and_submits_jobs(
         assert "nodes 3" in done.stdout, done.stdout + done.stderr
     with pytest.raises(NotFoundError):
         ray_server.hub().get("cluster/rc")
+
+
+BUSY = """
+import time, ray
+ray.init()
+
+@ray.remote(num_cpus=1)
+def work(seconds):
+    time.sleep(seconds)
+    return seconds
+
+print("worked", sum(ray.get([work.remote(SECONDS) for _ in range(TASKS)])))
+"""
+
+
+def test_an_idle_ray_cluster_is_reclaimed_and_a_busy_one_is_not(
+    ray_server: RunningServer,
+) -> None:
+    hub = ray_server.hub()
+    hub.apply(ray_cluster(auto_shutoff="20s"))
+    running = hub.wait("cluster/r", {"running"}, timeout=300)
+    token = hub.credentials("cluster/r")["ray_token"]
+    # 40 s of Ray tasks: twice the shutoff, yet never idle, so never stopped.
+    busy = driver(
+        running["endpoints"]["ray"], token, BUSY.replace("SECONDS", "10").replace("TASKS", "4")
+    )
+    assert "worked 40" in busy.stdout, busy.stdout + busy.stderr
+    assert hub.get("cluster/r")["status"] == "running"
+    samples = hub.telemetry("cluster/r", "ray_tasks_running", start=time.time() - 600, step=1)
+    by_source = {s["source"]: s["points"] for s in samples["series"]}
+    assert any(value >= 1 for _, value in by_source["ray"])  # the head's sampler saw them
+    stopped = hub.wait("cluster/r", {"stopped"}, timeout=120)
+    assert stopped["status_reason"].startswith("idle for ")
+    assert stopped["status_reason"].endswith("no Ray tasks, actors or jobs")
+
+
+def test_adaptive_ray_clusters_follow_pending_demand(start_server: ServerFactory) -> None:
+    server = start_server(
+        start_timeout_seconds=240, adaptive_interval_seconds=1, adaptive_wait_count=3
+    )
+    hub = server.hub()
+    bounds = {"minimum": 1, "maximum": 2}
+    hub.apply(ray_cluster(n_workers=1, adaptive=bounds))
+    running = hub.wait("cluster/r", {"running"}, timeout=300)
+    token = hub.credentials("cluster/r")["ray_token"]
+    # Four 1-CPU tasks of 25 s on one 1-CPU node: three wait, so a second node is asked for.
+    load = driver(
+        running["endpoints"]["ray"], token, BUSY.replace("SECONDS", "25").replace("TASKS", "4")
+    )
+    assert "worked 100" in load.stdout, load.stdout + load.stderr
+    reasons = [e["reason"] for e in hub.history("cluster/r")]
+    up = [r for r in reasons if r.startswith("adaptive: scaling up from 1 to 2 workers")]
+    assert up, reasons
+    # Idle again: back to the minimum, never below.
+    deadline = time.monotonic() + 120
+    while len([p for p in hub.get("cluster/r")["processes"] if p["name"] != "head"]) > 1:
+        assert time.monotonic() < deadline, hub.history("cluster/r")
+        time.sleep(1)
+    down = [e["reason"] for e in hub.history("cluster/r") if "scaling down" in e["reason"]]
+    assert down and "retiring idle" in down[-1]
+
+
+def test_the_ray_training_recipe_trains_on_its_ray_cluster_with_telemetry(
+    ray_server: RunningServer,
+) -> None:
+    import json
+
+    hub = ray_server.hub()
+    recipe = json.loads(
+        (Path(__file__).parents[2] / "recipes" / "train-xgboost-ray-cpu.json").read_text()
+    )
+    command = recipe["spec"]["command"]
+    assert command[:5] == ["python", "-m", "workers.training", "--engine", "ray"]
+    command[0] = sys.executable  # the interpreter Titan is installed in
+    command[command.index("--rows") + 1] = "50000"  # small: the cluster's start dominates
+    hub.apply(recipe)
+    ref = "job/train-xgboost-ray-cpu"
+    done = hub.wait(ref, {"stopped"}, timeout=900)
+    assert "job exited with code 0" in done["status_reason"]
+    text = hub.logs(ref, "job")["processes"]["job"]["text"]
+    result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+    assert result["device"] == "cpu" and result["rows"] == 50_000
+    assert result["rmse"] < result["baseline_rmse"] / 2
+    folder = ray_server.settings.outputs_dir / "admin" / "job" / "train-xgboost-ray-cpu"
+    assert result["model"] == str(folder / "model.json")
+    assert json.loads((folder / "metrics.json").read_text())["rmse"] == result["rmse"]
+    series = hub.telemetry(ref, "training_rmse", start=time.time() - 1800, step=1)["series"]
+    [training] = [s for s in series if s["source"] == "training"]
+    assert training["points"][-1][1] == pytest.approx(result["rmse"])
+    # Every node of its cluster was sampled while it ran, the head's Ray activity too.
+    cpu = hub.telemetry(ref, "host_cpu_percent", start=time.time() - 1800, step=1)["series"]
+    assert {"host:head", "host:worker-0", "host:worker-1", "host:job"} <= {s["source"] for s in cpu}

@@ -1,0 +1,143 @@
+"""How long from asking for a Ray cluster to computing on it, against bare ``ray start``.
+
+A head and 2 worker nodes (1 CPU each), the median over --repeat runs,
+alternating so both see the same load, of the time until a driver connected
+through Ray Client sees 3 alive nodes and has run a task:
+
+- Titan: ``apply`` a cluster recipe with ``"engine": "ray"`` to an embedded
+  ``titan server`` (SQLite, local backend), wait for it to run, connect;
+- bare: the same ``ray start --block`` command lines (the Ray engine's own,
+  with the same pinned ports, sizes and token), started by this script the
+  same way (head first, then each worker once the one before joined).
+
+Prints a table; the issue's target is Titan <= 1.25x bare.
+
+Usage: python benchmarks/ray_cluster.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from service.backends.ports import free_ports
+from service.client import Hub
+from service.core.processes import planned_processes
+from service.demo import embedded_server
+from service.engines.base import Place
+from service.engines.ray import STARTED, RayEngine, token_environment
+from service.recipes.models import parse_recipe
+
+console = Console()
+SPEC = {"engine": "ray", "n_workers": 2, "worker": {"nthreads": 1, "memory": "1GiB"}}
+CHECK = """
+import ray
+ray.init()
+assert len([n for n in ray.nodes() if n["Alive"]]) == 3
+assert ray.get(ray.remote(lambda: 1).remote()) == 1
+"""
+
+
+def connect(address: str, token: str) -> None:
+    """A driver that sees the whole cluster and runs a task (fails otherwise)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TITAN_"))}
+    env.update(RAY_ADDRESS=address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    subprocess.run([sys.executable, "-c", CHECK], env=env, check=True, capture_output=True)
+
+
+def titan(hub: Hub, index: int) -> float:
+    """Seconds from apply to a driver computing on the Titan cluster; then delete it."""
+    name = f"ray-bench-{index}"
+    began = time.perf_counter()
+    hub.apply({"type": "cluster", "name": name, "spec": SPEC})
+    running = hub.wait(f"cluster/{name}", {"running"}, timeout=600)
+    connect(running["endpoints"]["ray"], hub.credentials(f"cluster/{name}")["ray_token"])
+    seconds = time.perf_counter() - began
+    hub.delete(f"cluster/{name}")
+    hub.wait_gone(f"cluster/{name}", timeout=300)
+    return seconds
+
+
+def bare() -> float:
+    """Seconds from the first ``ray start`` to a driver computing; then stop the nodes."""
+    engine = RayEngine()
+    recipe = parse_recipe({"type": "cluster", "name": "bare", "spec": SPEC})
+    planned = planned_processes(recipe, {})
+    ports = {name: free_ports("127.0.0.1", p.ports) for name, p in planned.items()}
+    token = secrets.token_hex(32)
+    folder = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+    (folder / "ray-token").write_text(token)
+    place = Place("127.0.0.1", ports["head"], secure=True)
+    nodes: list[subprocess.Popen[bytes]] = []
+    began = time.perf_counter()
+    try:
+        for name, process in planned.items():
+            launch = engine.launch(process, ports[name], place)
+            scratch = folder / name
+            values = {
+                "${TITAN_PYTHON}": sys.executable,
+                "${TITAN_NODE_IP}": "127.0.0.1",
+                "${TITAN_BIND_HOST}": "127.0.0.1",
+                "${TITAN_SCRATCH}": str(scratch),
+            }
+            argv = [values.get(arg, arg) for arg in launch.argv]
+            env = {**os.environ, **launch.env, **token_environment(str(folder))}
+            node = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            nodes.append(node)
+            assert node.stdout is not None
+            for line in node.stdout:  # joined once it says so, as Titan waits
+                if STARTED.encode() in line:
+                    break
+        connect(f"ray://127.0.0.1:{ports['head']['client']}", token)
+        return time.perf_counter() - began
+    finally:
+        for node in nodes:
+            os.killpg(node.pid, signal.SIGTERM)
+        for node in nodes:
+            try:
+                node.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {"titan": [], "bare": []}
+    with embedded_server(console) as (url, token):
+        hub = Hub(url, token)
+        for index in range(args.repeat):
+            times["bare"].append(bare())
+            times["titan"].append(titan(hub, index))
+            console.print(
+                f"run {index}: bare {times['bare'][-1]:.1f}s, titan {times['titan'][-1]:.1f}s"
+            )
+    table = Table(title="Ray cluster (head + 2 workers) ready and computing, median seconds")
+    for column in ("bare ray start", "Titan", "ratio"):
+        table.add_column(column)
+    titan_s, bare_s = statistics.median(times["titan"]), statistics.median(times["bare"])
+    table.add_row(f"{bare_s:.1f}", f"{titan_s:.1f}", f"{titan_s / bare_s:.2f}x")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
