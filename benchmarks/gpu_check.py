@@ -6,7 +6,11 @@
    ``dask cuda worker``, its GPU telemetry reaching the API;
 3. XGBoost ``device="cuda"`` through that cluster on 1M and 10M synthetic rows
    against the CPU ``hist`` path on a LocalCluster of the machine's cores;
-4. a CuPy task (``gram_checksum``) on the GPU worker against NumPy on CPU.
+4. a CuPy task (``gram_checksum``) on the GPU worker against NumPy on CPU;
+5. Ray's GPU path: a Ray cluster whose worker node gets a GPU by UUID
+   (``--num-gpus 1``, ``CUDA_VISIBLE_DEVICES``), a ``num_gpus=1`` task seeing it,
+   and ``python -m workers.training --engine ray --device cuda`` (XGBoost on Ray
+   Train) against ``--device cpu`` on the same cluster.
 
 Each step runs even if an earlier one failed, and says why it was skipped.
 Usage: python benchmarks/gpu_check.py --out DIR (benchmarks/gpu_check.sh wraps it).
@@ -85,7 +89,7 @@ def titan_gpu_cluster(out: Path, state: dict[str, Any]) -> list[Row]:
 
     server = embedded_server(console)
     url, token = server.__enter__()
-    state["server"] = server
+    state.update(server=server, url=url, token=token)
     hub = Hub(url, token)
     nodes = hub.nodes()
     gpus = [g["uuid"] for node in nodes for g in node["gpus"]]
@@ -179,6 +183,66 @@ def cupy_task(state: dict[str, Any]) -> list[Row]:
     ]
 
 
+RAY_GPU_TASK = """
+import os, ray
+ray.init()
+print("gpus", ray.cluster_resources().get("GPU", 0))
+seen = ray.remote(num_gpus=1)(lambda: os.environ["CUDA_VISIBLE_DEVICES"])
+print("visible", ray.get(seen.remote()))
+"""
+
+
+def ray_gpu_path(out: Path, state: dict[str, Any], rows: int) -> list[Row]:
+    import subprocess
+    import sys
+
+    from service.client import Hub
+
+    url, token = state["url"], state["token"]
+    hub = Hub(url, token)
+    gpus = [g["uuid"] for node in hub.nodes() for g in node["gpus"]]
+    spec = {"engine": "ray", "n_workers": 1, "worker": {"gpu": 1, "nthreads": 4, "memory": "32GiB"}}
+    hub.apply({"type": "cluster", "name": "ray-gpu-check", "spec": spec})
+    running = hub.wait("cluster/ray-gpu-check", {"running"}, timeout=300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TITAN_"))}
+    env.update(
+        RAY_ADDRESS=running["endpoints"]["ray"],
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=hub.credentials("cluster/ray-gpu-check")["ray_token"],
+    )
+    task = subprocess.run(
+        [sys.executable, "-c", RAY_GPU_TASK], env=env, capture_output=True, text=True, timeout=300
+    )
+    (out / "ray_gpu_task.log").write_text(task.stdout + task.stderr)
+    lines = dict(line.split(" ", 1) for line in task.stdout.splitlines() if " " in line)
+    visible = lines.get("visible", "").strip()
+    found: list[Row] = [
+        (
+            "Ray worker node pinned by UUID",
+            "ok" if visible in gpus else "FAILED",
+            f"cluster GPUs {lines.get('gpus', '?').strip()}; a num_gpus=1 task sees {visible}",
+        )
+    ]
+    seconds: dict[str, float] = {}
+    for device in ("cuda", "cpu"):
+        command = [sys.executable, "-m", "workers.training", "--engine", "ray"]
+        command += ["--device", device, "--rows", str(rows), "--output", str(out / f"ray-{device}")]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        (out / f"ray_training_{device}.log").write_text(done.stdout + done.stderr)
+        result = json.loads([x for x in done.stdout.splitlines() if x.startswith("{")][-1])
+        seconds[device] = float(result["seconds"])
+    found.append(
+        (
+            f"XGBoost on Ray, {rows:,} rows",
+            "ok",
+            f"cuda {seconds['cuda']:.2f}s vs cpu hist {seconds['cpu']:.2f}s "
+            f"({seconds['cpu'] / seconds['cuda']:.1f}x)",
+        )
+    )
+    hub.delete("cluster/ray-gpu-check")
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
@@ -195,6 +259,8 @@ def main() -> None:
         step(rows, "XGBoost", lambda: xgboost_paths(state, args.sizes, args.rounds), log)
         step(rows, "CuPy", lambda: cupy_task(state), log)
         state["client"].close()
+    if "server" in state:
+        step(rows, "Ray GPU path", lambda: ray_gpu_path(args.out, state, args.sizes[0]), log)
     if "server" in state:
         state["server"].__exit__(None, None, None)
     table = Table("check", "result", "detail", title="Titan GPU check")

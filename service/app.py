@@ -184,7 +184,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app = FastAPI(
         title="Titan",
         version="0.1.0",
-        description="Self-hosted GPU compute: workspaces, Dask clusters and jobs from recipes.",
+        description="Self-hosted GPU compute: workspaces, Dask and Ray clusters, jobs, by recipe.",
         lifespan=lifespan,
     )
     routers = (

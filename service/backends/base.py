@@ -101,7 +101,7 @@ SECRETS_DIR = "${TITAN_SECRETS_DIR}"
 def process_environment(spec: ProcessSpec, folder: str) -> dict[str, str]:
     """``spec.env`` with ``TITAN_SECRETS_DIR`` set to ``folder`` (where its secret files
     are) and named in values that refer to it (so every program in the process or its
-    container, ``docker exec`` too, finds them, e.g. Dask's TLS settings)."""
+    container, ``docker exec`` too, finds them, e.g. a cluster engine's settings)."""
     env = dict(spec.env)
     if spec.secret_files:
         env = {name: value.replace(SECRETS_DIR, folder) for name, value in env.items()}

@@ -1,6 +1,6 @@
 """User processes share the CPU without starving the control plane.
 
-Twenty idle Dask clusters take most of two cores; at equal priority the API
+Twenty idle clusters take most of two cores; at equal priority the API
 then answers in seconds. Every process the local backend starts is therefore
 put in one cgroup whose CPU weight (``TITAN_USER_CPU_SHARES``, against the
 control plane's 1024) bounds what all of them together get when the CPU is

@@ -389,7 +389,7 @@ def _why(info: dict[str, Any]) -> str:
         size = f" of {limit / 1024**3:.1f} GiB" if limit else ""
         return (
             f"killed: out of memory (its limit{size} was reached); give it more memory "
-            "in the recipe (resources.memory, or worker.memory for Dask workers)"
+            "in the recipe (resources.memory, or worker.memory for a cluster's workers)"
         )
     if state.get("Error"):
         return str(state["Error"])

@@ -141,7 +141,7 @@ class LocalBackend(Backend):
         env = inherited_environment(self.pass_environment)
         env.update(process_environment(spec, str(run / SECRETS)))
         env["HOME"] = str(home)
-        scratch = run / "tmp"  # not the shared /tmp: Dask's scratch space and the like
+        scratch = run / "tmp"  # not the shared /tmp: programs' scratch space
         scratch.mkdir(mode=0o700, exist_ok=True)
         _give(scratch, account)
         env["TMPDIR"] = str(scratch)

@@ -1,8 +1,8 @@
-"""Where a cluster's Dask dashboard lives: behind the control plane, under one path.
+"""Where a cluster's dashboard lives: behind the control plane, under one path.
 
-Each scheduler serves its dashboard under ``/dashboards/<resource id>`` (its
-``--dashboard-prefix``), so the control plane proxies that path unchanged to
-the address the scheduler's dashboard listens on (127.0.0.1 only). Only the
+Every cluster's dashboard is reached at ``/dashboards/<resource id>``; its
+engine says how the control plane relays that path to the address the
+dashboard listens on (127.0.0.1 or the resource's network only). Only the
 owner, admins, and holders of the cluster's dashboard ticket get through.
 """
 

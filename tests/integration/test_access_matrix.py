@@ -308,11 +308,14 @@ MATRIX = [
         setup=_folder,
     ),
     # No dashboard runs for a parked job: who may look gets 404 like who may not.
-    Case(
-        "GET",
-        "/dashboards/{resource_id}/{path:path}",
-        (401, 404, 404, 404, 404, 404),
-        "/dashboards/{resource_id}/status",
+    *(
+        Case(
+            method,
+            "/dashboards/{resource_id}/{path:path}",
+            (401, 404, 404, 404, 404, 404),
+            "/dashboards/{resource_id}/api/jobs/",
+        )
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")  # a Ray Jobs API call too
     ),
     Case("POST", "/api/v1/telemetry", (401, 202, 403, 403, 403, 202), body=_sample),
     Case("GET", "/api/v1/telemetry/current", (401, 200, 200, 200, 200, 200)),

@@ -45,6 +45,9 @@ def ray_cluster(name: str = "r", **spec: Any) -> dict[str, Any]:
     return {"type": "cluster", "name": name, "spec": {**body, **spec}}
 
 
+CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+
+
 def client_server_logs() -> str:
     """The last lines of every Ray Client session server's error log on this machine
     (the nodes' folders are /tmp/titan-*): why a driver could not connect."""
@@ -62,9 +65,17 @@ def driver(address: str, token: str | None, code: str = DRIVER) -> subprocess.Co
     env.update({"RAY_ADDRESS": address, "RAY_USAGE_STATS_ENABLED": "0"})
     if token is not None:
         env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180
     )
+    if CLIENT_SERVER_FAILED in done.stderr:
+        # Ray's client proxy sometimes loses the session server it has just started (its
+        # log stays empty; seen on a cluster's first connection): Ray's own advice is to
+        # connect again, as a user would. Once only: a second failure is a failure.
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180
+        )
+    return done
 
 
 def recorded(url: str, resource_id: str) -> dict[str, Any]:

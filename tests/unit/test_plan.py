@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from service.config import DEFAULT_INSTANCE_TYPES
 from service.core.processes import launch_of, planned_processes
 from service.engines.base import Place, PlannedProcess
@@ -145,3 +147,18 @@ def test_field_changes_name_leaf_paths() -> None:
         {"path": "spec.n_workers", "old": 2, "new": 4},
     ]
     assert field_changes(old, old) == []
+
+
+def test_without_ray_installed_a_ray_recipe_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from service.engines import engine_of
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    assert "pip install 'titan[ray]'" in engine_of("ray").missing()
+    assert engine_of("dask").missing() == ""
