@@ -13,6 +13,7 @@ the resource's own network) instead; Ray clusters always require their token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -76,7 +77,8 @@ class ClusterConnections:
                     self.sessions, cluster_credentials, self.vault, resource_id, engine
                 )
             credentials = self._known[key]
-        return engine.calls(resource_id, endpoints, credentials)
+        # In a thread: Dask's TLS context writes the key to a file the first time.
+        return await asyncio.to_thread(engine.calls, resource_id, endpoints, credentials)
 
 
 class ClusterAccess:

@@ -376,12 +376,16 @@ class Reconciler:
         order = ([head] if head is not None else []) + rest
         results: list[Any] = []
         if engine is None or engine.starts_together:
-            starts = [self._start_one(resource, p, ports[p.name], place, address) for p in order]
+            starts = [
+                self._start_one(resource, engine, p, ports[p.name], place, address) for p in order
+            ]
             results = await asyncio.gather(*starts, return_exceptions=True)
         else:  # one after another: a node joins once the one before it has
             for planned in order:
                 try:
-                    await self._start_one(resource, planned, ports[planned.name], place, address)
+                    await self._start_one(
+                        resource, engine, planned, ports[planned.name], place, address
+                    )
                 except Exception as exc:
                     results.append(exc)
                     if planned.head:
@@ -395,6 +399,7 @@ class Reconciler:
     def _spec(
         self,
         resource: Resource,
+        engine: Engine | None,
         planned: PlannedProcess,
         ports: dict[str, int],
         place: Place,
@@ -412,11 +417,8 @@ class Reconciler:
             "TITAN_TELEMETRY_PUSH_SECONDS": str(self.settings.telemetry_push_seconds),
             **launch.env,
         }
-        cluster = parse_recipe(resource.recipe).cluster
-        if planned.attached and not planned.engine and cluster is not None and place.head_ports:
-            env.update(
-                engine_of(cluster.engine).attach(place.head_ports, place.head_host, place.secure)
-            )
+        if planned.attached and not planned.engine and engine is not None and place.head_ports:
+            env.update(engine.attach(place.head_ports, place.head_host, place.secure))
         return ProcessSpec(
             resource_id=resource.id,
             name=planned.name,
@@ -450,6 +452,7 @@ class Reconciler:
     async def _start_one(
         self,
         resource: Resource,
+        engine: Engine | None,
         planned: PlannedProcess,
         ports: dict[str, int],
         place: Place,
@@ -457,9 +460,9 @@ class Reconciler:
     ) -> None:
         async with self._allocating:  # one allocation at a time: no GPU is handed out twice
             secret, gpus, values, files = await self._db(
-                self._prepare_process, resource.id, planned, ports
+                self._prepare_process, resource.id, engine, planned, ports
             )
-        spec = self._spec(resource, planned, ports, place, secret, gpus)
+        spec = self._spec(resource, engine, planned, ports, place, secret, gpus)
         spec = with_secrets(spec, planned.secrets, values, files)
         if self.backend.shares_host:  # Forbidden (no account mapped) fails the start
             account = await self._db(
@@ -547,7 +550,12 @@ class Reconciler:
         return ""
 
     def _prepare_process(
-        self, session: Session, resource_id: str, planned: PlannedProcess, ports: dict[str, int]
+        self,
+        session: Session,
+        resource_id: str,
+        engine: Engine | None,
+        planned: PlannedProcess,
+        ports: dict[str, int],
     ) -> tuple[str, list[str], list[str], dict[str, str]]:
         """The process recorded with its ports and allocation: its token, GPUs, secret
         values and files (its cluster's credentials where it belongs to or uses one)."""
@@ -558,12 +566,10 @@ class Reconciler:
         values = secret_values(session, self.vault, owner, refs)
         ensure_mounted(self.settings, owner, planned.folders)
         files = {}
-        cluster = parse_recipe(resource.recipe).cluster if resource else None
-        if cluster is not None and (planned.engine or planned.attached):
-            engine = engine_of(cluster.engine)
-            if engine.secured(self.settings.dask_tls):
-                credentials = cluster_credentials(session, self.vault, resource_id, engine)
-                files = engine.secret_files(credentials)
+        uses_cluster = planned.engine or planned.attached
+        if engine is not None and uses_cluster and engine.secured(self.settings.dask_tls):
+            credentials = cluster_credentials(session, self.vault, resource_id, engine)
+            files = engine.secret_files(credentials)
         return secret, gpus, values, files
 
     def _set_status(self, session: Session, resource_id: str, status: Status, reason: str) -> None:

@@ -78,6 +78,18 @@ def driver(address: str, token: str | None, code: str = DRIVER) -> subprocess.Co
     return done
 
 
+def succeeded(jobs: Any, job: str, timeout: float = 180) -> str:
+    """The logs of Ray job ``job`` once it has succeeded (it must, within ``timeout``)."""
+    from ray.job_submission import JobStatus
+
+    deadline = time.monotonic() + timeout
+    while jobs.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        assert time.monotonic() < deadline, jobs.get_job_logs(job)
+        time.sleep(1)
+    assert jobs.get_job_status(job) == JobStatus.SUCCEEDED, jobs.get_job_logs(job)
+    return str(jobs.get_job_logs(job))
+
+
 def recorded(url: str, resource_id: str) -> dict[str, Any]:
     """Each process's stored handle and endpoints (what the API never shows)."""
     engine = create_engine(url)
@@ -125,17 +137,12 @@ def test_a_ray_cluster_serves_only_holders_of_its_token_and_its_dashboard_only_t
     assert httpx.post(f"{base}/api/jobs/", params={"ticket": ticket}, json={}).status_code == 401
 
     # Ray's Jobs API through the control plane, with the user's Titan token only.
-    from ray.job_submission import JobStatus, JobSubmissionClient
+    from ray.job_submission import JobSubmissionClient
 
     jobs = JobSubmissionClient(base, headers={"Authorization": f"Bearer {ray_server.token}"})
     code = "import ray; ray.init(); print('job says', ray.get(ray.remote(lambda: 7).remote()))"
     job = jobs.submit_job(entrypoint=f'{sys.executable} -c "{code}"')
-    deadline = time.monotonic() + 180
-    while jobs.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-        assert time.monotonic() < deadline, jobs.get_job_logs(job)
-        time.sleep(1)
-    assert jobs.get_job_status(job) == JobStatus.SUCCEEDED, jobs.get_job_logs(job)
-    assert "job says 7" in jobs.get_job_logs(job)
+    assert "job says 7" in succeeded(jobs, job)
 
 
 def test_a_dead_worker_node_is_replaced_and_scale_down_keeps_the_head(
@@ -228,7 +235,6 @@ def client_driver(env: dict[str, str], *args: str) -> subprocess.CompletedProces
 def test_the_ray_cluster_client_creates_scales_and_submits_jobs(
     ray_server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ray.job_submission import JobStatus
 
     from service.client import NotFoundError, RayCluster, TitanClientError
     from tests.integration.test_cli import titan
@@ -260,12 +266,7 @@ def test_the_ray_cluster_client_creates_scales_and_submits_jobs(
         code = "import ray; ray.init(); print('job says', ray.get(ray.remote(lambda: 7).remote()))"
         job = cluster.submit_job(f'{sys.executable} -c "{code}"')
         jobs = cluster.jobs()
-        deadline = time.monotonic() + 180
-        while jobs.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            assert time.monotonic() < deadline, jobs.get_job_logs(job)
-            time.sleep(1)
-        assert jobs.get_job_status(job) == JobStatus.SUCCEEDED, jobs.get_job_logs(job)
-        assert "job says 7" in jobs.get_job_logs(job)
+        assert "job says 7" in succeeded(jobs, job)
 
         cluster.scale(2)
         ray_server.hub().wait("cluster/rc", {"running"}, generation=2, timeout=300)
