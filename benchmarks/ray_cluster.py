@@ -18,26 +18,17 @@ Usage: python benchmarks/ray_cluster.py [--repeat 3]
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
+from bare_ray import bare_ray_cluster, driver_environment
 from rich.console import Console
 from rich.table import Table
 
-from service.backends.ports import free_ports
 from service.client import Hub
-from service.core.processes import planned_processes
 from service.demo import embedded_server
-from service.engines.base import Place
-from service.engines.ray import STARTED, RayEngine, token_environment
-from service.recipes.models import parse_recipe
 
 console = Console()
 SPEC = {"engine": "ray", "n_workers": 2, "worker": {"nthreads": 1, "memory": "1GiB"}}
@@ -51,8 +42,7 @@ assert ray.get(ray.remote(lambda: 1).remote()) == 1
 
 def connect(address: str, token: str) -> None:
     """A driver that sees the whole cluster and runs a task (fails otherwise)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TITAN_"))}
-    env.update(RAY_ADDRESS=address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    env = driver_environment(address, token)
     subprocess.run([sys.executable, "-c", CHECK], env=env, check=True, capture_output=True)
 
 
@@ -71,51 +61,10 @@ def titan(hub: Hub, index: int) -> float:
 
 def bare() -> float:
     """Seconds from the first ``ray start`` to a driver computing; then stop the nodes."""
-    engine = RayEngine()
-    recipe = parse_recipe({"type": "cluster", "name": "bare", "spec": SPEC})
-    planned = planned_processes(recipe, {})
-    ports = {name: free_ports("127.0.0.1", p.ports) for name, p in planned.items()}
-    token = secrets.token_hex(32)
-    folder = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-    (folder / "ray-token").write_text(token)
-    place = Place("127.0.0.1", ports["head"], secure=True)
-    nodes: list[subprocess.Popen[bytes]] = []
     began = time.perf_counter()
-    try:
-        for name, process in planned.items():
-            launch = engine.launch(process, ports[name], place)
-            scratch = folder / name
-            values = {
-                "${TITAN_PYTHON}": sys.executable,
-                "${TITAN_NODE_IP}": "127.0.0.1",
-                "${TITAN_BIND_HOST}": "127.0.0.1",
-                "${TITAN_SCRATCH}": str(scratch),
-            }
-            argv = [values.get(arg, arg) for arg in launch.argv]
-            env = {**os.environ, **launch.env, **token_environment(str(folder))}
-            node = subprocess.Popen(
-                argv,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            nodes.append(node)
-            assert node.stdout is not None
-            for line in node.stdout:  # joined once it says so, as Titan waits
-                if STARTED.encode() in line:
-                    break
-        connect(f"ray://127.0.0.1:{ports['head']['client']}", token)
+    with bare_ray_cluster(SPEC) as (address, token):
+        connect(address, token)
         return time.perf_counter() - began
-    finally:
-        for node in nodes:
-            os.killpg(node.pid, signal.SIGTERM)
-        for node in nodes:
-            try:
-                node.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
-        subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
 def main() -> None:

@@ -109,11 +109,20 @@ def wanted_nodes(busy: int, pending_cpus: float, cpus_per_node: float) -> int:
 
 
 class RayReader:
-    """Samples the Ray cluster's activity (on its head, next to the dashboard)."""
+    """Samples the Ray cluster's activity (on its head, next to the dashboard).
 
-    def __init__(self, dashboard: str) -> None:
+    Ray's state API asks every node, and on a small machine a 1 Hz question
+    slows the work it watches: the activity is asked at most every
+    ``every`` seconds, and repeated in the samples between.
+    """
+
+    def __init__(self, dashboard: str, every: float = 5.0) -> None:
         self.state = RayState(dashboard)
+        self.every = every
+        self._last: tuple[float, dict[str, float]] | None = None
 
     def read(self, now: float) -> list[Sample]:
         """One ``ray`` sample: tasks running, actors alive, jobs running, nodes alive."""
-        return [Sample(now, "ray", self.state.activity())]
+        if self._last is None or now - self._last[0] >= self.every:
+            self._last = (now, self.state.activity())
+        return [Sample(now, "ray", dict(self._last[1]))]
