@@ -136,15 +136,21 @@ def list_resources(
 
 @app.command()
 def nodes() -> None:
-    """Show each node: CPUs, memory and GPUs, what is allocated, who holds each GPU."""
-    table = Table("node", "CPUs (allocated)", "memory GiB (allocated)", "GPUs")
+    """Show each node: its address and state, CPUs, memory and GPUs, what is allocated,
+    who holds each GPU."""
+    table = Table("node", "address", "state", "CPUs (allocated)", "memory GiB (allocated)", "GPUs")
     for node in hub().nodes():
         allocated = node["allocated"]
         gpus = ", ".join(
             f"{g['index']}: {g['model']} ({g['holder'] or 'free'})" for g in node["gpus"]
         )
+        state = node.get("state", "up")
+        if node.get("reason"):
+            state += f": {node['reason']}"
         table.add_row(
             node["name"],
+            node.get("address") or "",
+            state if node.get("schedulable", True) else f"[yellow]{state}[/]",
             f"{node['cpus']:g} ({allocated['cpu']:g})",
             f"{node['memory_bytes'] / 1024**3:.1f} ({allocated['memory_bytes'] / 1024**3:.1f})",
             gpus or "none",

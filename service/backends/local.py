@@ -3,17 +3,12 @@
 Two folders per process. The control plane's own, private one,
 ``<data_dir>/processes/<resource id>/<name>-<ms>/``, holds ``handle.json``
 (written as soon as it is spawned) and ``output.log`` (written through the file
-the process inherits). The process's run folder,
-``<users_dir>/run/<resource id>/<name>-<ms>/``, belongs to the OS account the
-process runs as (``ProcessSpec.account``, or the control plane's own for
-admins): its default working directory, ``exit.json`` once it ends, what it
-says when it is ready, and its secret files (removed as soon as it is seen
-to have ended, and at every stop). A process whose handle was never written
-(the control plane died in between) is still found by ``adopt``, through the
-exit file named in its environment. Stopping signals the whole process
-group, so no child a process started is left behind. Every process inherits
-only an allowlist of the control plane's environment and shares the CPU
-through :class:`~service.backends.cpu_share.UserCpuShare`.
+the process inherits). The process's run folder belongs to the OS account it
+runs as (see :mod:`service.backends.run_folders`). A process whose handle was
+never written (the control plane died in between) is still found by ``adopt``,
+through the exit file named in its environment. Stopping signals the whole
+process group, so no child a process started is left behind. Every process
+shares the CPU through :class:`~service.backends.cpu_share.UserCpuShare`.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -42,35 +36,22 @@ from service.backends.base import (
     ProcessState,
     Started,
     entrypoint_args,
-    inherited_environment,
-    process_environment,
 )
 from service.backends.cpu_share import UserCpuShare
 from service.backends.ports import free_ports
-from service.core.accounts import Account, lookup
-from service.errors import BackendError, TitanError
-from workers.entrypoint import READY_MARKER
+from service.backends.run_folders import (
+    Prepared,
+    RunFolders,
+    find_ready_line,
+    read_log,
+    recorded_exit_code,
+    remove_secrets,
+    run_folder,
+)
+from service.errors import BackendError
 
 log = logging.getLogger(__name__)
-SECRETS = "secrets"  # the process's secret files (0700 folder, 0600 files), gone at stop
 HOST = "127.0.0.1"  # every server of a local process listens on loopback only
-
-
-def _write_secrets(folder: Path, files: dict[str, str], account: Account | None) -> Path:
-    folder.mkdir(mode=0o700, exist_ok=True)
-    _give(folder, account)
-    for name, value in files.items():
-        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(value)
-        _give(folder / name, account)
-    return folder
-
-
-def _give(path: Path, account: Account | None) -> None:
-    """Make ``path`` its process's account's own (no-op for the control plane's account)."""
-    if account is not None:
-        os.chown(path, account.uid, account.gid)
 
 
 class LocalBackend(Backend):
@@ -94,7 +75,7 @@ class LocalBackend(Backend):
         self.user_root = user_root or root.parent.with_name(root.parent.name + "-users")
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
-        self.pass_environment = list(pass_environment or [])
+        self.folders = RunFolders(self.user_root, pass_environment)
         self.cpu = UserCpuShare(cpu_shares)
         self.keep_files = keep_files
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -109,68 +90,19 @@ class LocalBackend(Backend):
         return Started(handle=handle)
 
     def _spawn(self, spec: ProcessSpec, leaf: str) -> Handle:
-        account = self._account(spec)
         folder = self.root / spec.resource_id / leaf
         folder.mkdir(parents=True, exist_ok=True)
-        run = self._passage(self.user_root / "run" / spec.resource_id) / leaf
-        run.mkdir(mode=0o700, exist_ok=True)
-        _give(run, account)
+        prepared = self.folders.prepare(spec, leaf)
         try:
-            return self._launch(spec, account, folder, run)
+            return self._launch(spec, prepared, folder)
         except BaseException:
-            shutil.rmtree(run / SECRETS, ignore_errors=True)  # nothing secret outlives a failure
+            remove_secrets({"run": str(prepared.run)})  # nothing secret outlives a failure
             raise
 
-    def _account(self, spec: ProcessSpec) -> Account | None:
-        if spec.account is None:
-            return None
-        if os.geteuid() != 0:
-            raise BackendError(
-                f"{spec.name}: running processes as the OS account {spec.account!r} needs "
-                "the control plane to run as root (TITAN_OS_ACCOUNTS)"
-            )
-        try:
-            return lookup(spec.account)
-        except TitanError as exc:
-            raise BackendError(f"{spec.name}: {exc}") from None
-
-    def _launch(
-        self, spec: ProcessSpec, account: Account | None, folder: Path, run: Path
-    ) -> Handle:
-        cwd, home = self._working_directory(spec, account, run)
-        env = inherited_environment(self.pass_environment)
-        env.update(process_environment(spec, str(run / SECRETS)))
-        env["HOME"] = str(home)
-        scratch = run / "tmp"  # not the shared /tmp: programs' scratch space
-        scratch.mkdir(mode=0o700, exist_ok=True)
-        _give(scratch, account)
-        env["TMPDIR"] = str(scratch)
-        if account is not None:
-            env["USER"] = env["LOGNAME"] = account.name
-        env["TITAN_EXIT_FILE"] = str(run / "exit.json")
-        # A short private folder if the program asks for one, removed at stop.
-        scratch = Path("/tmp") / f"titan-{secrets.token_hex(6)}"
-        env["TITAN_SCRATCH_DIR"] = str(scratch)
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
-        if spec.output_dir:
-            results = Path(spec.output_dir)
-            self._passage(results.parent)
-            results.mkdir(mode=0o700, exist_ok=True)
-            _give(results, account)
-            env["TITAN_OUTPUT_DIR"] = spec.output_dir
-        if spec.start_script:
-            env["TITAN_START_SCRIPT"] = spec.start_script
+    def _launch(self, spec: ProcessSpec, prepared: Prepared, folder: Path) -> Handle:
+        env = {**prepared.env, "CUDA_VISIBLE_DEVICES": ",".join(spec.gpus)}
         command = [sys.executable, "-m", "workers.entrypoint", *entrypoint_args(spec, HOST)]
-        for shared in spec.folders:
-            self._share(shared.host_path, account)
-            # No mounts without root: the folder by variable, and a link where the process runs.
-            env[f"TITAN_FOLDER_{shared.name.upper().replace('-', '_')}"] = shared.host_path
-            if not spec.working_directory:
-                link = cwd / Path(shared.path).name
-                if not link.exists() and not link.is_symlink():
-                    link.symlink_to(shared.host_path, target_is_directory=True)
-        if spec.secret_files:  # last: nothing above may fail with them on disk
-            _write_secrets(run / SECRETS, spec.secret_files, account)
+        account = prepared.account
         with open(folder / "output.log", "ab") as output:
             try:
                 child = subprocess.Popen(
@@ -178,7 +110,7 @@ class LocalBackend(Backend):
                     stdin=subprocess.DEVNULL,
                     stdout=output,
                     stderr=subprocess.STDOUT,
-                    cwd=cwd,
+                    cwd=prepared.cwd,
                     env=env,
                     start_new_session=True,
                     umask=0o077,
@@ -195,8 +127,8 @@ class LocalBackend(Backend):
             "pid": child.pid,
             "create_time": psutil.Process(child.pid).create_time(),
             "dir": str(folder),
-            "run": str(run),
-            "scratch": str(scratch),
+            "run": str(prepared.run),
+            "scratch": prepared.scratch,
             "resource_id": spec.resource_id,
             "name": spec.name,
             "role": spec.role,
@@ -204,49 +136,13 @@ class LocalBackend(Backend):
         (folder / "handle.json").write_text(json.dumps(handle))
         return handle
 
-    def _working_directory(
-        self, spec: ProcessSpec, account: Account | None, run: Path
-    ) -> tuple[Path, Path]:
-        """Where the process starts, and its HOME."""
-        if spec.home:  # notebooks outlive restarts of the workspace
-            home = self._passage(self.user_root / "home") / spec.resource_id
-            home.mkdir(mode=0o700, exist_ok=True)
-            _give(home, account)
-        else:
-            home = run
-        if not spec.working_directory:
-            return home, home
-        cwd = Path(spec.working_directory).expanduser()
-        if not cwd.is_dir():
-            raise BackendError(f"working_directory {str(cwd)!r} does not exist on this machine")
-        return cwd, home
-
-    def _passage(self, folder: Path) -> Path:
-        """``folder`` made with every folder between it and ``user_root``: passable (0711)
-        by the accounts processes run as, listable by none of them."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for level in (folder, *folder.parents):
-            if not level.is_relative_to(self.user_root):
-                break
-            level.chmod(0o711)
-        return folder
-
-    def _share(self, host_path: str, account: Account | None) -> None:
-        """Let ``account`` use a shared folder. Several accounts may (a group's folder), so
-        it is open to every account that knows its path (see the README's Security)."""
-        if account is None:
-            return
-        path = Path(host_path)
-        self._passage(path.parent)
-        path.chmod(0o777)
-
     async def _wait_ready(self, spec: ProcessSpec, handle: Handle) -> None:
         """Until the entrypoint says the process serves (``READY_MARKER`` in its output)."""
         log_file = Path(handle["dir"]) / "output.log"
         deadline = time.monotonic() + self.start_timeout
         offset = 0
         while True:
-            found, offset = await asyncio.to_thread(_find_marker, log_file, offset)
+            found, offset = await asyncio.to_thread(find_ready_line, log_file, offset)
             if found:
                 return
             state = await self.status(handle)
@@ -276,7 +172,7 @@ class LocalBackend(Backend):
         # Always sweep the group: children may outlive a leader that exited.
         _signal_group(pid, signal.SIGKILL)
         await asyncio.to_thread(self._reap, pid)  # waiting on the child blocks
-        await asyncio.to_thread(_remove_secrets, handle)
+        await asyncio.to_thread(remove_secrets, handle)
         if handle.get("scratch"):
             await asyncio.to_thread(shutil.rmtree, handle["scratch"], True)
 
@@ -288,15 +184,15 @@ class LocalBackend(Backend):
             return ProcessState(running=True)
         if child is None and _alive(handle):
             return ProcessState(running=True)
-        await asyncio.to_thread(_remove_secrets, handle)  # nothing secret outlives it
-        code = _recorded_exit_code(_run_folder(handle))
+        await asyncio.to_thread(remove_secrets, handle)  # nothing secret outlives it
+        code = recorded_exit_code(run_folder(handle))
         if code is None and child is not None:
             code = child.returncode
         return ProcessState(running=False, exit_code=code)
 
     async def logs(self, handle: Handle, tail: int | None = None, offset: int = 0) -> LogChunk:
         """The process's combined stdout/stderr."""
-        return await asyncio.to_thread(_read_log, Path(handle["dir"]) / "output.log", tail, offset)
+        return await asyncio.to_thread(read_log, Path(handle["dir"]) / "output.log", tail, offset)
 
     async def adopt(self) -> list[Handle]:
         """Handles of processes under the data directory that are still running."""
@@ -307,12 +203,8 @@ class LocalBackend(Backend):
         and workspace home; kept only where the operator asked (TITAN_KEEP_DELETED_FILES)."""
         if self.keep_files:
             return
-        for folder in (
-            self.root / resource_id,
-            self.user_root / "run" / resource_id,
-            self.user_root / "home" / resource_id,
-        ):
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+        await asyncio.to_thread(shutil.rmtree, self.root / resource_id, True)
+        await asyncio.to_thread(self.folders.forget, resource_id)
 
     def _scan(self) -> list[Handle]:
         handles = []
@@ -377,52 +269,3 @@ def _alive(handle: Handle) -> bool:
 def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
-
-
-def _run_folder(handle: Handle) -> Path:
-    """The process's run folder (handles written before run folders existed: its own)."""
-    return Path(handle.get("run") or handle["dir"])
-
-
-def _remove_secrets(handle: Handle) -> None:
-    shutil.rmtree(_run_folder(handle) / SECRETS, ignore_errors=True)
-
-
-def _recorded_exit_code(folder: Path) -> int | None:
-    try:
-        return int(json.loads((folder / "exit.json").read_text())["exit_code"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _find_marker(path: Path, offset: int) -> tuple[bool, int]:
-    """Whether the output from ``offset`` on holds the ready line; where to look next."""
-    try:
-        with open(path, "rb") as stream:
-            stream.seek(offset)
-            text = stream.read()
-    except FileNotFoundError:
-        return False, offset
-    if READY_MARKER.encode() in text:
-        return True, offset + len(text)
-    # Keep the last partial line: the marker may be half written.
-    cut = text.rfind(b"\n") + 1
-    return False, offset + cut
-
-
-def _read_log(path: Path, tail: int | None, offset: int) -> LogChunk:
-    try:
-        with open(path, "rb") as stream:
-            stream.seek(0, os.SEEK_END)
-            size = stream.tell()
-            if tail is not None:
-                start = max(0, size - 64 * 1024 * max(1, tail // 100 + 1))
-                stream.seek(start)
-                lines = stream.read(size - start).decode(errors="replace").splitlines()[-tail:]
-                return LogChunk("\n".join(lines) + ("\n" if lines else ""), size)
-            # Up to ``size`` only: what the process writes meanwhile comes from next_offset on.
-            start = min(offset, size)
-            stream.seek(start)
-            return LogChunk(stream.read(size - start).decode(errors="replace"), size)
-    except FileNotFoundError:
-        return LogChunk("", 0)

@@ -13,39 +13,16 @@ fullest GPU it still fits on, so whole GPUs stay free for whole requests.
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import psutil
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.backends.nodes import GPU, Inventory
 from service.store.models import Node, Process, Resource, utcnow
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GPU:
-    """One GPU of a node."""
-
-    index: int
-    uuid: str
-    model: str
-    memory_bytes: int
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """What a node offers."""
-
-    name: str
-    cpus: float
-    memory_bytes: int
-    gpus: list[GPU] = field(default_factory=list)
+__all__ = ["GPU", "Inventory"]  # what nodes offer: defined with the backends that report them
 
 
 EPSILON = 1e-9  # shares are sums of floats: 0.1 + 0.2 must still fit beside 0.7
@@ -75,6 +52,7 @@ class Holding:
     memory_bytes: int
     gpus: tuple[str, ...] = ()
     gpu_share: float = 1.0  # of each GPU in ``gpus``
+    node: str | None = None  # where it landed, where the backend said so
 
     @property
     def owner(self) -> str:
@@ -239,66 +217,39 @@ def holdings(session: Session) -> list[Holding]:
             Resource.owner,
             Resource.type,
             Resource.name,
+            Process.node,
         )
         .join(Resource, Process.resource_id == Resource.id)
         .where(Process.state != "exited")
     )
     return [
-        Holding(f"{owner}/{kind}/{name}", cpu or 0.0, memory or 0, tuple(gpus or ()), share)
-        for cpu, memory, gpus, share, owner, kind, name in rows
+        Holding(f"{owner}/{kind}/{name}", cpu or 0.0, memory or 0, tuple(gpus or ()), share, node)
+        for cpu, memory, gpus, share, owner, kind, name, node in rows
     ]
 
 
-def local_inventory() -> Inventory:
-    """This machine: its CPUs, memory and the GPUs NVML sees (none without a driver)."""
-    return Inventory(
-        name=socket.gethostname(),
-        cpus=float(os.cpu_count() or 1),
-        memory_bytes=int(psutil.virtual_memory().total),
-        gpus=local_gpus(),
-    )
-
-
-def local_gpus() -> list[GPU]:
-    """The GPUs NVML sees here; [] where there is no NVIDIA driver or no nvidia-ml-py."""
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        log.info("no GPUs on this node (NVML: %s)", exc)
-        return []
-    try:
-        gpus = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            device = pynvml.nvmlDeviceGetHandleByIndex(index)
-            gpus.append(
-                GPU(
-                    index=index,
-                    uuid=_text(pynvml.nvmlDeviceGetUUID(device)),
-                    model=_text(pynvml.nvmlDeviceGetName(device)),
-                    memory_bytes=int(pynvml.nvmlDeviceGetMemoryInfo(device).total),
-                )
-            )
-        return gpus
-    finally:
-        pynvml.nvmlShutdown()
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def record_node(session: Session, inventory: Inventory) -> None:
-    """Store (or refresh) the node's inventory."""
-    node = session.get(Node, inventory.name) or Node(name=inventory.name)
-    node.cpus = inventory.cpus
-    node.memory_bytes = inventory.memory_bytes
-    node.gpus = [g.__dict__ for g in inventory.gpus]
-    node.updated_at = utcnow()
-    session.add(node)
+def record_nodes(session: Session, inventories: list[Inventory]) -> None:
+    """Store the nodes the backend reports now (refreshing each), and forget the others."""
+    names = {inventory.name for inventory in inventories}
+    for node in session.scalars(select(Node)):
+        if node.name not in names:
+            session.delete(node)
+    for inventory in inventories:
+        node = session.get(Node, inventory.name) or Node(name=inventory.name)
+        seen = {
+            "cpus": inventory.cpus,
+            "memory_bytes": inventory.memory_bytes,
+            "gpus": [g.__dict__ for g in inventory.gpus],
+            "address": inventory.address,
+            "state": inventory.state,
+            "schedulable": inventory.schedulable,
+            "reason": inventory.reason[:500],
+        }
+        if any(getattr(node, key) != value for key, value in seen.items()):
+            for key, value in seen.items():
+                setattr(node, key, value)
+            node.updated_at = utcnow()  # when it last changed
+            session.add(node)
 
 
 def node_report(session: Session) -> list[dict[str, Any]]:
@@ -310,16 +261,23 @@ def node_report(session: Session) -> list[dict[str, Any]]:
             gpu_holders.setdefault(uuid, []).append(holding.holder)
     report = []
     used = held_shares(held)
-    for node in session.scalars(select(Node).order_by(Node.name)):
+    nodes = list(session.scalars(select(Node).order_by(Node.name)))
+    for node in nodes:
+        # Where the backend did not say where a process landed, there is one node.
+        here = [h for h in held if h.node == node.name or (h.node is None and len(nodes) == 1)]
         report.append(
             {
                 "name": node.name,
+                "address": node.address,
+                "state": node.state,
+                "schedulable": node.schedulable,
+                "reason": node.reason or None,
                 "cpus": node.cpus,
                 "memory_bytes": node.memory_bytes,
                 "allocated": {
-                    "cpu": sum(h.cpu for h in held),
-                    "memory_bytes": sum(h.memory_bytes for h in held),
-                    "gpus": sum(h.gpu_total for h in held),
+                    "cpu": sum(h.cpu for h in here),
+                    "memory_bytes": sum(h.memory_bytes for h in here),
+                    "gpus": sum(h.gpu_total for h in here),
                 },
                 "gpus": [
                     {

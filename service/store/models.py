@@ -150,6 +150,7 @@ class Process(Base):
     )
     ports: Mapped[dict[str, int] | None] = mapped_column(JSON, default=None)
     gpus: Mapped[list[str]] = mapped_column(JSON, default=list)
+    node: Mapped[str | None] = mapped_column(String(255), default=None)  # where it landed
     # The share of each GPU in ``gpus`` this process holds: 1.0 whole, less when fractional.
     gpu_share: Mapped[float] = mapped_column(Double, default=1.0)
     cpu: Mapped[float] = mapped_column(default=0.0)
@@ -170,6 +171,10 @@ class Node(Base):
     cpus: Mapped[float] = mapped_column(default=0.0)
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    address: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(String(100), default="up")  # in the backend's words
+    schedulable: Mapped[bool] = mapped_column(default=True)  # new work may go there
+    reason: Mapped[str] = mapped_column(String(500), default="")  # why not, if not
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

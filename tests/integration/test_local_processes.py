@@ -16,7 +16,7 @@ import pytest
 from distributed import Client
 from sqlalchemy import create_engine, select
 
-from service.core.ledger import local_gpus
+from service.backends.nodes import local_gpus
 from service.store.models import Process
 from tests.conftest import TEST_ACCOUNT
 from tests.integration.conftest import RunningServer, ServerFactory
@@ -134,15 +134,26 @@ def test_a_failing_job_records_its_exit_code(server: RunningServer) -> None:
     assert "oops" in hub.logs("job/bad", tail=5)["processes"]["job"]["text"]
 
 
-def test_a_workspace_runs_jupyterlab_with_its_own_token(server: RunningServer) -> None:
+def test_a_workspace_runs_jupyterlab_behind_the_front_door(server: RunningServer) -> None:
     hub = server.hub()
     hub.apply({"type": "workspace", "name": "lab", "spec": {"dask_cluster": {"n_workers": 1}}})
     running = hub.wait("workspace/lab", {"running"}, timeout=180)
     url = running["endpoints"]["jupyter"]
-    base, token = url.split("/lab?token=")
-    assert httpx.get(f"{base}/api/status", params={"token": token}).status_code == 200
-    assert httpx.get(f"{base}/api/status").status_code in (401, 403)
-    assert httpx.get(f"{base}/api/status", params={"token": server.token}).status_code in (401, 403)
+    base, ticket = url.split("/lab?ticket=")
+    assert base == f"{server.url}/jupyter/{running['id']}"  # the control plane's address
+    with httpx.Client() as browser:  # the link's ticket becomes a cookie for this workspace
+        assert browser.get(f"{base}/api/status", params={"ticket": ticket}).status_code == 200
+        assert browser.get(f"{base}/api/status").status_code == 200
+        page = browser.get(f"{base}/lab")
+        assert page.status_code == 200 and "JupyterLab" in page.text
+    admin = {"Authorization": f"Bearer {server.token}"}
+    assert httpx.get(f"{base}/api/status", headers=admin).status_code == 200
+    assert httpx.get(f"{base}/api/status").status_code == 401
+    assert httpx.get(f"{base}/api/status", params={"ticket": "x" + ticket[1:]}).status_code == 401
+    # JupyterLab itself still wants its own token, which users never need.
+    direct = next(p for p in running["processes"] if p["name"] == "jupyter")["endpoints"]
+    direct_status = httpx.get(f"{direct['jupyter']}jupyter/{running['id']}/api/status")
+    assert direct_status.status_code in (401, 403)
     assert {p["name"] for p in running["processes"]} == {"jupyter", "scheduler", "worker-0"}
     # The notebook's folder persists across restarts of the workspace.
     home = server.settings.user_root / "home" / running["id"]
