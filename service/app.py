@@ -25,6 +25,7 @@ from service.api import (
     groups,
     health,
     images,
+    jupyter,
     nodes,
     quotas,
     recipes,
@@ -78,7 +79,7 @@ class Titan:
     usage: UsageService
     reconciler: Reconciler
     authenticate: Authenticator
-    http: httpx.AsyncClient  # for relaying dashboards and alert webhooks
+    http: httpx.AsyncClient  # for relaying dashboards and JupyterLab, and alert webhooks
     monitor: Monitor
     instruments: ControlPlaneMetrics
 
@@ -107,8 +108,29 @@ def make_backend(settings: Settings) -> Backend:
             start_timeout=settings.start_timeout_seconds,
             stop_timeout=settings.stop_timeout_seconds,
         )
+    if settings.backend == "slurm":
+        from service.backends.slurm import SlurmBackend
+
+        defaults = {
+            "partition": settings.slurm_partition,
+            "account": settings.slurm_account,
+            "qos": settings.slurm_qos,
+            "time_limit": settings.slurm_time_limit,
+        }
+        return SlurmBackend(
+            settings.data_dir / "processes",
+            user_root=settings.user_root,
+            python=settings.slurm_python or sys.executable,
+            prefix=settings.slurm_job_prefix,
+            defaults={k: v for k, v in defaults.items() if v},
+            start_timeout=settings.start_timeout_seconds,
+            stop_timeout=settings.stop_timeout_seconds,
+            queue_wait=settings.slurm_queue_seconds,
+            pass_environment=settings.pass_environment,
+            keep_files=settings.keep_deleted_files,
+        )
     raise ValueError(
-        f"TITAN_BACKEND: unknown backend {settings.backend!r}; use 'local' or 'docker'"
+        f"TITAN_BACKEND: unknown backend {settings.backend!r}; use 'local', 'docker' or 'slurm'"
     )
 
 
@@ -199,6 +221,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         images,
         folders,
         dashboards,
+        jupyter,
         telemetry,
         alerts,
         audit,

@@ -102,9 +102,9 @@ class Settings(BaseSettings):
     )
     os_accounts: dict[str, str] = Field(
         default_factory=dict,
-        description="local backend: the OS account each Titan user's (or group's) processes "
-        "run as (JSON object; '*' for everyone else, '{name}' is replaced by the Titan name). "
-        "Without an entry only admins' resources run (as the server's own account)",
+        description="local and slurm backends: the OS account each Titan user's (or group's) "
+        "processes run as (JSON object; '*' for everyone else, '{name}' is replaced by the "
+        "Titan name). Without an entry only admins' resources run (as the server's own account)",
     )
     pass_environment: list[str] = Field(
         default_factory=list,
@@ -134,7 +134,35 @@ class Settings(BaseSettings):
         default=None,
         description="URL processes use to reach the API (TITAN_URL); default http://host:port",
     )
-    backend: str = Field(default="local", description="where processes run: 'local' or 'docker'")
+    backend: str = Field(
+        default="local", description="where processes run: 'local', 'docker' or 'slurm'"
+    )
+    slurm_partition: str | None = Field(
+        default=None, description="Slurm partition of jobs whose recipe names none (slurm backend)"
+    )
+    slurm_account: str | None = Field(
+        default=None, description="Slurm account charged where the recipe names none"
+    )
+    slurm_qos: str | None = Field(default=None, description="Slurm QOS where the recipe names none")
+    slurm_time_limit: str | None = Field(
+        default=None, description="Slurm time limit of each process where the recipe sets none"
+    )
+    slurm_python: str | None = Field(
+        default=None,
+        description="the Python with Titan installed, at the same path on every Slurm node "
+        "(shared filesystem); default: the control plane's own",
+    )
+    slurm_job_prefix: str = Field(
+        default="titan",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$",
+        description="prefix of the names of Titan's Slurm jobs (how a restart finds them)",
+    )
+    slurm_queue_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="how long a start waits for Slurm to run a job before reporting it "
+        "queued, with Slurm's reason",
+    )
     docker_image: str = Field(
         default="titan/cpu:latest", description="image of processes whose recipe names none"
     )

@@ -9,10 +9,14 @@ plane can ask the backend about processes it started before.
 from __future__ import annotations
 
 import abc
+import asyncio
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from service.backends.nodes import Inventory, local_inventory
+from service.errors import BackendError
 
 Handle = dict[str, Any]
 Checkpoint = Callable[[Handle], Awaitable[None]]
@@ -43,7 +47,10 @@ class ProcessSpec:
     home: bool = False  # a home folder that outlives restarts (a workspace's notebooks)
     cpu: float = 0.0
     memory_bytes: int = 0
-    gpus: list[str] = field(default_factory=list)
+    gpus: list[str] = field(default_factory=list)  # the GPUs Titan's ledger gave it (UUIDs)
+    gpu_count: float = 0.0  # GPUs asked for: what a backend that ``allocates`` binds itself
+    # Options for a backend with its own scheduler (Slurm: partition, account, qos, time_limit)
+    scheduling: dict[str, str] = field(default_factory=dict)
     image: str | None = None
     working_directory: str | None = None
     start_script: str | None = None
@@ -134,6 +141,15 @@ class ProcessState:
     running: bool
     exit_code: int | None = None
     reason: str = ""  # why it ended, in a user's words ("killed: out of memory ...")
+    # Not started yet: queued by the backend's own scheduler, and why in its words
+    # (Slurm: "Resources", "Priority"). Such a process is neither running nor ended.
+    waiting: str = ""
+
+
+class Queued(Exception):
+    """Raised by ``start`` when the backend's own scheduler has queued the process (its
+    handle is checkpointed): the reason, in the scheduler's words. ``status`` then
+    reports it ``waiting`` until it runs; ``finish_start`` waits until it serves."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +161,10 @@ class LogChunk:
 
 
 def handle_identity(handle: Handle) -> tuple[Any, Any, Any]:
-    """What tells one started process from every other: resource, name, pid or container."""
-    return handle.get("resource_id"), handle.get("name"), handle.get("pid", handle.get("id"))
+    """What tells one started process from every other: resource, name, and its pid,
+    container or Slurm job."""
+    instance = handle.get("pid", handle.get("id", handle.get("job_id")))
+    return handle.get("resource_id"), handle.get("name"), instance
 
 
 class Backend(abc.ABC):
@@ -158,6 +176,10 @@ class Backend(abc.ABC):
     shares_host: bool = False
     # Where the control plane's host reaches a process's published ports.
     public_host: str = "127.0.0.1"
+    # True where the backend's own scheduler places processes and binds their GPUs
+    # (Slurm): Titan then checks quotas only, never picks GPUs, and learns where each
+    # process landed from its handle (``landed``).
+    allocates: bool = False
 
     @abc.abstractmethod
     async def start(self, spec: ProcessSpec, checkpoint: Checkpoint) -> Started:
@@ -193,6 +215,26 @@ class Backend(abc.ABC):
         same time (workers wait for their head). Should another server take
         one first, that start fails and is retried with new ports.
         """
+
+    async def nodes(self) -> list[Inventory]:
+        """The nodes this backend runs processes on, as it sees them now (default: this
+        machine, with the GPUs NVML sees)."""
+        if self._this_machine is None:
+            self._this_machine = await asyncio.to_thread(local_inventory)
+        return [self._this_machine]
+
+    _this_machine: Inventory | None = None
+
+    def landed(self, handle: Handle) -> str | None:
+        """Where the control plane and the resource's other processes reach the started
+        process of ``handle``, when only its start decided it (``allocates``); None where
+        it was known before (``public_host``, ``peer_host``)."""
+        return None
+
+    async def finish_start(self, handle: Handle, checkpoint: Checkpoint) -> Handle:
+        """Wait until a process ``start`` reported ``Queued`` serves; its handle then
+        (checkpointed again if it changed). Raises BackendError if it ends first."""
+        raise BackendError(f"the {self.name} backend queues no process")
 
     def peer_host(self, name: str) -> str:
         """Where the other processes of a resource reach its process ``name``."""

@@ -1,9 +1,11 @@
 """Which OS account runs a resource's processes where many people share a host.
 
-A process of the local backend runs on the control plane's own machine. Run as
-the control plane's account it could read the control plane's files (the
-store, keys, the admin token), so it runs as the OS account the operator maps
-its person to (``TITAN_OS_ACCOUNTS``). The person is the resource's owner, or,
+A process of the local backend runs on the control plane's own machine, and a
+Slurm job on a node sharing its filesystem. Run as the control plane's account
+it could read the control plane's files (the store, keys, the admin token), so
+it runs as the OS account the operator maps its person to
+(``TITAN_OS_ACCOUNTS``); on Slurm that also makes fair-share and accounting
+per person. The person is the resource's owner, or,
 for a group's resource, the group's own entry or else whoever applied it.
 Without an entry only admins' resources run, as the control plane's account.
 """
@@ -77,8 +79,8 @@ def run_as(session: Session, mapping: Mapping[str, str], owner: str, created_by:
         return None
     raise Forbidden(
         f"processes of {person!r} would run as the control plane's own OS account, which can "
-        f"read every user's secrets, so this server runs only admins' resources on the local "
-        f"backend until an operator maps {person!r} to an OS account of their own: "
+        f"read every user's secrets, so this server runs only admins' resources on its "
+        f"hosts until an operator maps {person!r} to an OS account of their own: "
         f'{SETTING}=\'{{"{person}": "<account>"}}\' (or \'{{"*": "{{name}}"}}\' for accounts '
         "named like Titan users); or use the docker backend"
     )

@@ -56,6 +56,7 @@ def planned_processes(
         "start_script": spec.start_script,
         "secrets": [ref.model_dump() for ref in spec.secrets],
         "folders": [ref.model_dump() for ref in spec.folders],
+        "scheduling": spec.slurm.options() if spec.slurm is not None else {},
     }
     processes: dict[str, PlannedProcess] = {}
     cluster = recipe.cluster
@@ -97,7 +98,7 @@ def launch_of(
     """How ``planned`` runs: its engine's launch, or its program's."""
     if planned.engine:
         return engine_of(planned.engine).launch(planned, ports, place)
-    return programs.launch(planned, ports, jupyter_token)
+    return programs.launch(planned, ports, jupyter_token, place.jupyter_prefix)
 
 
 def endpoints_of(

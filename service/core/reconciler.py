@@ -22,14 +22,21 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.backends.base import Backend, Handle, ProcessSpec, ProcessState, handle_identity
+from service.backends.base import (
+    Backend,
+    Handle,
+    ProcessSpec,
+    ProcessState,
+    Queued,
+    handle_identity,
+)
 from service.config import Settings
 from service.core import records
 from service.core.accounts import run_as
 from service.core.auth import jupyter_token
 from service.core.autoscaler import Autoscaler
 from service.core.cluster_credentials import ClusterConnections, cluster_credentials
-from service.core.dashboards import dashboard_path
+from service.core.dashboards import dashboard_path, jupyter_path
 from service.core.folders import ensure_mounted, mounts
 from service.core.ledger import (
     Inventory,
@@ -37,9 +44,8 @@ from service.core.ledger import (
     Request,
     Unplaceable,
     holdings,
-    local_inventory,
     place,
-    record_node,
+    record_nodes,
 )
 from service.core.processes import endpoints_of, launch_of, planned_processes
 from service.core.quotas import check_allocation
@@ -68,6 +74,7 @@ class Observed:
     cluster_address: str | None
     state: ProcessState
     interrupted: bool = False
+    queued: bool = False  # the backend's scheduler queued it; not started yet
 
 
 class Reconciler:
@@ -88,7 +95,8 @@ class Reconciler:
         self.vault = vault or vault_of(settings)  # decrypts secrets into the processes only
         self.tokens_revoked = tokens_revoked
         self.timed = timed  # told how long each reconcile pass took
-        self.inventory = inventory
+        self.given_inventory = inventory
+        self.inventory = inventory  # where Titan's ledger places (not where the backend does)
         self.overcommit = Overcommit(settings.cpu_overcommit, settings.memory_overcommit)
         self.backend = backend
         self.settings = settings
@@ -108,16 +116,17 @@ class Reconciler:
     async def start(self) -> None:
         """Stop orphans the store does not know of, then begin reconciling."""
         self._loop = asyncio.get_running_loop()
-        if self.inventory is None:
-            self.inventory = await asyncio.to_thread(local_inventory)
-        await self._db(record_node, self.inventory)
-        log.info(
-            "node %s: %g CPUs, %.1f GiB, %d GPU(s)",
-            self.inventory.name,
-            self.inventory.cpus,
-            self.inventory.memory_bytes / 1024**3,
-            len(self.inventory.gpus),
-        )
+        nodes = await self.refresh_nodes()
+        for node in nodes:
+            log.info(
+                "node %s (%s): %g CPUs, %.1f GiB, %d GPU(s), %s",
+                node.name,
+                node.address or self.backend.name,
+                node.cpus,
+                node.memory_bytes / 1024**3,
+                len(node.gpus),
+                node.state,
+            )
         await self.stop_orphans()
         for index in range(self.settings.reconcile_parallelism):
             self._tasks.append(asyncio.create_task(self._work(), name=f"reconcile-{index}"))
@@ -168,9 +177,19 @@ class Reconciler:
                     self._dirty.discard(resource_id)
                     self._enqueue(resource_id)
 
+    async def refresh_nodes(self) -> list[Inventory]:
+        """Record the nodes as the backend reports them now (the one given at construction
+        instead, where a test gave one); where Titan alone allocates, it places on the first."""
+        nodes = [self.given_inventory] if self.given_inventory else await self.backend.nodes()
+        if not self.backend.allocates:
+            self.inventory = nodes[0]
+        await self._db(record_nodes, nodes)
+        return nodes
+
     async def _resync(self) -> None:
         while True:
             try:
+                await self.refresh_nodes()
                 for resource_id in await self._db(records.due_resources):
                     self._enqueue(resource_id)
                 await self._db(close_ended)  # usage: the allocations of gone processes end
@@ -219,10 +238,11 @@ class Reconciler:
             process.cluster_address,
             state,
             interrupted=process.state == "starting",
+            queued=process.state == "queued",
         )
 
     async def _halt(self, resource: Resource, observed: dict[str, Observed]) -> None:
-        running = [o for o in observed.values() if o.state.running]
+        running = [o for o in observed.values() if o.state.running or o.state.waiting]
         verb = "delete" if resource.target == Target.DELETED else "stop"
         why = resource.target_reason if resource.target == Target.STOPPED else ""
         if running:
@@ -265,11 +285,18 @@ class Reconciler:
             await self._stop(resource.id, interrupted)
             await self._db(records.forget_processes, resource.id, [o.name for o in interrupted])
             observed = {n: o for n, o in observed.items() if not o.interrupted}
+        observed = await self._finish_queued(resource, engine, desired, observed)
         job = observed.get("job")
-        if job is not None and not job.state.running and job.spec_hash == desired["job"].spec_hash:
+        if (
+            job is not None
+            and not job.state.running
+            and not job.state.waiting
+            and job.spec_hash == desired["job"].spec_hash
+        ):
             await self._finish_job(resource, observed, job)
             return
-        dead = [o for o in observed.values() if not o.state.running]
+        waiting = {n: o for n, o in observed.items() if o.state.waiting}
+        dead = [o for o in observed.values() if not o.state.running and not o.state.waiting]
         alive = {n: o for n, o in observed.items() if o.state.running}
         if dead:
             await self._stop(resource.id, dead)  # sweeps what the dead process left
@@ -283,18 +310,23 @@ class Reconciler:
                 )
                 died = Degraded if _up(resource, desired, alive) else ProcessDied
                 raise died(f"{what} exited unexpectedly")
+        current = {**alive, **waiting}
         outdated = [
-            o for n, o in alive.items() if n not in desired or o.spec_hash != desired[n].spec_hash
+            o for n, o in current.items() if n not in desired or o.spec_hash != desired[n].spec_hash
         ]
         head = engine.head if engine is not None else None
-        if head in desired and (head not in alive or alive[head] in outdated):
+        if (
+            head in desired
+            and head not in waiting
+            and (head not in alive or alive[head] in outdated)
+        ):
             # A new head means a new address: everything attached must restart.
-            outdated += [o for n, o in alive.items() if n != head and o not in outdated]
+            outdated += [o for n, o in current.items() if n != head and o not in outdated]
         elif head is not None and head in alive:
             address = await self._cluster_address(resource.id, engine)
             outdated += [
                 o
-                for o in alive.values()
+                for o in current.values()
                 if o.cluster_address not in (None, address) and o not in outdated
             ]
         if outdated:
@@ -305,15 +337,23 @@ class Reconciler:
             await self._db(records.forget_processes, resource.id, [o.name for o in outdated])
             for process in outdated:
                 alive.pop(process.name, None)
-        missing = [p for n, p in desired.items() if n not in alive]
+                waiting.pop(process.name, None)
+        missing = [p for n, p in desired.items() if n not in alive and n not in waiting]
+        # Up: only workers are missing, so the resource serves while they start.
+        up = _up(resource, desired, alive)
+        waits = Status.DEGRADED if up else Status.PENDING
+        queued = "; ".join(
+            f"{n} is queued in {self.backend.name}: {o.state.waiting}" for n, o in waiting.items()
+        )
+        if not missing and queued:
+            await self._db(self._set_status, resource.id, waits, queued)
+            await self._db(records.mark_observed, resource.id, resource.generation)
+            return
         if not missing:
             await self._db(
                 self._mark_running, resource.id, resource.generation, len(desired), bool(outdated)
             )
             return
-        # Up: only workers are missing, so the resource serves while they start.
-        up = _up(resource, desired, alive)
-        waits = Status.DEGRADED if up else Status.PENDING
         shortage = await self._db(self._shortage, resource.owner, missing)
         if shortage:  # wait whole: a cluster with half its GPU workers is of no use
             await self._db(self._set_status, resource.id, waits, shortage)
@@ -325,13 +365,14 @@ class Reconciler:
         elif resource.status == Status.DEGRADED:
             await self._db(self._set_status, resource.id, Status.DEGRADED, f"starting {names}")
         try:
-            waiting = await self._start_all(resource, engine, missing)
+            waiting_now = await self._start_all(resource, engine, missing)
         except Exception as exc:
             if up:  # a worker that will not start leaves the rest serving
                 raise Degraded(str(exc) or repr(exc)) from exc
             raise
-        if waiting:
-            await self._db(self._set_status, resource.id, waits, waiting)
+        waiting_now = "; ".join(why for why in (waiting_now, queued) if why)
+        if waiting_now:
+            await self._db(self._set_status, resource.id, waits, waiting_now)
             await self._db(records.mark_observed, resource.id, resource.generation)
             return
         await self._db(self._mark_running, resource.id, resource.generation, len(desired), True)
@@ -350,31 +391,48 @@ class Reconciler:
         Every process's ports are chosen first, so the head's address is known
         before it serves: where its engine allows, workers start with it (Dask
         workers wait for their scheduler); otherwise the head starts first and
-        the others one after another (Ray nodes join one at a time).
+        the others one after another (Ray nodes join one at a time). Where the
+        backend places processes itself (Slurm), the head's address is known
+        only once it has landed: it starts first, and the others once it serves.
         """
         chosen = await asyncio.gather(*(self.backend.reserve_ports(p.ports) for p in missing))
         ports = {p.name: numbers for p, numbers in zip(missing, chosen, strict=True)}
         head = next((p for p in missing if p.head), None)
         rest = [p for p in missing if not p.head]
         secure = engine is not None and engine.secured(self.settings.dask_tls)
-        host = self.backend.public_host
-        head_ports: dict[str, int] = {}
+        place = Place(
+            head_host=self.backend.peer_host(engine.head) if engine is not None else "",
+            head_ports={},
+            secure=secure,
+            dashboard_prefix=dashboard_path(resource.id),
+            jupyter_prefix=jupyter_path(resource.id),
+        )
         address = None
         if head is not None and engine is not None:
-            head_ports = ports[head.name]
-            address = engine.address(endpoints_of(head, head_ports, host, secure))
+            place = replace(place, head_ports=ports[head.name])
+            if not self.backend.allocates:
+                host = self.backend.public_host
+                address = engine.address(endpoints_of(head, ports[head.name], host, secure))
         elif engine is not None:
             running = await self._db(records.running_head, resource.id, engine.head)
             if running is not None:
-                head_ports, address = running[0], engine.address(running[1])
-        place = Place(
-            head_host=self.backend.peer_host(engine.head) if engine is not None else "",
-            head_ports=head_ports,
-            secure=secure,
-            dashboard_prefix=dashboard_path(resource.id),
-        )
+                head_ports, endpoints, handle = running
+                place = replace(place, head_ports=head_ports)
+                place = replace(place, head_host=self._landed(handle) or place.head_host)
+                address = engine.address(endpoints)
         order = ([head] if head is not None else []) + rest
         results: list[Any] = []
+        if head is not None and engine is not None and self.backend.allocates:
+            try:  # where the head lands decides its address
+                handle = await self._start_one(
+                    resource, engine, head, ports[head.name], place, None
+                )
+            except Unplaceable as exc:
+                return str(exc)
+            host = self._landed(handle) or self.backend.public_host
+            place = replace(place, head_host=host)
+            address = engine.address(endpoints_of(head, ports[head.name], host, secure))
+            order = rest
         if engine is None or engine.starts_together:
             starts = [
                 self._start_one(resource, engine, p, ports[p.name], place, address) for p in order
@@ -394,7 +452,67 @@ class Reconciler:
         failures = [e for e in errors if not isinstance(e, Unplaceable)]
         if failures:
             raise failures[0]
-        return str(errors[0]) if errors else ""
+        return "; ".join(str(e) for e in errors)
+
+    def _landed(self, handle: Handle | None) -> str | None:
+        """Where the process of ``handle`` landed, where the backend placed it itself."""
+        return self.backend.landed(handle) if handle is not None else None
+
+    async def _finish_queued(
+        self,
+        resource: Resource,
+        engine: Engine | None,
+        desired: dict[str, PlannedProcess],
+        observed: dict[str, Observed],
+    ) -> dict[str, Observed]:
+        """``observed`` after seeing through the start of queued processes the backend now
+        runs (those still asked for as they are); one that fails to serve is dead."""
+        finished = dict(observed)
+        for name, seen in observed.items():
+            planned = desired.get(name)
+            if not (seen.queued and seen.state.running and seen.handle is not None):
+                continue
+            if planned is None or planned.spec_hash != seen.spec_hash:
+                continue  # outdated: stopped below
+
+            async def checkpoint(handle: Handle, name: str = name) -> None:
+                await self._db(records.checkpoint, resource.id, name, handle)
+
+            try:
+                handle = await self.backend.finish_start(seen.handle, checkpoint)
+            except Exception as exc:
+                ended = ProcessState(running=False, reason=str(exc) or repr(exc))
+                finished[name] = replace(seen, state=ended, queued=False)
+                continue
+            ports = await self._db(records.ports_of, resource.id, name)
+            await self._record_started(
+                resource.id, engine, planned, ports, handle, seen.cluster_address
+            )
+            finished[name] = replace(seen, handle=handle, queued=False)
+        return finished
+
+    async def _record_started(
+        self,
+        resource_id: str,
+        engine: Engine | None,
+        planned: PlannedProcess,
+        ports: dict[str, int],
+        handle: Handle,
+        address: str | None,
+    ) -> None:
+        """Record ``planned`` as serving: its endpoints where it landed, and where that is."""
+        secure = engine is not None and engine.secured(self.settings.dask_tls)
+        host = self._landed(handle) or self.backend.public_host
+        endpoints = endpoints_of(planned, ports, host, secure)
+        await self._db(
+            records.mark_started,
+            resource_id,
+            planned.name,
+            endpoints,
+            None if planned.head else address,
+            handle.get("node"),
+            handle.get("gpus") if self.backend.allocates else None,
+        )
 
     def _spec(
         self,
@@ -433,6 +551,8 @@ class Reconciler:
             cpu=planned.cpu,
             memory_bytes=planned.memory_bytes,
             gpus=gpus,
+            gpu_count=planned.gpu,
+            scheduling=planned.scheduling,
             image=planned.image,
             working_directory=planned.working_directory,
             start_script=planned.start_script,
@@ -457,7 +577,8 @@ class Reconciler:
         ports: dict[str, int],
         place: Place,
         address: str | None,
-    ) -> None:
+    ) -> Handle:
+        """Start ``planned``; its handle once it serves. Waiting if the backend queued it."""
         async with self._allocating:  # one allocation at a time: no GPU is handed out twice
             secret, gpus, values, files = await self._db(
                 self._prepare_process, resource.id, engine, planned, ports
@@ -474,16 +595,20 @@ class Reconciler:
             await self._db(records.checkpoint, resource.id, planned.name, handle)
 
         try:
-            await self.backend.start(spec, checkpoint)
+            started = await self.backend.start(spec, checkpoint)
+        except Queued as queued:  # the backend's scheduler holds it: seen through later
+            await self._db(
+                records.mark_queued, resource.id, planned.name, None if planned.head else address
+            )
+            raise Waiting(f"{planned.name} is queued in {self.backend.name}: {queued}") from None
         except BaseException:
             handle = await self._db(records.handle_of, resource.id, planned.name)
             if handle is not None:  # clean up what the failed start left
                 await self.backend.stop(handle)
             await self._db(records.forget_processes, resource.id, [planned.name])
             raise
-        endpoints = endpoints_of(planned, ports, self.backend.public_host, place.secure)
-        cluster_address = None if planned.head else address
-        await self._db(records.mark_started, resource.id, planned.name, endpoints, cluster_address)
+        await self._record_started(resource.id, engine, planned, ports, started.handle, address)
+        return started.handle
 
     async def _retire(
         self,
@@ -536,9 +661,11 @@ class Reconciler:
 
     def _allocate(self, session: Session, request: Request, owner: str) -> list[str]:
         """The GPUs ``request`` gets; Unplaceable if it passes ``owner``'s quota or does not fit."""
-        assert self.inventory is not None, "start() records the inventory first"
         held = holdings(session)
         check_allocation(session, owner, request, self.settings.default_quota, held)
+        if self.backend.allocates:  # it binds GPUs itself; until it says which, these count
+            return [f"unbound-{index}" for index in range(request.gpus + len(request.shares))]
+        assert self.inventory is not None, "start() records the inventory first"
         return place(self.inventory, held, request, self.overcommit)
 
     def _shortage(self, session: Session, owner: str, missing: list[PlannedProcess]) -> str:
@@ -642,6 +769,10 @@ def _up(resource: Resource, desired: dict[str, PlannedProcess], alive: dict[str,
         for name, planned in desired.items()
         if planned.essential
     )
+
+
+class Waiting(Unplaceable):
+    """A process the backend's own scheduler queued: the resource waits, it has not failed."""
 
 
 class ProcessDied(Exception):

@@ -120,13 +120,38 @@ def handle_of(session: Session, resource_id: str, name: str) -> Handle | None:
 
 
 def mark_started(
-    session: Session, resource_id: str, name: str, endpoints: dict[str, str], address: str | None
+    session: Session,
+    resource_id: str,
+    name: str,
+    endpoints: dict[str, str],
+    address: str | None,
+    node: str | None = None,
+    gpus: list[str] | None = None,
 ) -> None:
+    """Record the process as serving at ``endpoints`` (against its cluster's head at
+    ``address``), on ``node`` with ``gpus`` where the backend said which."""
     process = find_process(session, resource_id, name)
     if process is not None:
         process.state = "running"
         process.endpoints = endpoints
         process.cluster_address = address
+        process.node = node
+        if gpus is not None:
+            process.gpus = list(gpus)
+
+
+def mark_queued(session: Session, resource_id: str, name: str, address: str | None) -> None:
+    """Record the process as queued by the backend's scheduler (started against ``address``)."""
+    process = find_process(session, resource_id, name)
+    if process is not None:
+        process.state = "queued"
+        process.cluster_address = address
+
+
+def ports_of(session: Session, resource_id: str, name: str) -> dict[str, int]:
+    """The ports the process was given."""
+    process = find_process(session, resource_id, name)
+    return dict(process.ports or {}) if process is not None else {}
 
 
 def mark_observed(session: Session, resource_id: str, generation: int) -> None:
@@ -137,12 +162,12 @@ def mark_observed(session: Session, resource_id: str, generation: int) -> None:
 
 def running_head(
     session: Session, resource_id: str, head: str
-) -> tuple[dict[str, int], dict[str, str]] | None:
-    """The ports and endpoints of the cluster's head ``head`` while it runs."""
+) -> tuple[dict[str, int], dict[str, str], Handle | None] | None:
+    """The ports, endpoints and handle of the cluster's head ``head`` while it runs."""
     process = find_process(session, resource_id, head)
     if process is None or process.state != "running":
         return None
-    return dict(process.ports or {}), dict(process.endpoints or {})
+    return dict(process.ports or {}), dict(process.endpoints or {}), process.handle
 
 
 def forget_processes(session: Session, resource_id: str, names: list[str]) -> None:

@@ -27,8 +27,8 @@ from service.core.access import (
     visible,
 )
 from service.core.accounts import run_as
-from service.core.auth import dashboard_ticket, jupyter_token
-from service.core.dashboards import dashboard_path
+from service.core.auth import dashboard_ticket, jupyter_token, workspace_ticket
+from service.core.dashboards import dashboard_path, jupyter_path
 from service.core.folders import check_folders
 from service.core.image_registry import ImageService
 from service.core.processes import planned_processes
@@ -391,6 +391,36 @@ class ResourceService:
                     return engine.name, str(endpoints[engine.dashboard])
             raise NotFound(f"{resource.type} {resource.name!r} has no running dashboard")
 
+    def jupyter_upstream(
+        self, resource_id: str, principal: Principal | None, ticket: str | None
+    ) -> tuple[str, dict[str, str]]:
+        """Where to relay a request for the workspace's JupyterLab (the URL its path is
+        appended to) and the headers to add (JupyterLab's own token), if the caller may
+        use it: ``principal`` (the owner or an admin) or a holder of its ticket."""
+        if principal is None and not (
+            ticket and hmac.compare_digest(ticket, workspace_ticket(self.key, resource_id))
+        ):
+            raise Unauthenticated(
+                "open the JupyterLab link the API shows for the workspace (it carries a "
+                "ticket), or send 'Authorization: Bearer <token>'"
+            )
+        with self.sessions() as session:
+            resource = session.scalar(
+                select(Resource)
+                .options(selectinload(Resource.processes))
+                .where(Resource.id == resource_id)
+            )
+            if resource is None:
+                raise NotFound(f"no resource with id {resource_id!r}")
+            if principal is not None:
+                check_resource(principal, resource, change=True)
+            for process in resource.processes:
+                endpoint = (process.endpoints or {}).get("jupyter")
+                if endpoint and process.state == "running":
+                    base = str(endpoint).rstrip("/") + jupyter_path(resource_id)
+                    return base, {"Authorization": f"token {jupyter_token(self.key, resource_id)}"}
+            raise NotFound(f"{resource.type} {resource.name!r} has no running JupyterLab")
+
     def view(self, resource: Resource) -> dict[str, Any]:
         """A resource as the API returns it."""
         return self._view(resource, resource.processes)
@@ -401,9 +431,10 @@ class ResourceService:
         endpoints: dict[str, str] = {}
         for process in processes:
             endpoints.update(process.endpoints or {})
-        if "jupyter" in endpoints:
-            token = jupyter_token(self.key, resource.id)
-            endpoints["jupyter"] = endpoints["jupyter"].rstrip("/") + f"/lab?token={token}"
+        if "jupyter" in endpoints:  # only through the control plane, with its ticket
+            ticket = workspace_ticket(self.key, resource.id)
+            path = jupyter_path(resource.id)
+            endpoints["jupyter"] = f"{self.settings.api_url}{path}/lab?ticket={ticket}"
         engine = next(
             (e for e in ENGINES.values() if any(p.name == e.head for p in processes)), None
         )
@@ -440,6 +471,7 @@ def _process_view(process: Any) -> dict[str, Any]:
         "started_at": process.started_at.isoformat(),
         "finished_at": process.finished_at.isoformat() if process.finished_at else None,
         "endpoints": process.endpoints,
+        "node": process.node,  # where it landed, where the backend placed it (Slurm)
         "gpus": process.gpus,
     }
 
@@ -468,6 +500,7 @@ _PROCESS_FIELDS = (
     Process.finished_at,
     Process.endpoints,
     Process.gpus,
+    Process.node,
 )
 
 

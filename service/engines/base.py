@@ -58,11 +58,17 @@ class PlannedProcess:
     essential: bool = True  # the resource is down without it (a worker is not: replaced)
     secrets: list[dict[str, Any]] = field(default_factory=list)  # SecretRef fields, no values
     folders: list[dict[str, Any]] = field(default_factory=list)  # FolderRef fields
+    # Options for a backend with its own scheduler (Slurm: partition, account, qos,
+    # time_limit); empty: the operator's defaults.
+    scheduling: dict[str, str] = field(default_factory=dict)
 
     @property
     def spec_hash(self) -> str:
         """Fingerprint of everything that requires a restart when it changes."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        if not data["scheduling"]:  # as before there was such a field: nothing restarts
+            del data["scheduling"]
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -87,6 +93,7 @@ class Place:
     head_ports: dict[str, int]  # the head's ports (empty for the head itself)
     secure: bool  # the cluster's credentials are in its secret files
     dashboard_prefix: str = ""  # the path the control plane relays its dashboard under
+    jupyter_prefix: str = ""  # the path the control plane relays a workspace's JupyterLab under
 
 
 class ClusterCalls(Protocol):

@@ -279,6 +279,46 @@ def _check_env_name(key: str) -> None:
         raise ValueError(f"{key!r} is reserved for Titan; choose another name")
 
 
+_SLURM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+# Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
+_SLURM_TIME = re.compile(
+    r"^(\d{1,6}|\d{1,6}:\d{2}|\d{1,3}:\d{2}:\d{2}|\d{1,3}-\d{1,2}(:\d{2}){0,2})\Z"
+)
+
+
+class SlurmOptions(StrictModel):
+    """Where and how long a resource's Slurm jobs run (slurm backend; the operator's
+    TITAN_SLURM_* settings fill in what is not given)."""
+
+    partition: str | None = Field(default=None, description="Slurm partition (sbatch -p)")
+    account: str | None = Field(default=None, description="Slurm account charged (sbatch -A)")
+    qos: str | None = Field(default=None, description="Slurm quality of service (sbatch --qos)")
+    time_limit: str | None = Field(
+        default=None,
+        description="Slurm time limit per process (sbatch -t): minutes, HH:MM:SS or D-HH:MM:SS",
+    )
+
+    @field_validator("partition", "account", "qos")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _SLURM_NAME.match(value):
+            raise ValueError(
+                "must be a Slurm name: letters, digits, '_', '.', '-' (at most 64), e.g. 'gpu'"
+            )
+        return value
+
+    @field_validator("time_limit")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        if value is not None and not _SLURM_TIME.match(value):
+            raise ValueError("must be a Slurm time: minutes ('90'), '01:30:00' or '2-00:00:00'")
+        return value
+
+    def options(self) -> dict[str, str]:
+        """The options given, by name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class CommonSpec(StrictModel):
     """Fields every resource's spec has."""
 
@@ -294,6 +334,9 @@ class CommonSpec(StrictModel):
     )
     folders: list[FolderRef] = Field(
         default_factory=list, max_length=32, description="shared folders mounted into every process"
+    )
+    slurm: SlurmOptions | None = Field(
+        default=None, description="partition, account, QOS and time limit (slurm backend)"
     )
 
     @field_validator("image")

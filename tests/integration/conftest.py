@@ -36,7 +36,11 @@ class RunningServer:
         if settings.container_host:  # as `titan server` does: containers reach it there
             sockets.append(listen(settings.container_host, port))
         self.url = f"http://127.0.0.1:{port}"
-        self.settings = settings.model_copy(update={"port": port, "public_url": self.url})
+        public = self.url
+        if settings.host != "127.0.0.1":  # where other hosts (Slurm nodes) reach it
+            sockets.append(listen(settings.host, port))
+            public = f"http://{settings.host}:{port}"
+        self.settings = settings.model_copy(update={"port": port, "public_url": public})
         self.log = logging.FileHandler(self.settings.data_dir.parent / "service.log")
         self.log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logging.getLogger("service").addHandler(self.log)

@@ -29,13 +29,15 @@ pytestmark = pytest.mark.slow
 class ServerProcess:
     """``titan server`` on a fixed port and data directory, killable with SIGKILL."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.data_dir = data_dir
         self.env = env or {}
         with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
+            probe.bind((host, 0))
             self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Hub:
@@ -43,6 +45,7 @@ class ServerProcess:
         env.update(
             TITAN_DATA_DIR=str(self.data_dir),
             TITAN_PORT=str(self.port),
+            TITAN_HOST=self.url.removeprefix("http://").rsplit(":", 1)[0],
             TITAN_RESYNC_SECONDS="0.5",
             TITAN_BACKOFF_BASE_SECONDS="0.5",
             **self.env,
@@ -73,11 +76,12 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def running_server_process(
-    data_dir: Path, env: dict[str, str] | None = None
+    data_dir: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1"
 ) -> Iterator[ServerProcess]:
-    """A ``titan server`` subprocess; what it runs is deleted and it is stopped after."""
+    """A ``titan server`` subprocess on ``host``; what it runs is deleted and it is stopped
+    after."""
     data_dir.mkdir()
-    server = ServerProcess(data_dir, env)
+    server = ServerProcess(data_dir, env, host)
     yield server
     if server.process is not None and server.process.poll() is None:
         hub = Hub(server.url, (server.data_dir / "admin-token").read_text().strip())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 
 from service.config import DEFAULT_INSTANCE_TYPES
+from service.core.processes import planned_processes
 from service.recipes.models import RecipeInvalid, parse_recipe, recipe_document
 from service.recipes.schema import render
 from service.recipes.units import parse_duration, parse_memory
@@ -154,3 +157,35 @@ def test_units() -> None:
         parse_memory("2 apples")
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("1 week")
+
+
+@pytest.mark.parametrize(
+    ("slurm", "path", "words"),
+    [
+        ({"partition": "gpu nodes"}, "spec.slurm.partition", "must be a Slurm name"),
+        ({"account": "a\x00b"}, "spec.slurm.account", "must be a Slurm name"),
+        ({"qos": "x" * 65}, "spec.slurm.qos", "must be a Slurm name"),
+        ({"time_limit": "1 day"}, "spec.slurm.time_limit", "must be a Slurm time"),
+        ({"time_limit": "\ud800"}, "spec.slurm.time_limit", "must be a Slurm time"),
+        ({"nodes": "n1"}, "spec.slurm.nodes", "unknown field"),
+    ],
+)
+def test_slurm_options_name_the_field_and_the_fix(
+    slurm: dict[str, Any], path: str, words: str
+) -> None:
+    found = problems({"type": "job", "name": "j", "spec": {"command": "true", "slurm": slurm}})
+    assert set(found) == {path}
+    assert words in found[path]["message"]
+
+
+def test_slurm_options_reach_every_process() -> None:
+    spec = {"slurm": {"partition": "gpu", "time_limit": "1-00:00:00"}, "n_workers": 1}
+    planned = planned_processes(parse_recipe({"type": "cluster", "name": "c", "spec": spec}), {})
+    assert {p.scheduling["partition"] for p in planned.values()} == {"gpu"}
+    unset = planned_processes(parse_recipe({"type": "cluster", "name": "c"}), {})["scheduler"]
+    assert unset.scheduling == {}
+    # Without options a process keeps the fingerprint it had before there were any, so
+    # an upgrade restarts nothing.
+    before = {k: v for k, v in dataclasses.asdict(unset).items() if k != "scheduling"}
+    text = json.dumps(before, sort_keys=True).encode()
+    assert unset.spec_hash == hashlib.sha256(text).hexdigest()
