@@ -64,8 +64,9 @@ def titan(hub: Hub, index: int) -> float:
     # The clients' own polling interval (0.25 s), as `titan apply --wait` and TitanCluster use.
     resource = hub.wait(ref, {"running"}, generation=generation, timeout=300)
     try:
-        base, token = resource["endpoints"]["jupyter"].split("/lab?token=")
-        return ready(resource["endpoints"]["scheduler"], f"{base}/api/status?token={token}", began)
+        base, ticket = resource["endpoints"]["jupyter"].split("/lab?ticket=")
+        status = f"{base}/api/status?ticket={ticket}"
+        return ready(resource["endpoints"]["scheduler"], status, began)
     finally:
         hub.delete(ref)
         hub.wait_gone(ref, timeout=120)

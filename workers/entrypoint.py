@@ -110,15 +110,17 @@ def extra_readers(mode: str, ready_port: int | None) -> list[Reader]:
     """What the sampler reads besides the process: a Jupyter server's kernels, or a Ray
     cluster's activity."""
     kind, _, port = mode.partition(":")
+    address = os.environ.get("TITAN_NODE_IP", "127.0.0.1")  # where its servers listen
     if kind == "jupyter" and ready_port is not None:
         from workers.plugins import JupyterReader
 
         token = os.environ.get("JUPYTER_TOKEN", "")
-        return [JupyterReader(f"http://127.0.0.1:{ready_port}/", token)]
+        path = os.environ.get("TITAN_JUPYTER_PATH", "/")
+        return [JupyterReader(f"http://{address}:{ready_port}{path}", token)]
     if kind == "ray" and port:
         from workers.ray_activity import RayReader
 
-        return [RayReader(f"http://127.0.0.1:{port}")]
+        return [RayReader(f"http://{address}:{port}")]
     return []
 
 

@@ -14,17 +14,14 @@ engine says where the request goes and what it adds (a Ray cluster's token).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import urlencode
 
-import websockets
 from fastapi import APIRouter, Header, Request, WebSocket
 from fastapi.responses import Response
 from starlette.requests import HTTPConnection
-from starlette.websockets import WebSocketDisconnect
 
 from service.api.deps import TitanDep
+from service.api.relay import CHANGES, relay_request, relay_socket
 from service.core.access import Principal
 from service.core.dashboards import dashboard_path
 from service.errors import TitanError, Unauthenticated
@@ -34,18 +31,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["dashboards"], include_in_schema=False)
 COOKIE = "titan_dashboard"
-CHANGES = ["POST", "PUT", "PATCH", "DELETE"]  # methods that need the bearer token
-# Headers that describe one hop, not the content: never relayed.
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "content-length",
-    "content-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-}
 
 
 async def _upstream(
@@ -83,19 +68,7 @@ async def dashboard_page(
             )
         ticket = None
     base, added = await _upstream(titan, request, resource_id, authorization, ticket)
-    query = [(k, v) for k, v in request.query_params.multi_items() if k != "ticket"]
-    headers = {"accept": request.headers.get("accept", "*/*"), **added}
-    if "content-type" in request.headers:
-        headers["content-type"] = request.headers["content-type"]
-    upstream = await titan.http.request(
-        request.method,
-        f"{base}/{path}",
-        params=urlencode(query),
-        headers=headers,
-        content=await request.body() if request.method in CHANGES else None,
-    )
-    headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
-    response = Response(upstream.content, status_code=upstream.status_code, headers=headers)
+    response = await relay_request(titan.http, request, f"{base}/{path}", added, "ticket")
     if given:  # the link's ticket, kept for the page's scripts and sockets
         response.set_cookie(
             COOKIE,
@@ -119,38 +92,4 @@ async def dashboard_socket(websocket: WebSocket, resource_id: str, path: str) ->
     except TitanError as exc:
         await websocket.close(code=1008, reason=exc.message[:120])
         return
-    query = urlencode([(k, v) for k, v in websocket.query_params.multi_items() if k != "ticket"])
-    url = "ws" + base.removeprefix("http") + f"/{path}"
-    protocols = websocket.scope.get("subprotocols") or None
-    async with websockets.connect(
-        url + (f"?{query}" if query else ""),
-        subprotocols=protocols,
-        max_size=None,
-        additional_headers=added or None,
-    ) as remote:
-        await websocket.accept(subprotocol=remote.subprotocol)
-
-        async def inward() -> None:
-            async for message in remote:
-                if isinstance(message, str):
-                    await websocket.send_text(message)
-                else:
-                    await websocket.send_bytes(message)
-
-        async def outward() -> None:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                if message.get("text") is not None:
-                    await remote.send(message["text"])
-                elif message.get("bytes") is not None:
-                    await remote.send(message["bytes"])
-
-        tasks = [asyncio.create_task(inward()), asyncio.create_task(outward())]
-        with contextlib.suppress(WebSocketDisconnect, websockets.ConnectionClosed):
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await websocket.close()
+    await relay_socket(websocket, f"{base}/{path}", added, "ticket")

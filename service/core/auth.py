@@ -304,6 +304,12 @@ def jupyter_token(key: bytes, resource_id: str) -> str:
     return _derived(key, "jupyter", resource_id)
 
 
+def workspace_ticket(key: bytes, resource_id: str) -> str:
+    """What opens a workspace's JupyterLab through the control plane (all of it, as its
+    owner): derived, never stored."""
+    return _derived(key, "workspace", resource_id)
+
+
 def dashboard_ticket(key: bytes, resource_id: str) -> str:
     """What opens one cluster's dashboard through the control plane: derived, never stored."""
     return _derived(key, "dashboard", resource_id)

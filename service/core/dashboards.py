@@ -1,4 +1,5 @@
-"""Where a cluster's dashboard lives: behind the control plane, under one path.
+"""Where a cluster's dashboard and a workspace's JupyterLab live: behind the control
+plane (the one front door), each under one path.
 
 Every cluster's dashboard is reached at ``/dashboards/<resource id>``; its
 engine says how the control plane relays that path to the address the
@@ -7,6 +8,12 @@ owner, admins, and holders of the cluster's dashboard ticket get through.
 """
 
 from __future__ import annotations
+
+
+def jupyter_path(resource_id: str) -> str:
+    """The path a workspace's JupyterLab is served under (its ``base_url``), by JupyterLab
+    and the API alike."""
+    return f"/jupyter/{resource_id}"
 
 
 def dashboard_path(resource_id: str) -> str:

@@ -12,14 +12,18 @@ JUPYTER = "jupyter"
 JOB = "job"
 
 
-def launch(planned: PlannedProcess, ports: dict[str, int], jupyter_token: str) -> Launch:
-    """JupyterLab on its port (its token in ``JUPYTER_TOKEN``, its folder the process's
-    home), or the job's command: an argv list, or a string run by ``sh -c``."""
+def launch(
+    planned: PlannedProcess, ports: dict[str, int], jupyter_token: str, path: str = ""
+) -> Launch:
+    """JupyterLab on its port under ``path`` (where the control plane relays it; its
+    token in ``JUPYTER_TOKEN``, its folder the process's home), or the job's command:
+    an argv list, or a string run by ``sh -c``."""
     if planned.role == JUPYTER:
         port = ports[JUPYTER]
         argv = [PYTHON, "-m", "jupyterlab", "--no-browser", f"--ServerApp.ip={BIND_HOST}"]
         argv += [f"--ServerApp.port={port}", "--ServerApp.root_dir=.", "--allow-root"]
-        env = {"JUPYTER_TOKEN": jupyter_token}
+        argv += [f"--ServerApp.base_url={path}/"]
+        env = {"JUPYTER_TOKEN": jupyter_token, "TITAN_JUPYTER_PATH": f"{path}/"}
         return Launch(argv, env, ready_port=port, published=(port,), telemetry=JUPYTER, home=True)
     shell = planned.args.get("shell")
     argv = ["/bin/sh", "-c", shell] if isinstance(shell, str) else list(planned.args["argv"])
@@ -27,7 +31,7 @@ def launch(planned: PlannedProcess, ports: dict[str, int], jupyter_token: str) -
 
 
 def endpoints(planned: PlannedProcess, ports: dict[str, int], host: str) -> dict[str, str]:
-    """JupyterLab's address; nothing for a job."""
+    """Where JupyterLab listens (the API shows its front door instead); nothing for a job."""
     if planned.role == JUPYTER:
         return {JUPYTER: f"http://{host}:{ports[JUPYTER]}/"}
     return {}

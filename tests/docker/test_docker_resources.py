@@ -66,19 +66,19 @@ def test_a_workspace_is_jupyterlab_in_a_container_with_a_home_that_persists(
     hub = server.hub()
     hub.apply({"type": "workspace", "name": "lab", "spec": {}})
     running = hub.wait("workspace/lab", {"running"}, generation=1, timeout=180)
-    base, token = running["endpoints"]["jupyter"].split("/lab?token=")
+    base, ticket = running["endpoints"]["jupyter"].split("/lab?ticket=")
     assert base.startswith("http://127.0.0.1:")
-    assert httpx.get(f"{base}/api/status", params={"token": token}).status_code == 200
+    assert httpx.get(f"{base}/api/status", params={"ticket": ticket}).status_code == 200
     assert httpx.get(f"{base}/api/status").status_code in (401, 403)
     note = {"type": "file", "format": "text", "content": "kept"}
-    saved = httpx.put(f"{base}/api/contents/note.txt", params={"token": token}, json=note)
+    saved = httpx.put(f"{base}/api/contents/note.txt", params={"ticket": ticket}, json=note)
     assert saved.status_code in (200, 201), saved.text
     hub.stop("workspace/lab")
     hub.wait("workspace/lab", {"stopped"}, timeout=120)
     hub.start("workspace/lab")
     again = hub.wait("workspace/lab", {"running"}, timeout=180)
-    base, token = again["endpoints"]["jupyter"].split("/lab?token=")
-    read = httpx.get(f"{base}/api/contents/note.txt", params={"token": token})
+    base, ticket = again["endpoints"]["jupyter"].split("/lab?ticket=")
+    read = httpx.get(f"{base}/api/contents/note.txt", params={"ticket": ticket})
     assert read.status_code == 200 and read.json()["content"] == "kept"
 
 
@@ -124,7 +124,7 @@ def test_a_notebook_in_the_workspace_computes_on_its_remote_workers(
     recipe = {"type": "workspace", "name": "nb", "spec": {"dask_cluster": {"n_workers": 2}}}
     hub.apply(recipe)
     running = hub.wait("workspace/nb", {"running"}, generation=1, timeout=240)
-    base, token = running["endpoints"]["jupyter"].split("/lab?token=")
+    base, ticket = running["endpoints"]["jupyter"].split("/lab?ticket=")
     cells = [
         {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
         for src in NOTEBOOK_CELLS
@@ -134,7 +134,7 @@ def test_a_notebook_in_the_workspace_computes_on_its_remote_workers(
         "format": "json",
         "content": {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
     }
-    saved = httpx.put(f"{base}/api/contents/attach.ipynb", params={"token": token}, json=notebook)
+    saved = httpx.put(f"{base}/api/contents/attach.ipynb", params={"ticket": ticket}, json=notebook)
     assert saved.status_code in (200, 201), saved.text
     jupyter = docker_client.containers.get(f"{docker_prefix}-{running['id'][:12]}-jupyter")
     executed = jupyter.exec_run(

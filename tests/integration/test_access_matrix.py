@@ -317,6 +317,17 @@ MATRIX = [
         )
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE")  # a Ray Jobs API call too
     ),
+    # JupyterLab through the front door is using the workspace: who may change it, and
+    # the parked job runs none (404); a resource token or a member may not (403).
+    *(
+        Case(
+            method,
+            "/jupyter/{resource_id}/{path:path}",
+            (401, 403, 404, 403, 404, 404),
+            "/jupyter/{resource_id}/api/kernels",
+        )
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    ),
     Case("POST", "/api/v1/telemetry", (401, 202, 403, 403, 403, 202), body=_sample),
     Case("GET", "/api/v1/telemetry/current", (401, 200, 200, 200, 200, 200)),
     Case("GET", "/metrics", ANY_USER),
@@ -340,9 +351,10 @@ MATRIX = [
     Case("GET", "/api/v1/audit", ADMINS),
     Case("GET", "/api/v1/usage", ANY_USER),
 ]
-# Not HTTP: the dashboard's live plots. Checked by the same code as the page route
-# (``dashboard_upstream``) in tests/integration/test_dashboards.py.
-WEBSOCKETS = {"/dashboards/{resource_id}/{path:path}"}
+# Not HTTP: the dashboard's live plots and JupyterLab's kernels. Checked by the same
+# code as their page routes (``dashboard_upstream``, ``jupyter_upstream``) in
+# tests/integration/test_dashboards.py and test_local_processes.py.
+WEBSOCKETS = {"/dashboards/{resource_id}/{path:path}", "/jupyter/{resource_id}/{path:path}"}
 
 
 def app_routes() -> set[tuple[str, str]]:

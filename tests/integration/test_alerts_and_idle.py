@@ -134,9 +134,9 @@ def test_an_idle_cluster_is_stopped_and_a_busy_one_is_not(server: RunningServer)
 
 def execute(jupyter: str, code: str) -> None:
     """Run ``code`` in a new kernel through its websocket, then hang up (no browser stays)."""
-    base, token = jupyter.split("/lab?token=")
-    kernel = httpx.post(f"{base}/api/kernels", params={"token": token}, json={}).json()["id"]
-    ws_url = base.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels?token={token}"
+    base, ticket = jupyter.split("/lab?ticket=")  # through the control plane's front door
+    kernel = httpx.post(f"{base}/api/kernels", params={"ticket": ticket}, json={}).json()["id"]
+    ws_url = base.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels?ticket={ticket}"
     session = uuid.uuid4().hex
     message = {
         "header": {
