@@ -38,6 +38,9 @@ from workers.training.xgboost_train import (
 )
 
 HEAD_RESOURCE = "node:__internal_head__"  # the resource only a Ray head node has
+# What Ray Client says when its proxy could not start a session's own server (seen now and
+# then on a new cluster's first connection on a busy machine); a second try gets one.
+LOST_SESSION = "Starting Ray client server failed"
 
 
 def connect() -> Any:
@@ -62,16 +65,20 @@ def connect() -> Any:
             flush=True,
         )
         raise SystemExit(2) from None
-    try:
-        ray.init(address=address, logging_level=logging.WARNING)
-    except ConnectionError as error:
-        print(
-            f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({error}): is it "
-            "running, and is RAY_AUTH_TOKEN its token?",
-            flush=True,
-        )
-        raise SystemExit(2) from None
-    return ray
+    for attempt in (1, 2):
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+            return ray
+        except ConnectionError as error:
+            if attempt == 1 and LOST_SESSION in str(error):
+                continue  # Ray's client proxy lost the session server it started: retry once
+            print(
+                f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({error}): is it "
+                "running, and is RAY_AUTH_TOKEN its token?",
+                flush=True,
+            )
+            raise SystemExit(2) from None
+    raise AssertionError("unreachable")
 
 
 def worker_nodes(ray: Any) -> list[dict[str, Any]]:
