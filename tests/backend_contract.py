@@ -252,8 +252,13 @@ def test_start_checkpoints_first_and_returns_once_the_ready_port_serves(
         try:
             started = await backend.start(spec, checkpoints)
             assert await contract.serves(port), "start returned before its ready port served"
-            assert checkpoints.handles == [started.handle]
-            assert serving_at_checkpoint == [False], "checkpointed late: only once it served"
+            # A backend may checkpoint again as it learns more (where Slurm placed it),
+            # always the same process, the last one what start returns.
+            assert checkpoints.handles[-1] == started.handle
+            assert {handle_identity(h) for h in checkpoints.handles} == {
+                handle_identity(started.handle)
+            }
+            assert serving_at_checkpoint[0] is False, "checkpointed late: only once it served"
             assert (await backend.status(started.handle)).running
         finally:
             for handle in checkpoints.handles:
@@ -286,7 +291,7 @@ def test_a_process_without_a_ready_port_or_text_is_ready_at_once(contract: Contr
         processes = Processes(backend)
         try:
             handle = await processes.start(contract.spec("quiet", Program()))  # never serves
-            assert processes.handles == [handle]
+            assert processes.handles[-1] == handle
             assert (await backend.status(handle)).running
         finally:
             await processes.stop_all()
@@ -305,8 +310,9 @@ def test_a_process_that_exits_while_starting_is_an_error_naming_it(contract: Con
         first, *_ = str(raised.value).splitlines()
         assert "doomed" in first and "code 3" in first, raised.value
         assert "cannot open the model file" in str(raised.value)  # its last output
-        assert len(checkpoints.handles) == 1, "its handle was checkpointed before the error"
-        assert not (await stopped(backend, checkpoints.handles[0])).running
+        assert checkpoints.handles, "its handle was checkpointed before the error"
+        assert len({handle_identity(h) for h in checkpoints.handles}) == 1
+        assert not (await stopped(backend, checkpoints.handles[-1])).running
 
     run(scenario())
 

@@ -12,38 +12,25 @@ control plane adds JupyterLab's own token; users never need it.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Header, Request, WebSocket
 from fastapi.responses import Response
-from starlette.requests import HTTPConnection
 
 from service.api.deps import TitanDep
-from service.api.relay import CHANGES, relay_request, relay_socket
-from service.core.access import Principal
+from service.api.relay import CHANGES, Door, relay_page, relay_socket_of
 from service.core.dashboards import jupyter_path
-from service.errors import TitanError
 
 if TYPE_CHECKING:
     from service.app import Titan
 
 router = APIRouter(tags=["jupyter"], include_in_schema=False)
-COOKIE = "titan_workspace"
 
 
-async def _upstream(
-    titan: Titan,
-    request: HTTPConnection,
-    resource_id: str,
-    authorization: str | None,
-    ticket: str | None,
-) -> tuple[str, dict[str, str]]:
-    principal: Principal | None = None
-    if authorization:
-        client = request.client.host if request.client else ""
-        principal = await titan.authenticate(authorization, client)
-    return await asyncio.to_thread(titan.resources.jupyter_upstream, resource_id, principal, ticket)
+def door(titan: Titan, resource_id: str) -> Door:
+    """A workspace's JupyterLab: its ticket does everything, so its cookie is strict."""
+    path = jupyter_path(resource_id)
+    return Door(titan.resources.jupyter_upstream, "titan_workspace", path, "strict", True)
 
 
 @router.api_route("/jupyter/{resource_id}/{path:path}", methods=["GET", "HEAD", *CHANGES])
@@ -55,27 +42,13 @@ async def jupyter_page(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """One page, file or API call of a workspace's JupyterLab."""
-    given = request.query_params.get("ticket")
-    ticket = given or request.cookies.get(COOKIE)
-    base, added = await _upstream(titan, request, resource_id, authorization, ticket)
-    response = await relay_request(titan.http, request, f"{base}/{path}", added, "ticket")
-    if given:  # the link's ticket, kept for the page's own requests and sockets
-        response.set_cookie(
-            COOKIE, given, path=jupyter_path(resource_id), httponly=True, samesite="strict"
-        )
-    return response
+    return await relay_page(
+        titan, request, resource_id, path, authorization, door(titan, resource_id)
+    )
 
 
 @router.websocket("/jupyter/{resource_id}/{path:path}")
 async def jupyter_socket(websocket: WebSocket, resource_id: str, path: str) -> None:
     """A kernel's channels (and JupyterLab's other sockets), relayed both ways."""
     titan: Titan = websocket.app.state.titan
-    ticket = websocket.query_params.get("ticket") or websocket.cookies.get(COOKIE)
-    try:
-        base, added = await _upstream(
-            titan, websocket, resource_id, websocket.headers.get("authorization"), ticket
-        )
-    except TitanError as exc:
-        await websocket.close(code=1008, reason=exc.message[:120])
-        return
-    await relay_socket(websocket, f"{base}/{path}", added, "ticket")
+    await relay_socket_of(websocket, resource_id, path, door(titan, resource_id))

@@ -167,6 +167,17 @@ def handle_identity(handle: Handle) -> tuple[Any, Any, Any]:
     return handle.get("resource_id"), handle.get("name"), instance
 
 
+async def ended_while_starting(backend: Backend, handle: Handle, what: str) -> BackendError:
+    """The error for a process that ended before it served: ``what`` it was, its exit code,
+    why where the backend knows, and its last output."""
+    state = await backend.status(handle)
+    tail = (await backend.logs(handle, tail=15)).text
+    why = f" ({state.reason})" if state.reason else ""
+    return BackendError(
+        f"{what} exited with code {state.exit_code}{why} while starting; last output:\n{tail}"
+    )
+
+
 class Backend(abc.ABC):
     """Where processes run. Every method is safe to call again (idempotent)."""
 

@@ -37,6 +37,7 @@ from service.backends.base import (
     ProcessSpec,
     ProcessState,
     Started,
+    ended_while_starting,
     entrypoint_args,
     process_environment,
 )
@@ -324,13 +325,7 @@ class DockerBackend(Backend):
                 f"{spec.name} was not ready after {self.start_timeout:.0f}s"
             ) from None
         if not ready:  # its output ended: the container exited while starting
-            state = await self.status(handle)
-            tail = (await self.logs(handle, tail=15)).text
-            why = f" ({state.reason})" if state.reason else ""
-            raise BackendError(
-                f"{spec.name} exited with code {state.exit_code} while starting{why}; "
-                f"last output:\n{tail}"
-            )
+            raise await ended_while_starting(self, handle, spec.name)
 
     def _ready_line(self, handle: Handle) -> bool:
         """Follow the container's output until the ready line (False if it ends first)."""

@@ -35,6 +35,7 @@ from service.backends.base import (
     ProcessSpec,
     ProcessState,
     Started,
+    ended_while_starting,
     entrypoint_args,
 )
 from service.backends.cpu_share import UserCpuShare
@@ -145,13 +146,8 @@ class LocalBackend(Backend):
             found, offset = await asyncio.to_thread(find_ready_line, log_file, offset)
             if found:
                 return
-            state = await self.status(handle)
-            if not state.running:
-                tail = (await self.logs(handle, tail=15)).text
-                raise BackendError(
-                    f"{spec.name} exited with code {state.exit_code} while starting; "
-                    f"last output:\n{tail}"
-                )
+            if not (await self.status(handle)).running:
+                raise await ended_while_starting(self, handle, spec.name)
             if time.monotonic() > deadline:
                 raise BackendError(f"{spec.name} was not ready after {self.start_timeout:.0f}s")
             await asyncio.sleep(0.025)  # readiness shows in a file: poll often

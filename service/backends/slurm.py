@@ -44,6 +44,7 @@ from service.backends.base import (
     ProcessState,
     Queued,
     Started,
+    ended_while_starting,
     entrypoint_args,
 )
 from service.backends.nodes import Inventory
@@ -218,40 +219,43 @@ class SlurmBackend(Backend):
         offset = 0
         while True:
             job = await slurm.job(handle["job_id"])
-            if job is None or not (job.waiting or job.running):
-                state = await self.status(handle)
-                tail = (await self.logs(handle, tail=15)).text
-                why = f" ({state.reason})" if state.reason else ""
-                raise BackendError(
-                    f"{handle['name']} ended with code {state.exit_code}{why} while starting "
-                    f"(Slurm job {handle['job_id']}); last output:\n{tail}"
-                )
-            if job.waiting:
+            if job is not None and job.waiting:
                 if queue_wait is not None and time.monotonic() - began > queue_wait:
                     raise Queued(f"{job.reason} (Slurm job {handle['job_id']})")
                 await asyncio.sleep(0.25)
                 continue
-            if "node" not in handle and job.node:
-                handle = {
-                    **handle,
-                    "node": job.node,
-                    "host": await self._address(job.node),
-                    "gpus": _bound(job.node, job.gpus),
-                }
-                await asyncio.to_thread(_save, handle)
-                await checkpoint(handle)
+            if job is not None and job.node and "node" not in handle:
+                handle = await self._landed_on(handle, job, checkpoint)
+            ended = job is None or not job.running
             if deadline is None:
                 deadline = time.monotonic() + self.start_timeout
-            for _ in range(10):  # the ready line shows in a file: look often, ask Slurm less
+            for _ in range(1 if ended else 10):  # the ready line is in a file: look often
                 found, offset = await asyncio.to_thread(find_ready_line, log_file, offset)
-                if found and "node" in handle:
+                if found:  # it served, even if it has ended since: that is its status's news
                     return handle
-                await asyncio.sleep(0.05)
+                if not ended:
+                    await asyncio.sleep(0.05)
+            if ended:
+                what = f"{handle['name']} (Slurm job {handle['job_id']})"
+                raise await ended_while_starting(self, handle, what)
             if time.monotonic() > deadline:
                 raise BackendError(
                     f"{handle['name']} was not ready {self.start_timeout:.0f}s after its "
                     f"Slurm job {handle['job_id']} started"
                 )
+
+    async def _landed_on(self, handle: Handle, job: slurm.Job, checkpoint: Checkpoint) -> Handle:
+        """``handle`` naming the node Slurm runs the job on, its address and the GPUs Slurm
+        bound there; saved and checkpointed."""
+        handle = {
+            **handle,
+            "node": job.node,
+            "host": await self._address(job.node),
+            "gpus": _bound(job.node, job.gpus),
+        }
+        await asyncio.to_thread(_save, handle)
+        await checkpoint(handle)
+        return handle
 
     async def _address(self, node: str) -> str:
         """The address of ``node`` (Slurm's NodeAddr)."""
@@ -306,6 +310,8 @@ class SlurmBackend(Backend):
                 self.stop_timeout + 15,
             )
         await asyncio.to_thread(remove_secrets, handle)
+        # A job cancelled before it ran never read (and deleted) its variables.
+        await asyncio.to_thread((run_folder(handle) / ENVIRONMENT).unlink, True)
         if handle.get("scratch"):
             await asyncio.to_thread(shutil.rmtree, handle["scratch"], True)
 

@@ -361,16 +361,52 @@ class ResourceService:
         self, resource_id: str, principal: Principal | None, ticket: str | None
     ) -> tuple[str, str]:
         """The engine of the resource's cluster and where its dashboard listens, if the
-        caller may see it.
+        caller may see it: ``principal`` (the owner or an admin), or a holder of the
+        resource's dashboard ticket."""
+        resource = self._behind_the_door(
+            resource_id, principal, ticket, dashboard_ticket, "dashboard link", "cluster", False
+        )
+        cluster = parse_recipe(resource.recipe).cluster
+        engine = engine_of(cluster.engine) if cluster is not None else None
+        for process in resource.processes:
+            endpoints = process.endpoints or {}
+            if engine and process.state == "running" and engine.dashboard in endpoints:
+                return engine.name, str(endpoints[engine.dashboard])
+        raise NotFound(f"{resource.type} {resource.name!r} has no running dashboard")
 
-        The caller is ``principal`` (the owner or an admin), or holds the
-        resource's dashboard ticket.
-        """
+    def jupyter_upstream(
+        self, resource_id: str, principal: Principal | None, ticket: str | None
+    ) -> tuple[str, dict[str, str]]:
+        """Where to relay a request for the workspace's JupyterLab (the URL its path is
+        appended to) and the headers to add (JupyterLab's own token), if the caller may
+        use it: ``principal`` (who may change the workspace) or a holder of its ticket."""
+        resource = self._behind_the_door(
+            resource_id, principal, ticket, workspace_ticket, "JupyterLab link", "workspace", True
+        )
+        for process in resource.processes:
+            endpoint = (process.endpoints or {}).get("jupyter")
+            if endpoint and process.state == "running":
+                base = str(endpoint).rstrip("/") + jupyter_path(resource_id)
+                return base, {"Authorization": f"token {jupyter_token(self.key, resource_id)}"}
+        raise NotFound(f"{resource.type} {resource.name!r} has no running JupyterLab")
+
+    def _behind_the_door(
+        self,
+        resource_id: str,
+        principal: Principal | None,
+        ticket: str | None,
+        ticket_of: Callable[[bytes, str], str],
+        link: str,
+        whose: str,
+        change: bool,
+    ) -> Resource:
+        """The resource (with its processes) a front-door route relays to, if the caller
+        may: ``principal`` by the access rules, or a holder of its ``ticket_of`` ticket."""
         if principal is None and not (
-            ticket and hmac.compare_digest(ticket, dashboard_ticket(self.key, resource_id))
+            ticket and hmac.compare_digest(ticket, ticket_of(self.key, resource_id))
         ):
             raise Unauthenticated(
-                "open the dashboard link the API shows for the cluster (it carries a ticket), "
+                f"open the {link} the API shows for the {whose} (it carries a ticket), "
                 "or send 'Authorization: Bearer <token>'"
             )
         with self.sessions() as session:
@@ -382,44 +418,8 @@ class ResourceService:
             if resource is None:
                 raise NotFound(f"no resource with id {resource_id!r}")
             if principal is not None:
-                check_resource(principal, resource)
-            cluster = parse_recipe(resource.recipe).cluster
-            engine = engine_of(cluster.engine) if cluster is not None else None
-            for process in resource.processes:
-                endpoints = process.endpoints or {}
-                if engine and process.state == "running" and engine.dashboard in endpoints:
-                    return engine.name, str(endpoints[engine.dashboard])
-            raise NotFound(f"{resource.type} {resource.name!r} has no running dashboard")
-
-    def jupyter_upstream(
-        self, resource_id: str, principal: Principal | None, ticket: str | None
-    ) -> tuple[str, dict[str, str]]:
-        """Where to relay a request for the workspace's JupyterLab (the URL its path is
-        appended to) and the headers to add (JupyterLab's own token), if the caller may
-        use it: ``principal`` (the owner or an admin) or a holder of its ticket."""
-        if principal is None and not (
-            ticket and hmac.compare_digest(ticket, workspace_ticket(self.key, resource_id))
-        ):
-            raise Unauthenticated(
-                "open the JupyterLab link the API shows for the workspace (it carries a "
-                "ticket), or send 'Authorization: Bearer <token>'"
-            )
-        with self.sessions() as session:
-            resource = session.scalar(
-                select(Resource)
-                .options(selectinload(Resource.processes))
-                .where(Resource.id == resource_id)
-            )
-            if resource is None:
-                raise NotFound(f"no resource with id {resource_id!r}")
-            if principal is not None:
-                check_resource(principal, resource, change=True)
-            for process in resource.processes:
-                endpoint = (process.endpoints or {}).get("jupyter")
-                if endpoint and process.state == "running":
-                    base = str(endpoint).rstrip("/") + jupyter_path(resource_id)
-                    return base, {"Authorization": f"token {jupyter_token(self.key, resource_id)}"}
-            raise NotFound(f"{resource.type} {resource.name!r} has no running JupyterLab")
+                check_resource(principal, resource, change)
+            return resource
 
     def view(self, resource: Resource) -> dict[str, Any]:
         """A resource as the API returns it."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +17,7 @@ from websockets.sync.client import connect
 from tests.integration.conftest import RunningServer, ServerFactory
 from tests.integration.test_cli import titan
 from tests.integration.test_telemetry import wait_for
+from tests.kernels import execute_request
 
 pytestmark = pytest.mark.slow
 
@@ -137,28 +137,7 @@ def execute(jupyter: str, code: str) -> None:
     base, ticket = jupyter.split("/lab?ticket=")  # through the control plane's front door
     kernel = httpx.post(f"{base}/api/kernels", params={"ticket": ticket}, json={}).json()["id"]
     ws_url = base.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels?ticket={ticket}"
-    session = uuid.uuid4().hex
-    message = {
-        "header": {
-            "msg_id": uuid.uuid4().hex,
-            "session": session,
-            "username": "test",
-            "msg_type": "execute_request",
-            "version": "5.3",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "channel": "shell",
-        "buffers": [],
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        },
-    }
+    message = execute_request(code)
     with connect(ws_url) as socket:
         socket.send(json.dumps(message))
         while True:  # until the kernel says it is busy with our request

@@ -14,19 +14,9 @@ from distributed import Client
 from tests.integration.conftest import RunningServer
 from tests.integration.test_api import make_user
 from tests.integration.test_cli import titan
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(check: Any, timeout: float = 60, every: float = 0.5) -> Any:
-    """Poll ``check()`` until it returns something truthy; fail with its last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        assert time.monotonic() < deadline, f"gave up waiting; last answer: {answer!r}"
-        time.sleep(every)
 
 
 def sources(server: RunningServer, name: str) -> dict[str, dict[str, Any]]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 from distributed import Client
 
@@ -19,17 +17,7 @@ from service.client import Hub
 from tests.conftest import TEST_ACCOUNT
 from tests.integration.conftest import RunningServer
 from tests.slurm.conftest import slurm
-
-
-def eventually(check: Callable[[], object], timeout: float, what: str) -> object:
-    """``check()``'s first truthy answer within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f}s"
-        time.sleep(0.25)
+from tests.waiting import wait_for
 
 
 def jobs_of(prefix: str) -> dict[str, tuple[str, str, str]]:
@@ -88,7 +76,7 @@ def test_a_dask_cluster_spans_nodes_and_serves_a_client(
             now = jobs_of(slurm_prefix).get(name)
             return bool(now and now[0] != old and now[1] == "RUNNING")
 
-        eventually(replaced, 120, "a new job for the cancelled worker")
+        wait_for(replaced, 120)
         hub.wait("cluster/spread", {"running"}, timeout=120)
         client.wait_for_workers(2, timeout=60)
     history = [h["reason"] for h in hub.history("cluster/spread")]
@@ -117,7 +105,7 @@ def test_slurm_counts_gpus_and_titan_shows_why_a_job_waits(
         third = hub.get("job/third")
         return third if "queued in slurm" in third["status_reason"] else None
 
-    waiting = eventually(queued, 60, "job/third queued")
+    waiting = wait_for(queued, 60)
     assert waiting["status"] == "pending", waiting  # type: ignore[index]
     assert "queued in slurm: Resources" in str(waiting["status_reason"]), waiting  # type: ignore[index]
     nodes = {n["name"]: n for n in hub.nodes()}
@@ -157,7 +145,7 @@ def test_a_drained_node_shows_and_gets_no_new_work(
             node = next(n for n in hub.nodes() if n["name"] == "n2")
             return node if not node["schedulable"] else None
 
-        node = eventually(drained, 30, "n2 shown drained")
+        node = wait_for(drained, 30)
         assert "drain" in node["state"], node  # type: ignore[index]
         assert str(node["reason"]).startswith("titan test drain"), node  # type: ignore[index]
         spec = {"command": "sleep 1", "resources": {"cpu": 1, "memory": "100MiB"}}
@@ -194,7 +182,7 @@ def test_a_job_slurm_refuses_says_why_in_slurms_words(slurm_server: RunningServe
         job = hub.get("job/nowhere")
         return job if job["status"] == "failed" else None
 
-    job = eventually(failed, 60, "job/nowhere failed")
+    job = wait_for(failed, 60)
     assert "Slurm refused the job: invalid partition specified: gpu" in str(
         job["status_reason"]  # type: ignore[index]
     )

@@ -4,16 +4,14 @@ only through the control plane whose notebook computes on a cluster on the other
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import uuid
 
 import httpx
 import pytest
 from websockets.sync.client import connect
 
 from tests.integration.conftest import RunningServer
+from tests.integration.test_ray_clusters import driver
+from tests.kernels import execute_request
 from tests.slurm.conftest import NODES
 from tests.slurm.test_slurm_backend import processes
 
@@ -21,9 +19,11 @@ RAY_CHECK = """
 import json, socket, ray
 ray.init()
 nodes = sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"])
-where = sorted(set(ray.get([ray.remote(num_cpus=1)(socket.gethostname).options(
-    scheduling_strategy="SPREAD").remote() for _ in range(8)])))
-print("RESULT " + json.dumps({"nodes": nodes, "tasks_ran_on": where}))
+@ray.remote(num_cpus=1)
+def host():
+    return socket.gethostname()
+spread = [host.options(scheduling_strategy="SPREAD").remote() for _ in range(8)]
+print("RESULT " + json.dumps({"nodes": nodes, "tasks_ran_on": sorted(set(ray.get(spread)))}))
 """
 
 
@@ -42,12 +42,9 @@ def test_a_ray_cluster_spans_both_hosts(slurm_server: RunningServer) -> None:
     running = hub.wait("cluster/rays", {"running"}, timeout=400)
     placed = processes(hub, "cluster/rays")
     assert {placed["worker-0"]["node"], placed["worker-1"]["node"]} == {"n1", "n2"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TITAN_"))}
     token = hub.credentials("cluster/rays")["ray_token"]
-    env.update(RAY_ADDRESS=running["endpoints"]["ray"], RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
-    done = subprocess.run(
-        [sys.executable, "-c", RAY_CHECK], env=env, capture_output=True, text=True, timeout=300
-    )
+    done = driver(running["endpoints"]["ray"], token, RAY_CHECK)  # from this "laptop"
+
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line is not None, done.stdout[-2000:] + done.stderr[-4000:]
     result = json.loads(line.removeprefix("RESULT "))
@@ -61,28 +58,8 @@ def run_cell(base: str, ticket: str, code: str) -> str:
     kernel = httpx.post(f"{base}/api/kernels", params={"ticket": ticket}, json={}, timeout=60)
     assert kernel.status_code == 201, kernel.text
     url = base.replace("http://", "ws://") + f"/api/kernels/{kernel.json()['id']}/channels"
-    message_id = uuid.uuid4().hex
-    request = {
-        "header": {
-            "msg_id": message_id,
-            "session": uuid.uuid4().hex,
-            "username": "test",
-            "msg_type": "execute_request",
-            "version": "5.3",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "channel": "shell",
-        "buffers": [],
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        },
-    }
+    request = execute_request(code)
+    message_id = request["header"]["msg_id"]
     printed = []
     with connect(f"{url}?ticket={ticket}") as socket:
         socket.send(json.dumps(request))

@@ -10,7 +10,8 @@ from distributed import Client
 
 from tests.integration.test_restart_safety import running_server_process
 from tests.slurm.conftest import CONTROL
-from tests.slurm.test_slurm_backend import eventually, jobs_of, slurm
+from tests.slurm.test_slurm_backend import jobs_of, slurm
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -38,7 +39,7 @@ def test_kill_9_then_a_job_is_cancelled_then_restart(tmp_path: Path, slurm_prefi
             now = {name: job[0] for name, job in jobs_of(slurm_prefix).items()}
             return now if now.get(cancelled, before[cancelled]) != before[cancelled] else None
 
-        after = eventually(replaced, 120, "the cancelled worker's job replaced")
+        after = wait_for(replaced, 120)
         assert isinstance(after, dict)
         hub.wait("cluster/kept", {"running"}, timeout=120)
         after = {name: job[0] for name, job in jobs_of(slurm_prefix).items()}
