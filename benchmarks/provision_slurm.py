@@ -8,9 +8,10 @@ alternating:
 - Titan: ``apply`` a cluster recipe (2 workers, 1 thread, 1 GiB each) to an embedded
   ``titan server`` with the Slurm backend, wait for ``running`` as ``titan apply
   --wait`` does, connect (TLS with the cluster's certificate);
-- bare: ``sbatch`` a ``dask scheduler`` on a chosen port, wait until Slurm runs it
-  (``squeue``, to learn its node, as Titan must), ``sbatch`` 2 ``dask worker`` jobs
-  with its address, connect (plain TCP).
+- bare: the Dask engine's own command lines (TLS with a fresh certificate, the same
+  ports chosen the same way), without Titan: ``sbatch`` the scheduler, wait until Slurm
+  runs it (``squeue``, to learn its node, as Titan must), ``sbatch`` the 2 workers with
+  its address, connect.
 
 Prints a table; the issue's target is Titan <= 1.25x bare.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
+import shlex
 import statistics
 import subprocess
 import sys
@@ -33,16 +34,22 @@ from distributed import Client
 from rich.console import Console
 from rich.table import Table
 
+from service.backends.ports import free_ports
 from service.client import Hub
+from service.client.security import cluster_security
+from service.core.processes import planned_processes
 from service.demo import embedded_server
+from service.engines.base import BIND_HOST, PYTHON, SECRETS_DIR, Place
+from service.engines.dask import DaskEngine
+from service.recipes.models import parse_recipe
 
 console = Console()
 PREFIX = "titanbench"
 SPEC = {"n_workers": 2, "worker": {"nthreads": 1, "memory": "1GiB"}}
 
 
-def sbatch(folder: Path, name: str, command: str) -> str:
-    """Submit ``command`` as a 1-CPU, 1 GiB job; its id."""
+def sbatch(folder: Path, name: str, command: str, env: dict[str, str]) -> str:
+    """Submit ``command`` (a shell line) as a 1-CPU, 1 GiB job with ``env``; its id."""
     out = subprocess.run(
         [
             "sbatch",
@@ -54,8 +61,9 @@ def sbatch(folder: Path, name: str, command: str) -> str:
             f"--output={folder / name}.log",
             f"--chdir={folder}",
             "--wrap",
-            f"exec {command}",
+            f"host=$(hostname -I | cut -d' ' -f1); exec {command}",
         ],
+        env=env,
         check=True,
         capture_output=True,
         text=True,
@@ -70,9 +78,8 @@ def node_of(job: str) -> str:
             ["squeue", "-h", "-j", job, "-o", "%T %N"], check=True, capture_output=True, text=True
         ).stdout.split()
         if fields[:1] == ["RUNNING"] and len(fields) == 2:
-            node = fields[1]
             line = subprocess.run(
-                ["scontrol", "show", "node", "-o", node],
+                ["scontrol", "show", "node", "-o", fields[1]],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -81,33 +88,48 @@ def node_of(job: str) -> str:
         time.sleep(0.05)
 
 
+def shell_line(argv: list[str]) -> str:
+    """``argv`` as a shell line: Titan's placeholders made what Titan's entrypoint makes
+    them (this Python, the node's address in ``$host``)."""
+    words = []
+    for arg in argv:
+        arg = arg.replace(PYTHON, sys.executable)
+        if BIND_HOST in arg:
+            words.append('"' + arg.replace(BIND_HOST, "$host") + '"')
+        else:
+            words.append(shlex.quote(arg))
+    return " ".join(words)
+
+
 def bare() -> float:
-    """Seconds from the first ``sbatch`` to a Client with 2 workers; then cancel the jobs."""
+    """Seconds from the first ``sbatch`` to a Client with 2 workers; then cancel the jobs.
+
+    The processes are the Dask engine's own (the same command lines, TLS with a fresh
+    certificate, the scheduler's preload), without Titan: no entrypoint, no sampler.
+    """
+    engine = DaskEngine()
+    recipe = parse_recipe({"type": "cluster", "name": "bare", "spec": SPEC})
+    planned = planned_processes(recipe, {})
+    ports = {name: free_ports("0.0.0.0", p.ports, probe=False) for name, p in planned.items()}
     folder = Path(tempfile.mkdtemp(prefix="slurm-bench-", dir="/tmp"))
-    python = sys.executable
-    port = random.randint(20000, 30000)
+    credentials = engine.new_credentials()
+    for name, value in engine.secret_files(credentials).items():
+        (folder / name).write_text(value)
+    place = Place("", ports["scheduler"], secure=True)
     jobs: list[str] = []
     began = time.perf_counter()
     try:
-        jobs.append(
-            sbatch(
-                folder,
-                "scheduler",
-                f"{python} -m dask scheduler --host "
-                f"$(hostname -I | cut -d' ' -f1) --port {port} --dashboard-address :0",
-            )
-        )
-        address = f"tcp://{node_of(jobs[0])}:{port}"
-        for index in range(2):
-            jobs.append(
-                sbatch(
-                    folder,
-                    f"worker-{index}",
-                    f"{python} -m dask worker {address} "
-                    "--nthreads 1 --memory-limit 1GiB --dashboard-address :0",
-                )
-            )
-        with Client(address, timeout=120) as client:
+        for name, process in planned.items():
+            launch = engine.launch(process, ports[name], place)
+            env = {k: v.replace(SECRETS_DIR, str(folder)) for k, v in launch.env.items()}
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}, **env}
+            jobs.append(sbatch(folder, name, shell_line(launch.argv), env))
+            if process.head:  # the workers learn where it landed, as Titan's do
+                host = node_of(jobs[0])
+                address = f"tls://{host}:{ports[name]['scheduler']}"
+                place = Place(host, ports[name], secure=True)
+        security = cluster_security(credentials)
+        with Client(address, security=security, timeout=120) as client:
             client.wait_for_workers(2, timeout=120)
             return time.perf_counter() - began
     finally:

@@ -222,7 +222,7 @@ class SlurmBackend(Backend):
             if job is not None and job.waiting:
                 if queue_wait is not None and time.monotonic() - began > queue_wait:
                     raise Queued(f"{job.reason} (Slurm job {handle['job_id']})")
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(0.05)  # Slurm starts a job within a second when it can
                 continue
             if job is not None and job.node and "node" not in handle:
                 handle = await self._landed_on(handle, job, checkpoint)

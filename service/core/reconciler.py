@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -422,21 +422,33 @@ class Reconciler:
                 address = engine.address(endpoints)
         order = ([head] if head is not None else []) + rest
         results: list[Any] = []
+        head_start: asyncio.Task[Handle] | None = None
         if head is not None and engine is not None and self.backend.allocates:
-            try:  # where the head lands decides its address
-                handle = await self._start_one(
-                    resource, engine, head, ports[head.name], place, None
-                )
-            except Unplaceable as exc:
-                return str(exc)
+            # Where the head lands decides its address: the others start once it has
+            # landed (with it, where the engine allows; else once it serves).
+            landed: asyncio.Future[Handle] = asyncio.get_running_loop().create_future()
+            head_start = asyncio.create_task(
+                self._start_one(resource, engine, head, ports[head.name], place, None, landed)
+            )
+            await asyncio.wait({head_start, landed}, return_when=asyncio.FIRST_COMPLETED)
+            if not engine.starts_together or not landed.done():
+                try:
+                    handle = await head_start
+                except Unplaceable as exc:
+                    return str(exc)
+                head_start = None
+            else:
+                handle = landed.result()
             host = self._landed(handle) or self.backend.public_host
             place = replace(place, head_host=host)
             address = engine.address(endpoints_of(head, ports[head.name], host, secure))
             order = rest
         if engine is None or engine.starts_together:
-            starts = [
+            starts: list[Awaitable[Handle]] = [
                 self._start_one(resource, engine, p, ports[p.name], place, address) for p in order
             ]
+            if head_start is not None:  # still starting: its outcome counts with theirs
+                starts.insert(0, head_start)
             results = await asyncio.gather(*starts, return_exceptions=True)
         else:  # one after another: a node joins once the one before it has
             for planned in order:
@@ -577,8 +589,11 @@ class Reconciler:
         ports: dict[str, int],
         place: Place,
         address: str | None,
+        landed: asyncio.Future[Handle] | None = None,
     ) -> Handle:
-        """Start ``planned``; its handle once it serves. Waiting if the backend queued it."""
+        """Start ``planned``; its handle once it serves. Waiting if the backend queued it.
+        ``landed`` gets the first handle that says where it runs (a backend that places
+        processes itself knows that before the process serves)."""
         async with self._allocating:  # one allocation at a time: no GPU is handed out twice
             secret, gpus, values, files = await self._db(
                 self._prepare_process, resource.id, engine, planned, ports
@@ -593,6 +608,8 @@ class Reconciler:
 
         async def checkpoint(handle: Handle) -> None:
             await self._db(records.checkpoint, resource.id, planned.name, handle)
+            if landed is not None and not landed.done() and self._landed(handle):
+                landed.set_result(handle)
 
         try:
             started = await self.backend.start(spec, checkpoint)
