@@ -200,6 +200,19 @@ def run(command: list[str], args: argparse.Namespace) -> int:
     return code
 
 
+def run_or_explain(command: list[str], args: argparse.Namespace) -> int:
+    """``run``, or the shell's one line and exit code where the command cannot be run
+    (127: not found, 126: not executable), never a traceback."""
+    try:
+        return run(command, args)
+    except FileNotFoundError:
+        print(f"titan: command not found: {command[0]}", file=sys.stderr, flush=True)
+        return 127
+    except PermissionError:
+        print(f"titan: permission denied: {command[0]}", file=sys.stderr, flush=True)
+        return 126
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the start script, then the program; return its exit code."""
     args = parse(sys.argv[1:] if argv is None else argv)
@@ -215,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"titan: start script failed with exit code {code}", flush=True)
         if code == 0:
             print(f"titan: starting {args.name}: {' '.join(command[:6])} ...", flush=True)
-            code = run(command, args)
+            code = run_or_explain(command, args)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
