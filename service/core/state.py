@@ -26,13 +26,17 @@ class Status(StrEnum):
     DEGRADED = "degraded"  # essential processes run; others are being replaced
     STOPPING = "stopping"
     STOPPED = "stopped"
-    FAILED = "failed"
+    SUCCEEDED = "succeeded"  # a job whose program exited with code 0
+    FAILED = "failed"  # a job that exited otherwise, or a resource that cannot start
 
 
 SERVING = (Status.RUNNING, Status.DEGRADED)
 """Statuses of a resource that is up: its essential processes run (a degraded one's
 others are being replaced), so it can be used, is expected to send samples, and
 may be judged idle."""
+
+FINISHED = (Status.STOPPED, Status.SUCCEEDED, Status.FAILED)
+"""Statuses of a resource where nothing runs."""
 
 
 def set_status(session: Session, resource: Resource, status: Status, reason: str) -> bool:
