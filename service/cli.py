@@ -23,7 +23,25 @@ images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help
 app.add_typer(images_app, name="images")
 add_sharing_commands(app)
 add_account_commands(app)
-DONE = {"running", "stopped"}
+FINISHED = {"stopped", "succeeded", "failed"}  # nothing runs
+JOB_DONE = {"succeeded", "failed"}  # a job's program exited
+
+
+def _runs_until(resource: dict[str, Any]) -> set[str]:
+    """The statuses a start of ``resource`` ends in: a job's end, else running."""
+    return JOB_DONE if resource["type"] == "job" else {"running"}
+
+
+def _wait_started(target: ResourceRef, resource: dict[str, Any], timeout: float) -> None:
+    """Follow ``resource`` until it runs (a job: until it ends); exit 1 unless it runs or
+    its job succeeded."""
+    if resource["status"] in _runs_until(resource):  # a finished job run again
+        _wait_for_change(target, resource["status_changed_at"], timeout)
+    final = hub().wait(
+        target, _runs_until(resource), timeout, show_transition, generation=resource["generation"]
+    )
+    if final["status"] not in ("running", "succeeded"):
+        raise typer.Exit(1)
 
 
 @app.callback()
@@ -93,12 +111,7 @@ def apply(
     target = ResourceRef(resource["type"], resource["name"], resource["owner"])
     console.print(f"{target} {result['action']} (generation {resource['generation']})")
     if wait:
-        until = {"stopped"} if resource["type"] == "job" else {"running"}
-        final = hub().wait(
-            target, until, timeout, show_transition, generation=resource["generation"]
-        )
-        if final["status"] != "running" and final["type"] != "job":
-            raise typer.Exit(1)
+        _wait_started(target, resource, timeout)
 
 
 @app.command()
@@ -121,12 +134,13 @@ def list_resources(
     type: Annotated[str | None, typer.Option("--type", help="only this type")] = None,
 ) -> None:
     """List your resources."""
-    table = Table("resource", "owner", "status", "target", "gen", "reason")
+    table = Table("resource", "owner", "status", "workers", "target", "gen", "reason")
     for item in hub().list(type):
         table.add_row(
             f"{item['type']}/{item['name']}",
             item["owner"],
             item["status"],
+            workers_text(item),
             item["target"],
             str(item["generation"]),
             item["status_reason"],
@@ -198,6 +212,8 @@ def get(
         f"generation {item['generation']})"
     )
     console.print(f"status: {item['status']} - {item['status_reason']} (target {item['target']})")
+    if item.get("workers") is not None:
+        console.print(f"workers: {workers_text(item)} ready")
     for name, address in item["endpoints"].items():
         # Every endpoint on one line, never folded: a dashboard link's ticket must copy whole.
         console.print(f"{name}: {address}", soft_wrap=True, markup=False)
@@ -208,27 +224,57 @@ def get(
     console.print(table)
 
 
-def _act(verb: str, resource: str, owner: str | None) -> None:
-    item = getattr(hub(), verb)(ref(resource, owner))
+def _wait_for_change(target: ResourceRef, since: str, timeout: float) -> None:
+    """Poll until the status of ``target`` changed after ``since`` (a status time)."""
+    deadline = time.monotonic() + timeout
+    while hub().get(target)["status_changed_at"] == since:
+        if time.monotonic() > deadline:
+            raise TitanClientError(f"{target} did not start within {timeout:.0f}s")
+        time.sleep(0.25)
+
+
+def workers_text(item: dict[str, Any]) -> str:
+    """``2/3``: workers that joined their cluster of those it asks for ("" without)."""
+    workers = item.get("workers")
+    return f"{workers['ready']}/{workers['wanted']}" if workers else ""
+
+
+def _act(verb: str, resource: str, owner: str | None) -> tuple[ResourceRef, dict[str, Any]]:
+    target = ref(resource, owner)
+    item: dict[str, Any] = getattr(hub(), verb)(target)
     console.print(f"{item['type']}/{item['name']}: {verb} requested")
+    return ResourceRef(item["type"], item["name"], item["owner"]), item
+
+
+Wait = Annotated[bool, typer.Option(help="follow the status until it is done")]
+Timeout = Annotated[float, typer.Option(help="seconds to wait")]
 
 
 @app.command()
-def start(resource: Ref, owner: Owner = None) -> None:
-    """Run a stopped resource (a finished job runs again)."""
-    _act("start", resource, owner)
+def start(resource: Ref, owner: Owner = None, wait: Wait = False, timeout: Timeout = 600) -> None:
+    """Run a stopped resource (a finished job runs again). With --wait: until it runs
+    (a job: until it ends); exit code 1 if it fails."""
+    target, item = _act("start", resource, owner)
+    if wait:
+        _wait_started(target, item, timeout)
 
 
 @app.command()
-def stop(resource: Ref, owner: Owner = None) -> None:
-    """Stop every process of a resource; its recipe is kept."""
-    _act("stop", resource, owner)
+def stop(resource: Ref, owner: Owner = None, wait: Wait = False, timeout: Timeout = 600) -> None:
+    """Stop every process of a resource; its recipe is kept. With --wait: until nothing
+    runs."""
+    target, _ = _act("stop", resource, owner)
+    if wait:
+        hub().wait(target, FINISHED, timeout, show_transition)
 
 
 @app.command()
-def delete(resource: Ref, owner: Owner = None) -> None:
-    """Stop a resource and forget it."""
-    _act("delete", resource, owner)
+def delete(resource: Ref, owner: Owner = None, wait: Wait = False, timeout: Timeout = 600) -> None:
+    """Stop a resource and forget it. With --wait: until it is gone."""
+    target, _ = _act("delete", resource, owner)
+    if wait:
+        hub().wait_gone(target, timeout)
+        console.print(f"{target}: deleted")
 
 
 @app.command()

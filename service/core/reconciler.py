@@ -50,7 +50,7 @@ from service.core.ledger import (
 from service.core.processes import endpoints_of, launch_of, planned_processes
 from service.core.quotas import check_allocation
 from service.core.secrets import Vault, secret_values, vault_of, with_secrets
-from service.core.state import SERVING, Status, Target, set_status
+from service.core.state import FINISHED, SERVING, Status, Target, set_status
 from service.core.tasks import cancel_all
 from service.core.usage import close_ended
 from service.core.workers import is_worker
@@ -261,11 +261,7 @@ class Reconciler:
                 resource.id[:8],
             )
             return
-        if (
-            resource.type == "job"
-            and resource.status in (Status.STOPPED, Status.FAILED)
-            and (not running)
-        ):
+        if resource.type == "job" and resource.status in FINISHED and (not running):
             return  # a finished job keeps its result
         await self._db(records.forget_processes, resource.id, list(observed))
         await self._db(records.reset_workers, resource.id)
@@ -341,7 +337,8 @@ class Reconciler:
         missing = [p for n, p in desired.items() if n not in alive and n not in waiting]
         # Up: only workers are missing, so the resource serves while they start.
         up = _up(resource, desired, alive)
-        waits = Status.DEGRADED if up else Status.PENDING
+        # Waiting with its essential processes running, it serves: degraded, not pending.
+        waits = Status.DEGRADED if _essentials_run(desired, alive) else Status.PENDING
         queued = "; ".join(
             f"{n} is queued in {self.backend.name}: {o.state.waiting}" for n, o in waiting.items()
         )
@@ -354,11 +351,14 @@ class Reconciler:
                 self._mark_running, resource.id, resource.generation, len(desired), bool(outdated)
             )
             return
-        shortage = await self._db(self._shortage, resource.owner, missing)
-        if shortage:  # wait whole: a cluster with half its GPU workers is of no use
+        # What fits now starts (the essential processes first, then workers in order);
+        # the rest waits, pending, and starts once there is room.
+        startable, shortage = await self._db(self._placeable, resource.owner, missing)
+        if not startable:
             await self._db(self._set_status, resource.id, waits, shortage)
             await self._db(records.mark_observed, resource.id, resource.generation)
             return
+        missing = startable
         names = ", ".join(p.name for p in missing)
         if not up:
             await self._db(self._set_status, resource.id, Status.STARTING, f"starting {names}")
@@ -370,8 +370,11 @@ class Reconciler:
             if up:  # a worker that will not start leaves the rest serving
                 raise Degraded(str(exc) or repr(exc)) from exc
             raise
-        waiting_now = "; ".join(why for why in (waiting_now, queued) if why)
+        waiting_now = "; ".join(why for why in (waiting_now, queued, shortage) if why)
         if waiting_now:
+            running = await self._db(records.running_names, resource.id)
+            essential = [n for n, planned in desired.items() if planned.essential]
+            waits = Status.DEGRADED if all(n in running for n in essential) else Status.PENDING
             await self._db(self._set_status, resource.id, waits, waiting_now)
             await self._db(records.mark_observed, resource.id, resource.generation)
             return
@@ -685,13 +688,29 @@ class Reconciler:
         assert self.inventory is not None, "start() records the inventory first"
         return place(self.inventory, held, request, self.overcommit)
 
-    def _shortage(self, session: Session, owner: str, missing: list[PlannedProcess]) -> str:
-        """Why ``missing`` cannot all be placed now, or "" if they can."""
+    def _placeable(
+        self, session: Session, owner: str, missing: list[PlannedProcess]
+    ) -> tuple[list[PlannedProcess], str]:
+        """The part of ``missing`` that fits now, and why the rest waits ("" if all fit).
+
+        The essential processes fit together or nothing starts; then workers, in order,
+        as many as fit beside them.
+        """
+        essential = [p for p in missing if p.essential]
         try:
-            self._allocate(session, records.request_of(*missing), owner)
+            if essential:
+                self._allocate(session, records.request_of(*essential), owner)
         except Unplaceable as exc:
-            return str(exc)
-        return ""
+            return [], str(exc)
+        chosen = list(essential)
+        for worker in (p for p in missing if not p.essential):
+            try:
+                self._allocate(session, records.request_of(*chosen, worker), owner)
+            except Unplaceable as exc:
+                left = [p.name for p in missing if p not in chosen]
+                return chosen, f"{', '.join(left)} {exc}"  # "worker-2 waiting for 4 CPUs..."
+            chosen.append(worker)
+        return chosen, ""
 
     def _prepare_process(
         self,
@@ -773,7 +792,7 @@ class Reconciler:
         if resource.target != Target.RUNNING or resource.generation != generation:
             return  # changed meanwhile (deleted, stopped, re-applied): the next pass decides
         resource.target = Target.STOPPED
-        status = Status.STOPPED if code == 0 else Status.FAILED
+        status = Status.SUCCEEDED if code == 0 else Status.FAILED
         why = f": {reason}" if reason else ""
         set_status(session, resource, status, f"job exited with code {code}{duration}{why}")
 
@@ -781,7 +800,12 @@ class Reconciler:
 def _up(resource: Resource, desired: dict[str, PlannedProcess], alive: dict[str, Observed]) -> bool:
     """Whether ``resource`` was up and every essential process it asks for still runs as
     asked (only workers are missing or outdated): it stays up while they are replaced."""
-    return resource.status in SERVING and all(
+    return resource.status in SERVING and _essentials_run(desired, alive)
+
+
+def _essentials_run(desired: dict[str, PlannedProcess], alive: dict[str, Observed]) -> bool:
+    """Whether every essential process ``desired`` asks for runs as asked."""
+    return all(
         name in alive and alive[name].spec_hash == planned.spec_hash
         for name, planned in desired.items()
         if planned.essential

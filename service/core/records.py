@@ -154,6 +154,14 @@ def ports_of(session: Session, resource_id: str, name: str) -> dict[str, int]:
     return dict(process.ports or {}) if process is not None else {}
 
 
+def running_names(session: Session, resource_id: str) -> set[str]:
+    """The names of the resource's processes that run (started and seen up)."""
+    query = select(Process.name).where(
+        Process.resource_id == resource_id, Process.state == "running"
+    )
+    return set(session.scalars(query))
+
+
 def mark_observed(session: Session, resource_id: str, generation: int) -> None:
     resource = session.get(Resource, resource_id)
     if resource is not None:

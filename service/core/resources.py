@@ -29,13 +29,15 @@ from service.core.access import (
 from service.core.accounts import run_as
 from service.core.auth import dashboard_ticket, jupyter_token, workspace_ticket
 from service.core.dashboards import dashboard_path, jupyter_path
+from service.core.fit import check_fits, node_sizes
 from service.core.folders import check_folders
 from service.core.image_registry import ImageService
+from service.core.ledger import Overcommit
 from service.core.processes import planned_processes
 from service.core.quotas import check_recipe, check_running_count
 from service.core.records import request_of
 from service.core.secrets import check_refs
-from service.core.state import Status, Target
+from service.core.state import FINISHED, Status, Target
 from service.core.workers import next_workers
 from service.engines import ENGINES, engine_of
 from service.engines.base import PlannedProcess
@@ -196,7 +198,18 @@ class ResourceService:
         plan, processes = self._plan(existing, recipe)
         request = request_of(*processes.values())
         check_recipe(session, owner, request, self.settings.default_quota)
+        overcommit = self.overcommit
+        sizes = node_sizes(session, overcommit)
+        check_fits(sizes, processes.values(), not self.backend.allocates, overcommit)
         return plan
+
+    @property
+    def overcommit(self) -> Overcommit:
+        """How far nodes promise more than they have: Titan's settings where its ledger
+        places processes; none where the backend allocates (Slurm counts real CPUs)."""
+        if self.backend.allocates:
+            return Overcommit()
+        return Overcommit(self.settings.cpu_overcommit, self.settings.memory_overcommit)
 
     def _plan(
         self, existing: Resource | None, recipe: RecipeBase
@@ -208,7 +221,7 @@ class ResourceService:
         workers = None
         if existing is not None:
             old_doc = existing.recipe
-            if existing.target == Target.RUNNING and existing.status != Status.STOPPED:
+            if existing.target == Target.RUNNING and existing.status not in FINISHED:
                 workers = existing.workers  # the set running now, shaped by adaptive scaling
                 old = planned_processes(parse_recipe(old_doc), catalog, workers)
         if recipe.cluster is not None:
@@ -458,8 +471,18 @@ class ResourceService:
             "created_at": resource.created_at.isoformat(),
             "updated_at": resource.updated_at.isoformat(),
             "endpoints": endpoints,
+            "workers": _workers_view(resource.workers, processes),
             "processes": [_process_view(p) for p in processes],
         }
+
+
+def _workers_view(wanted: list[str] | None, processes: list[Any]) -> dict[str, int] | None:
+    """A cluster's workers: how many serve (joined their cluster) of how many it asks for
+    now; None where there is no worker set (no cluster, or not started yet)."""
+    if wanted is None:
+        return None
+    ready = sum(1 for p in processes if p.role == "worker" and p.state == "running")
+    return {"ready": ready, "wanted": len(wanted)}
 
 
 def _process_view(process: Any) -> dict[str, Any]:
@@ -489,6 +512,7 @@ _LISTED = (
     Resource.status_changed_at,
     Resource.created_at,
     Resource.updated_at,
+    Resource.workers,
 )
 _PROCESS_FIELDS = (
     Process.resource_id,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from service.recipes.models import ClusterFields, Resources
 
 TLS_CERT_FILE, TLS_KEY_FILE = "dask-cert.pem", "dask-key.pem"
+REGISTERED = "Registered to:"  # a worker's log line once its scheduler accepted it
 
 
 def tls_environment(folder: str) -> dict[str, str]:
@@ -127,7 +128,8 @@ class DaskEngine(Engine):
             argv += ["--nthreads", str(args.get("nthreads", 1))]
         if args.get("memory_limit"):
             argv += ["--memory-limit", str(args["memory_limit"])]
-        return Launch(argv, {**env, "DASK_SCHEDULER_ADDRESS": address})
+        # Up once its scheduler has it: a cluster runs when its workers can take work.
+        return Launch(argv, {**env, "DASK_SCHEDULER_ADDRESS": address}, ready_text=REGISTERED)
 
     def endpoints(
         self, planned: PlannedProcess, ports: dict[str, int], host: str, secure: bool

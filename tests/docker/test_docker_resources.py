@@ -97,7 +97,7 @@ def test_a_process_in_a_container_reaches_the_api_with_its_own_token(
     finished(hub, "job/caller")
     output = hub.logs("job/caller")["processes"]["job"]["text"]
     assert "api says 200 ['caller']" in output, output
-    assert hub.get("job/caller")["status"] == "stopped"
+    assert hub.get("job/caller")["status"] == "succeeded"
 
 
 NOTEBOOK_CELLS = [
@@ -182,7 +182,7 @@ def test_containers_send_telemetry_and_a_job_writes_its_output_folder(
     )
     hub.apply({"type": "job", "name": "writer", "spec": {"command": ["python", "-c", script]}})
     finished(hub, "job/writer")
-    assert hub.get("job/writer")["status"] == "stopped", hub.logs("job/writer")
+    assert hub.get("job/writer")["status"] == "succeeded", hub.logs("job/writer")
     written = server.settings.outputs_dir / "admin" / "job" / "writer" / "o"
     assert written.read_text() == "ok"
 
@@ -190,7 +190,7 @@ def test_containers_send_telemetry_and_a_job_writes_its_output_folder(
 def finished(hub: Hub, ref: str, timeout: float = 120) -> None:
     """Wait until the job has ended, well or not (``Hub.wait`` raises on failure)."""
     deadline = time.monotonic() + timeout
-    while hub.get(ref)["status"] not in ("stopped", "failed"):
+    while hub.get(ref)["status"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, hub.history(ref)
         time.sleep(0.3)
 
@@ -204,12 +204,12 @@ def test_a_shared_folder_is_a_named_volume_read_only_where_asked(
     folders = [{"name": "data", "path": "/data"}]
     write = "echo 42 > /data/x.txt && cat /data/x.txt"
     hub.apply({"type": "job", "name": "w", "spec": {"command": write, "folders": folders}})
-    hub.wait("job/w", {"stopped"}, timeout=120)
+    hub.wait("job/w", {"succeeded"}, timeout=120)
     assert (server.settings.folders_dir / "admin" / "data" / "x.txt").read_text() == "42\n"
     read_only = [{**folders[0], "read_only": True}]
     touch = "cat /data/x.txt && touch /data/y.txt"
     hub.apply({"type": "job", "name": "r", "spec": {"command": touch, "folders": read_only}})
-    done = hub.wait("job/r", {"stopped", "failed"}, timeout=120)
+    done = hub.wait("job/r", {"succeeded", "failed"}, timeout=120)
     text = hub.logs("job/r")["processes"]["job"]["text"]
     assert done["status"] == "failed" and "42" in text and "Read-only file system" in text
     volumes = [v.name for v in docker_client.volumes.list(filters={"name": docker_prefix})]
@@ -237,8 +237,8 @@ def test_secrets_reach_a_container_as_a_variable_and_a_file_only(
         "spec": {"command": check.format(short), "secrets": secrets},
     }
     hub.apply(recipe)
-    done = hub.wait("job/s", {"stopped", "failed"}, timeout=120)
+    done = hub.wait("job/s", {"succeeded", "failed"}, timeout=120)
     text = hub.logs("job/s")["processes"]["job"]["text"]
-    assert done["status"] == "stopped" and "same" in text, text
+    assert done["status"] == "succeeded" and "same" in text, text
     assert value not in text and value not in json.dumps(hub.get("job/s"))
     assert value not in json.dumps(hub.history("job/s")) + json.dumps(hub.recipe("job/s"))

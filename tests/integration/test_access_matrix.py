@@ -22,13 +22,15 @@ from service.core.auth import issue_token
 from service.store.db import make_engine, session_factory
 from service.store.models import Resource, User
 from tests.integration.conftest import RunningServer
+from tests.waiting import wait_for
 
 WHO = ("anonymous", "resource-token", "other", "member", "owner", "admin")
-# A job that can never be placed here (no GPUs): it waits pending and starts no process.
+# A job that fits the node only while nothing else runs, so it waits pending beside the
+# world's one small running job and starts no process (the world sizes its memory).
 PARKED: dict[str, Any] = {
     "type": "job",
     "owner": "team",
-    "spec": {"command": "true", "resources": {"cpu": 1, "memory": "1GiB", "gpu": 1}},
+    "spec": {"command": "true", "resources": {"cpu": 1, "memory": "1GiB"}},
 }
 
 
@@ -395,8 +397,16 @@ def world(start_server: Any) -> World:
     world = World(server, tokens)
     world.admin("POST", "/api/v1/groups", json={"name": "team", "admins": ["olive"]})
     world.admin("PUT", "/api/v1/groups/team/members/gus", json={"role": "member"})
+    # Most of the node's memory: it fits once nothing else runs, so it is admitted; while
+    # the small job below runs, it waits.
+    node_memory = world.admin("GET", "/api/v1/nodes")[0]["memory_bytes"]
+    most = f"{node_memory // 2**20 - 512}MiB"
+    PARKED["spec"]["resources"]["memory"] = most
+    small = {"command": "sleep 600", "resources": {"cpu": 0.1, "memory": "1GiB"}}
+    world.admin("PUT", "/api/v1/recipes", json={"type": "job", "name": "small", "spec": small})
+    wait_for(lambda: world.admin("GET", "/api/v1/resources/job/small")["status"] == "running")
     world.admin("PUT", "/api/v1/recipes", json={**PARKED, "name": "m"})
-    parked_cluster = {"n_workers": 1, "worker": {"gpu": 1}}  # waits for a GPU: nothing starts
+    parked_cluster = {"n_workers": 1, "scheduler": {"memory": most}}  # waits: nothing starts
     cluster = {"type": "cluster", "owner": "team", "name": "pc", "spec": parked_cluster}
     world.admin("PUT", "/api/v1/recipes", json=cluster)
     engine = make_engine(server.settings.sqlalchemy_url)

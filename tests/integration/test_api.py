@@ -199,10 +199,10 @@ def test_the_store_works_on_sqlite_and_postgresql(
     server = start_server(database_url)
     assert apply(server, JOB).status_code == 201
     hub = server.hub()
-    done = hub.wait("job/hello", {"stopped"}, timeout=60)
+    done = hub.wait("job/hello", {"succeeded"}, timeout=60)
     assert done["processes"][0]["exit_code"] == 0
     history = [e["to"] for e in hub.history("job/hello")]
-    assert history[0] == "pending" and history[-1] == "stopped"
+    assert history[0] == "pending" and history[-1] == "succeeded"
     logs = hub.logs("job/hello")["processes"]["job"]["text"]
     assert "hello" in logs
     if database_url.startswith("sqlite"):

@@ -44,13 +44,13 @@ def test_apply_wait_get_plan_logs_stop_delete(server: RunningServer, tmp_path: P
     applied = titan(server, "apply", str(recipe), "--wait")
     assert applied.returncode == 0, applied.stderr
     assert "job/hi created" in applied.stdout
-    assert "stopped" in applied.stdout and "job exited with code 0" in applied.stdout
+    assert "succeeded" in applied.stdout and "job exited with code 0" in applied.stdout
     again = titan(server, "apply", str(recipe))
     assert "unchanged" in again.stdout
     nodes = titan(server, "nodes")
     assert nodes.returncode == 0 and "none" in nodes.stdout  # no GPUs on this machine
     listing = titan(server, "ls")
-    assert "job/hi" in listing.stdout and "stopped" in listing.stdout
+    assert "job/hi" in listing.stdout and "succeeded" in listing.stdout
     shown = titan(server, "get", "job/hi", "--json")
     assert json.loads(shown.stdout)["processes"][0]["exit_code"] == 0
     logs = titan(server, "logs", "job/hi")

@@ -34,9 +34,9 @@ def test_a_group_folder_is_shared_by_its_resources_only(server: RunningServer) -
 
     hub = server.hub(ann)
     hub.apply(job("writer", WRITE, owner="ml"))
-    hub.wait(ResourceRef("job", "writer", "ml"), {"stopped"}, timeout=60)
+    hub.wait(ResourceRef("job", "writer", "ml"), {"succeeded"}, timeout=60)
     hub.apply(job("reader", READ, owner="ml"))
-    hub.wait(ResourceRef("job", "reader", "ml"), {"stopped"}, timeout=60)
+    hub.wait(ResourceRef("job", "reader", "ml"), {"succeeded"}, timeout=60)
     logs = hub.logs(ResourceRef("job", "reader", "ml"))["processes"]["job"]["text"]
     assert "read 42" in logs
     host = server.settings.folders_dir / "ml" / "data" / "x.txt"
@@ -49,7 +49,7 @@ def test_a_group_folder_is_shared_by_its_resources_only(server: RunningServer) -
     # A personal resource of a member may mount the group's folder; bob's (no member) may not.
     mine = server.request("PUT", "/api/v1/recipes", token=ann, json=job("mine", READ))
     assert mine.status_code == 201, mine.text
-    hub.wait(ResourceRef("job", "mine", "ann"), {"stopped"}, timeout=60)
+    hub.wait(ResourceRef("job", "mine", "ann"), {"succeeded"}, timeout=60)
     gone = server.request("DELETE", "/api/v1/folders/data", token=ann, params={"owner": "ml"})
     assert gone.status_code == 204
     assert host.read_text() == "42"  # forgetting a folder never deletes its files

@@ -71,7 +71,7 @@ def probe(server: RunningServer, token: str, name: str, paths: list[str]) -> dic
     answer = server.request("PUT", "/api/v1/recipes", token=token, json=recipe)
     assert answer.status_code == 201, answer.text
     hub = server.hub(token)
-    hub.wait(f"job/{name}", {"stopped", "failed"}, timeout=120)
+    hub.wait(f"job/{name}", {"succeeded", "failed"}, timeout=120)
     text = hub.logs(f"job/{name}", tail=50)["processes"]["job"]["text"]
     line = next((x for x in text.splitlines() if x.startswith("PROBE ")), None)
     assert line is not None, text

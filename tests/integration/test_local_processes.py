@@ -105,7 +105,7 @@ def test_a_job_gets_its_environment_and_a_token_for_itself_only(server: RunningS
             },
         }
     )
-    done = hub.wait("job/probe", {"stopped"}, timeout=60)
+    done = hub.wait("job/probe", {"succeeded"}, timeout=60)
     assert done["processes"][0]["exit_code"] == 0 and done["target"] == "stopped"
     assert "job exited with code 0 after" in done["status_reason"]
     output = hub.logs("job/probe", "job")["processes"]["job"]["text"]
@@ -128,7 +128,7 @@ def test_a_failing_job_records_its_exit_code(server: RunningServer) -> None:
     hub = server.hub()
     hub.apply({"type": "job", "name": "bad", "spec": {"command": "echo oops >&2; exit 7"}})
     with pytest.raises(Exception, match="job exited with code 7"):
-        hub.wait("job/bad", {"stopped"}, timeout=60)
+        hub.wait("job/bad", {"succeeded"}, timeout=60)
     resource = hub.get("job/bad")
     assert resource["status"] == "failed" and resource["processes"][0]["exit_code"] == 7
     assert "oops" in hub.logs("job/bad", tail=5)["processes"]["job"]["text"]
@@ -226,10 +226,27 @@ def _eventually(check: Any, timeout: float = 30) -> None:
 
 
 @pytest.mark.skipif(bool(local_gpus()), reason="this machine has GPUs")
-def test_a_gpu_cluster_waits_pending_on_a_machine_without_gpus(server: RunningServer) -> None:
-    hub = server.hub()
+def test_a_gpu_cluster_is_refused_at_apply_on_a_machine_without_gpus(
+    server: RunningServer,
+) -> None:
     recipe = json.loads((Path(__file__).parents[2] / "recipes" / "gpu-cluster.json").read_text())
-    hub.apply(recipe)
-    waiting = hub.wait("cluster/gpu-cluster", {"pending"}, generation=1, timeout=30)
-    assert "waiting for 2 GPUs: 0 of 0 free on node" in waiting["status_reason"]
-    assert waiting["processes"] == []
+    answer = server.request("PUT", "/api/v1/recipes", json=recipe)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["error"]["message"]
+    assert "fits no node: worker-0 asks for 1 GPU(s), but the node with the most" in message
+    assert "has 0" in message
+    assert server.hub().list() == []  # nothing half-made
+
+
+def test_a_recipe_larger_than_every_node_is_refused_with_the_figures(
+    server: RunningServer,
+) -> None:
+    huge = {"type": "cluster", "name": "huge", "spec": {"worker": {"memory": "500GiB"}}}
+    answer = server.request("PUT", "/api/v1/recipes", json=huge)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["error"]["message"]
+    assert "worker-0 asks for 500 GiB of memory, but the largest node" in message
+    assert "memory overcommit 1x" in message
+    planned = server.request("POST", "/api/v1/recipes/plan", json=huge)
+    assert planned.status_code == 422 and "fits no node" in planned.text  # plan says so too
+    assert server.hub().list() == []

@@ -361,7 +361,7 @@ def test_the_ray_training_recipe_trains_on_its_ray_cluster_with_telemetry(
     command[command.index("--rows") + 1] = "50000"  # small: the cluster's start dominates
     hub.apply(recipe)
     ref = "job/train-xgboost-ray-cpu"
-    done = hub.wait(ref, {"stopped"}, timeout=900)
+    done = hub.wait(ref, {"succeeded"}, timeout=900)
     assert "job exited with code 0" in done["status_reason"]
     text = hub.logs(ref, "job")["processes"]["job"]["text"]
     result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])

@@ -55,7 +55,7 @@ def test_a_secret_reaches_its_process_and_no_answer_log_or_file(server: RunningS
     call("PUT", "/api/v1/recipes", json=recipe)
     hub = server.hub()
     ref = ResourceRef("job", "uses-secrets")
-    hub.wait(ref, {"stopped", "failed"}, timeout=60)
+    hub.wait(ref, {"succeeded", "failed"}, timeout=60)
     job = call("GET", "/api/v1/resources/job/uses-secrets")
     assert "exited with code 0" in job["status_reason"], job
     logs = call("GET", "/api/v1/resources/job/uses-secrets/logs")

@@ -105,7 +105,7 @@ def test_a_resource_token_sends_samples_for_its_own_resource_only(server: Runnin
     hub.apply(
         {"type": "job", "name": "poster", "spec": {"command": [sys.executable, "-c", POSTER]}}
     )
-    hub.wait("job/poster", {"stopped"}, timeout=90)
+    hub.wait("job/poster", {"succeeded"}, timeout=90)
     output = hub.logs("job/poster")["processes"]["job"]["text"]
     codes = json.loads(output.split("CODES ", 1)[1].splitlines()[0])
     assert codes["own"] == [202, {"accepted": 1}]
@@ -152,7 +152,7 @@ def test_the_cpu_training_job_runs_end_to_end_with_its_telemetry(server: Running
     assert "admin/job/train-xgboost-cpu" in top.stdout and "worker-1" in top.stdout
     assert 'resource="admin/job/train-xgboost-cpu"' in server.request("GET", "/metrics").text
 
-    done = hub.wait(ref, {"stopped"}, timeout=300)
+    done = hub.wait(ref, {"succeeded"}, timeout=300)
     assert "job exited with code 0" in done["status_reason"]
     text = hub.logs(ref, "job")["processes"]["job"]["text"]
     result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])

@@ -88,8 +88,8 @@ def test_attached_finds_the_cluster_of_a_job(server: RunningServer) -> None:
             "spec": {"command": [sys.executable, "-c", script], "dask_cluster": {"n_workers": 1}},
         }
     )
-    done = hub.wait("job/uses-cluster", {"stopped"}, generation=1, timeout=180)
-    assert done["status"] == "stopped"
+    done = hub.wait("job/uses-cluster", {"succeeded"}, generation=1, timeout=180)
+    assert done["status"] == "succeeded"
     output = hub.logs("job/uses-cluster", "job")["processes"]["job"]["text"]
     assert "answer 42 uses-cluster" in output
 

@@ -112,8 +112,8 @@ def test_slurm_counts_gpus_and_titan_shows_why_a_job_waits(
     assert sum(n["allocated"]["gpus"] for n in nodes.values()) == 4
 
     hub.delete("job/hold-a")  # frees two GPUs: Slurm starts the waiting job there
-    done = hub.wait("job/third", {"stopped", "failed"}, timeout=120)
-    assert done["status"] == "stopped", done
+    done = hub.wait("job/third", {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done
     logs = hub.logs("job/third")["processes"]["job"]["text"]
     assert "gpus=0" in logs or "gpus=1" in logs, logs
 
@@ -126,12 +126,12 @@ def test_jobs_run_as_their_person_and_cannot_read_the_control_plane(
     database = slurm_server.settings.data_dir / "titan.db"
     command = f"id -un; cat {secret} || echo refused; cat {database} || echo refused"
     hub.apply({"type": "job", "name": "who", "spec": {"command": command}})
-    done = hub.wait("job/who", {"stopped", "failed"}, timeout=120)
+    done = hub.wait("job/who", {"succeeded", "failed"}, timeout=120)
     text = hub.logs("job/who")["processes"]["job"]["text"]
     assert TEST_ACCOUNT in text.splitlines(), text  # what `id -un` printed
     assert slurm_server.token not in text
     assert text.splitlines().count("refused") == 2, text
-    assert done["status"] == "stopped"
+    assert done["status"] == "succeeded"
 
 
 def test_a_drained_node_shows_and_gets_no_new_work(
@@ -152,7 +152,7 @@ def test_a_drained_node_shows_and_gets_no_new_work(
         for index in range(3):
             hub.apply({"type": "job", "name": f"small-{index}", "spec": spec})
         for index in range(3):
-            hub.wait(f"job/small-{index}", {"running", "stopped"}, timeout=120)
+            hub.wait(f"job/small-{index}", {"running", "succeeded"}, timeout=120)
         landed = {processes(hub, f"job/small-{i}")["job"]["node"] for i in range(3)}
         assert landed == {"n1"}
         cli = subprocess.run(

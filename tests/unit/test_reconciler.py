@@ -6,11 +6,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from service.core import records
 from service.core.auth import hash_token
 from service.core.state import Target
+from service.errors import InvalidInput
 from service.store.models import Process, Resource, StatusEvent, Token
 from tests.fakes import FakeBackend
 from tests.planes import Plane, fake_gpus, plane
@@ -262,7 +264,7 @@ def test_a_job_records_its_exit_and_stops_its_cluster(tmp_path: Path) -> None:
             p.target("job", "j", Target.RUNNING)  # ...unless started again
             await p.until(lambda: p.backend.starts.count("job") == 2)
             p.backend.exit("job", 0)
-            await p.status("job", "j", "stopped")
+            await p.status("job", "j", "succeeded")
 
     asyncio.run(scenario())
 
@@ -331,16 +333,45 @@ def test_the_queue_never_reconciles_one_resource_twice_at_once(tmp_path: Path) -
 GPU_CLUSTER = {"type": "cluster", "name": "g", "spec": {"instance_type": "gpu-1", "n_workers": 2}}
 
 
-def test_without_free_gpus_a_gpu_cluster_waits_pending(tmp_path: Path) -> None:
+def test_a_gpu_cluster_on_nodes_without_gpus_is_refused_at_apply(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with plane(tmp_path, "", gpus=[]) as p:
-            p.apply(GPU_CLUSTER)
-            await p.status("cluster", "g", "pending")
-            await p.until(lambda: "waiting for 2 GPUs" in p.get("cluster", "g")["status_reason"])
-            assert "0 of 0 free on node test-node" in p.get("cluster", "g")["status_reason"]
-            await asyncio.sleep(0.6)  # several resyncs: still waiting, nothing started
+            with pytest.raises(InvalidInput) as refused:
+                p.apply(GPU_CLUSTER)
+            assert "fits no node: worker-0 asks for 1 GPU(s)" in str(refused.value)
+            assert "the node with the most, test-node, has 0" in str(refused.value)
+            assert p.service.list_visible(p.admin) == []  # nothing half-made
             assert p.backend.starts == []
-            assert [e["to"] for e in p.history("cluster", "g")] == ["pending", "pending"]
+
+    asyncio.run(scenario())
+
+
+def reason(p: Plane, name: str) -> str:
+    return str(p.get("cluster", name)["status_reason"])
+
+
+def test_a_cluster_starts_the_workers_that_fit_and_keeps_the_rest_pending(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", gpus=fake_gpus(1)) as p:
+            p.apply(GPU_CLUSTER)
+            await p.status("cluster", "g", "degraded")
+            await p.until(
+                lambda: "worker-1 waiting for 1 GPU" in p.get("cluster", "g")["status_reason"]
+            )
+            assert "0 of 1 free on node test-node" in p.get("cluster", "g")["status_reason"]
+            await asyncio.sleep(0.6)  # several resyncs: the rest still waits
+            assert sorted(p.backend.starts) == ["scheduler", "worker-0"]
+            assert p.get("cluster", "g")["workers"] == {"ready": 1, "wanted": 2}
+            other = {"type": "cluster", "name": "h", "spec": {"instance_type": "gpu-1"}}
+            p.apply(other)  # its scheduler runs; its worker waits for the one GPU
+            await p.until(
+                lambda: "worker-0 waiting for 1 GPU" in p.get("cluster", "h")["status_reason"]
+            )
+            p.target("cluster", "g", Target.STOPPED)
+            await p.status("cluster", "h", "running")  # the GPU went to the waiting worker
+            assert p.get("cluster", "h")["workers"] == {"ready": 1, "wanted": 1}
 
     asyncio.run(scenario())
 
@@ -361,7 +392,9 @@ def test_gpus_are_handed_out_once_and_freed_on_delete(tmp_path: Path) -> None:
             await p.until(
                 lambda: "held by admin/cluster/g" in p.get("cluster", "h")["status_reason"]
             )
-            assert "1 of 3 free" in p.get("cluster", "h")["status_reason"]
+            # Each worker of h would get the free GPU, but g holds the node's memory.
+            assert "worker-0, worker-1 waiting for 32 GiB of memory" in reason(p, "h")
+            assert p.get("cluster", "h")["status"] == "degraded"  # its scheduler serves
             p.target("cluster", "g", Target.DELETED)
             await p.status("cluster", "h", "running")
             views = p.get("cluster", "h")["processes"]
@@ -391,7 +424,8 @@ def test_concurrent_applies_never_give_a_gpu_twice(tmp_path: Path) -> None:
 
             def settled() -> bool:
                 statuses = [p.get("cluster", f"g{i}")["status"] for i in range(12)]
-                return statuses.count("running") == 4 and statuses.count("pending") == 8
+                # the others' schedulers serve; their workers wait for a GPU
+                return statuses.count("running") == 4 and statuses.count("degraded") == 8
 
             await p.until(settled, timeout=20)
             held = held_gpus(p)
@@ -476,6 +510,7 @@ def test_half_gpu_workers_share_one_gpu(tmp_path: Path) -> None:
                 {"type": "cluster", "name": "x", "spec": {"n_workers": 1, "worker": {"gpu": 0.25}}}
             )
             await p.until(lambda: "of a GPU" in p.get("cluster", "x")["status_reason"])
-            assert p.get("cluster", "x")["status"] == "pending"
+            assert p.get("cluster", "x")["status"] == "degraded"  # its scheduler serves
+            assert p.get("cluster", "x")["workers"] == {"ready": 0, "wanted": 1}
 
     asyncio.run(scenario())
