@@ -1,13 +1,16 @@
-"""Read and act on resources: list, get, recipe, history, logs, start, stop, delete."""
+"""Read and act on resources: list, get, recipe, history, logs, outputs, start, stop,
+delete."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.api.deps import CurrentPrincipal, TitanDep
+from service.core.outputs import read_chunks
 from service.core.state import Target
 
 router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
@@ -64,6 +67,41 @@ async def get_logs(
 ) -> dict[str, Any]:
     """Output of each process, from ``offset`` or the last ``tail`` lines."""
     return await titan.resources.logs(principal, type, name, owner, process, tail, offset)
+
+
+@router.get(ONE + "/outputs")
+def list_outputs(
+    type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+) -> dict[str, Any]:
+    """The files a job wrote to ``$TITAN_OUTPUT_DIR``: path, size, modified time. Links and
+    special files are listed under ``skipped`` and never served."""
+    return titan.resources.outputs(principal, type, name, owner)
+
+
+@router.get(
+    ONE + "/outputs/{path:path}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_output(
+    type: str,
+    name: str,
+    path: str,
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    owner: Owner = None,
+) -> StreamingResponse:
+    """One output file's bytes (only regular files inside the job's folder)."""
+    fd, size = titan.resources.output_file(principal, type, name, owner, path)
+    filename = quote(path.rsplit("/", 1)[-1])
+    return StreamingResponse(
+        read_chunks(fd),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(size),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
+        },
+    )
 
 
 @router.get(ONE + "/credentials")

@@ -47,6 +47,7 @@ from service.core.ledger import (
     place,
     record_nodes,
 )
+from service.core.outputs import outputs_folder
 from service.core.processes import endpoints_of, launch_of, planned_processes
 from service.core.quotas import check_allocation
 from service.core.secrets import Vault, secret_values, vault_of, with_secrets
@@ -573,7 +574,11 @@ class Reconciler:
             start_script=planned.start_script,
             folders=mounts(self.settings, resource.owner, planned.folders),
             output_dir=(
-                str(self.settings.outputs_dir / resource.owner / resource.type / resource.name)
+                str(
+                    outputs_folder(
+                        self.settings.outputs_dir, resource.owner, resource.type, resource.name
+                    )
+                )
                 if planned.role == "job"
                 else None
             ),

@@ -33,6 +33,7 @@ from service.core.fit import check_fits, node_sizes
 from service.core.folders import check_folders
 from service.core.image_registry import ImageService
 from service.core.ledger import Overcommit
+from service.core.outputs import list_outputs, open_output
 from service.core.processes import planned_processes
 from service.core.quotas import check_recipe, check_running_count
 from service.core.records import request_of
@@ -348,6 +349,27 @@ class ResourceService:
             chunk = await self.backend.logs(handle, tail=tail, offset=offset)
             out[process_name] = {"text": chunk.text, "offset": chunk.next_offset}
         return {"processes": out}
+
+    def outputs(
+        self, principal: Principal, type: str, name: str, owner: str | None
+    ) -> dict[str, Any]:
+        """The files the resource's job wrote to ``$TITAN_OUTPUT_DIR`` (see core/outputs.py)."""
+        where = self._outputs_of(principal, type, name, owner)
+        return list_outputs(self.settings.outputs_dir, *where)
+
+    def output_file(
+        self, principal: Principal, type: str, name: str, owner: str | None, path: str
+    ) -> tuple[int, int]:
+        """``(descriptor, size)`` of one output file; the caller reads and closes it."""
+        where = self._outputs_of(principal, type, name, owner)
+        return open_output(self.settings.outputs_dir, *where, path)
+
+    def _outputs_of(
+        self, principal: Principal, type: str, name: str, owner: str | None
+    ) -> tuple[str, str, str]:
+        with self.sessions() as session:
+            resource = self.load(session, principal, type, name, owner)
+            return resource.owner, resource.type, resource.name
 
     # -- helpers ----------------------------------------------------------------------
 

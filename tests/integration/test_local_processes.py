@@ -134,6 +134,18 @@ def test_a_failing_job_records_its_exit_code(server: RunningServer) -> None:
     assert "oops" in hub.logs("job/bad", tail=5)["processes"]["job"]["text"]
 
 
+def test_a_command_that_does_not_exist_ends_with_one_line_and_127(server: RunningServer) -> None:
+    hub = server.hub()
+    hub.apply({"type": "job", "name": "typo", "spec": {"command": ["no-such-binary", "-x"]}})
+    with pytest.raises(Exception, match="code 127"):
+        hub.wait("job/typo", {"succeeded"}, timeout=60)
+    resource = hub.get("job/typo")
+    assert resource["status"] == "failed" and resource["processes"][0]["exit_code"] == 127
+    text = hub.logs("job/typo", tail=20)["processes"]["job"]["text"]
+    assert "command not found: no-such-binary" in text
+    assert "Traceback" not in text and "FileNotFoundError" not in text
+
+
 def test_a_workspace_runs_jupyterlab_behind_the_front_door(server: RunningServer) -> None:
     hub = server.hub()
     hub.apply({"type": "workspace", "name": "lab", "spec": {"dask_cluster": {"n_workers": 1}}})
