@@ -152,9 +152,9 @@ def list_resources(
 def nodes() -> None:
     """Show each node: its address and state, CPUs, memory and GPUs, what is allocated,
     who holds each GPU."""
-    table = Table("node", "address", "state", "CPUs (allocated)", "memory GiB (allocated)", "GPUs")
-    for node in hub().nodes():
-        allocated = node["allocated"]
+    table = Table("node", "address", "state", "CPUs", "memory GiB", "GPUs")
+    shown = hub().nodes()
+    for node in shown:
         gpus = ", ".join(
             f"{g['index']}: {g['model']} ({g['holder'] or 'free'})" for g in node["gpus"]
         )
@@ -165,11 +165,32 @@ def nodes() -> None:
             node["name"],
             node.get("address") or "",
             state if node.get("schedulable", True) else f"[yellow]{state}[/]",
-            f"{node['cpus']:g} ({allocated['cpu']:g})",
-            f"{node['memory_bytes'] / 1024**3:.1f} ({allocated['memory_bytes'] / 1024**3:.1f})",
+            promise_text(node, "cpu", "cpus", "cpu", 1, "g"),
+            promise_text(node, "memory", "memory_bytes", "memory_bytes", 1024**3, ".1f"),
             gpus or "none",
         )
     console.print(table)
+    if any(n.get("overcommit", {}).get("cpu", 1) != 1 for n in shown):
+        console.print(
+            "CPUs are overcommitted: requests may add up to the node's CPUs times the "
+            "overcommit (TITAN_CPU_OVERCOMMIT), since most processes use less than they ask; "
+            "memory and GPUs only as far as their own overcommit says."
+        )
+
+
+def promise_text(
+    node: dict[str, Any], kind: str, field: str, amount: str, unit: float, form: str
+) -> str:
+    """``2 x 4 = 8 promised, 3 allocated`` (``2, 1 allocated`` where nothing is
+    overcommitted): ``field`` is the node's capacity, ``amount`` its key in allocated and
+    promised, ``kind`` its key in overcommit."""
+    have = node[field] / unit
+    allocated = node["allocated"][amount] / unit
+    factor = node.get("overcommit", {}).get(kind, 1)
+    if factor == 1:
+        return f"{have:{form}}, {allocated:{form}} allocated"
+    promised = node["promised"][amount] / unit
+    return f"{have:{form}} x {factor:g} = {promised:{form}} promised, {allocated:{form}} allocated"
 
 
 @app.command()

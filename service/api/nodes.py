@@ -15,7 +15,8 @@ router = APIRouter(prefix="/api/v1", tags=["nodes"])
 
 @router.get("/nodes")
 def list_nodes(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
-    """Every node: CPUs, memory, GPUs (with their holders) and what is allocated."""
+    """Every node: CPUs, memory, GPUs (with their holders), what it promises (capacity times
+    the overcommit) and what is allocated."""
     require_user(principal)
     with titan.resources.sessions() as session:
-        return node_report(session)
+        return node_report(session, titan.resources.overcommit)

@@ -252,8 +252,9 @@ def record_nodes(session: Session, inventories: list[Inventory]) -> None:
             session.add(node)
 
 
-def node_report(session: Session) -> list[dict[str, Any]]:
-    """Every node with its capacity, what is allocated, and who holds each GPU."""
+def node_report(session: Session, overcommit: Overcommit) -> list[dict[str, Any]]:
+    """Every node with its capacity, what it promises (capacity times the overcommit: what
+    requests may add up to), what is allocated, and who holds each GPU."""
     held = holdings(session)
     gpu_holders: dict[str, list[str]] = {}
     for holding in held:
@@ -274,6 +275,11 @@ def node_report(session: Session) -> list[dict[str, Any]]:
                 "reason": node.reason or None,
                 "cpus": node.cpus,
                 "memory_bytes": node.memory_bytes,
+                "overcommit": {"cpu": overcommit.cpu, "memory": overcommit.memory},
+                "promised": {
+                    "cpu": node.cpus * overcommit.cpu,
+                    "memory_bytes": int(node.memory_bytes * overcommit.memory),
+                },
                 "allocated": {
                     "cpu": sum(h.cpu for h in here),
                     "memory_bytes": sum(h.memory_bytes for h in here),

@@ -227,4 +227,7 @@ def test_nodes_report_inventory_and_allocations(server: RunningServer) -> None:
     assert node["memory_bytes"] > 1024**3
     assert node["gpus"] == []  # no GPU on this machine
     assert node["allocated"] == {"cpu": 1.5, "memory_bytes": 1024**3, "gpus": 0}
+    # What requests may add up to: capacity times the overcommit (CPUs 4x by default).
+    assert node["overcommit"] == {"cpu": 4.0, "memory": 1.0}
+    assert node["promised"] == {"cpu": node["cpus"] * 4, "memory_bytes": node["memory_bytes"]}
     assert server.request("GET", "/api/v1/nodes", token="").status_code == 401

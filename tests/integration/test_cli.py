@@ -49,6 +49,9 @@ def test_apply_wait_get_plan_logs_stop_delete(server: RunningServer, tmp_path: P
     assert "unchanged" in again.stdout
     nodes = titan(server, "nodes")
     assert nodes.returncode == 0 and "none" in nodes.stdout  # no GPUs on this machine
+    cpus = os.cpu_count() or 1
+    assert f"{cpus} x 4 = {cpus * 4} promised" in nodes.stdout, nodes.stdout
+    assert "TITAN_CPU_OVERCOMMIT" in nodes.stdout
     listing = titan(server, "ls")
     assert "job/hi" in listing.stdout and "succeeded" in listing.stdout
     shown = titan(server, "get", "job/hi", "--json")
@@ -59,12 +62,20 @@ def test_apply_wait_get_plan_logs_stop_delete(server: RunningServer, tmp_path: P
     plan = titan(server, "plan", str(recipe))
     assert "update" in plan.stdout and "spec.command" in plan.stdout
     assert "echo hi there" in plan.stdout
-    cluster = json.dumps({"type": "cluster", "name": "c", "spec": {"n_workers": 1}})
+    cluster = json.dumps({"type": "cluster", "name": "c", "spec": {"n_workers": 2}})
     assert titan(server, "apply", "-", "--wait", stdin=cluster).returncode == 0
-    assert "stop requested" in titan(server, "stop", "cluster/c").stdout
-    server.hub().wait("cluster/c", {"stopped"})
-    assert "delete requested" in titan(server, "delete", "cluster/c").stdout
-    server.hub().wait_gone("cluster/c")
+    listed = titan(server, "ls").stdout
+    assert "workers" in listed and "2/2" in listed, listed
+    assert "workers: 2/2 ready" in titan(server, "get", "cluster/c").stdout
+    stopped = titan(server, "stop", "cluster/c", "--wait")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout
+    assert server.hub().get("cluster/c")["status"] == "stopped"  # --wait waited for it
+    started = titan(server, "start", "cluster/c", "--wait")
+    assert started.returncode == 0 and "running" in started.stdout, started.stdout
+    assert server.hub().get("cluster/c")["workers"] == {"ready": 2, "wanted": 2}
+    deleted = titan(server, "delete", "cluster/c", "--wait")
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout, deleted.stdout
+    assert "cluster/c" not in titan(server, "ls").stdout
 
 
 def test_logs_follow_prints_new_output(server: RunningServer) -> None:

@@ -61,10 +61,13 @@ def test_the_async_form(server: RunningServer) -> None:
 
 def test_from_name_connects_without_owning(server: RunningServer) -> None:
     hub = server.hub()
-    hub.apply({"type": "cluster", "name": "shared", "spec": {"n_workers": 1}})
-    hub.wait("cluster/shared", {"running"}, generation=1, timeout=120)
+    hub.apply({"type": "cluster", "name": "shared", "spec": {"n_workers": 2}})
+    running = hub.wait("cluster/shared", {"running"}, generation=1, timeout=120)
+    assert running["workers"] == {"ready": 2, "wanted": 2}
     cluster = TitanCluster.from_name("shared", url=server.url, token=server.token)
     with Client(cluster) as client:
+        # Running means its workers registered: no waiting for them here.
+        assert len(client.scheduler_info()["workers"]) == 2
         assert client.submit(lambda x: x + 1, 1).result() == 2
     cluster.close()
     assert hub.get("cluster/shared")["status"] == "running"  # still there for others
