@@ -346,8 +346,8 @@ def test_a_gpu_cluster_on_nodes_without_gpus_is_refused_at_apply(tmp_path: Path)
     asyncio.run(scenario())
 
 
-def reason(p: Plane, name: str) -> str:
-    return str(p.get("cluster", name)["status_reason"])
+def reason(p: Plane, name: str, type: str = "cluster") -> str:
+    return str(p.get(type, name)["status_reason"])
 
 
 def test_a_cluster_starts_the_workers_that_fit_and_keeps_the_rest_pending(
@@ -372,6 +372,30 @@ def test_a_cluster_starts_the_workers_that_fit_and_keeps_the_rest_pending(
             p.target("cluster", "g", Target.STOPPED)
             await p.status("cluster", "h", "running")  # the GPU went to the waiting worker
             assert p.get("cluster", "h")["workers"] == {"ready": 1, "wanted": 1}
+
+    asyncio.run(scenario())
+
+
+def test_a_workspace_whose_cluster_waits_for_capacity_stays_usable(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with plane(tmp_path, "", gpus=fake_gpus(1)) as p:
+            lab = {
+                "type": "workspace",
+                "name": "lab",
+                "spec": {"dask_cluster": {"worker": {"gpu": 1}, "n_workers": 1}},
+            }
+            p.apply(lab)
+            await p.status("workspace", "lab", "running")
+            # Scaled beyond the one GPU: the new worker waits, the notebook keeps working.
+            p.apply({**lab, "spec": {"dask_cluster": {"worker": {"gpu": 1}, "n_workers": 3}}})
+            await p.until(lambda: "worker-1" in reason(p, "lab", "workspace"))
+            seen = set()
+            for _ in range(6):  # several resyncs: never pending while its notebook runs
+                seen.add(p.get("workspace", "lab")["status"])
+                await asyncio.sleep(0.1)
+            assert seen == {"degraded"}, seen
+            assert p.get("workspace", "lab")["workers"] == {"ready": 1, "wanted": 3}
+            assert "jupyter" in p.backend.starts
 
     asyncio.run(scenario())
 
