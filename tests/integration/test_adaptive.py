@@ -81,3 +81,32 @@ def test_adapt_and_scale_from_the_client_change_the_recipe(start_server: ServerF
         until(lambda: len(workers_of(hub, "cluster/bounded")) == 1, what="scale(1)")
         with pytest.raises(Exception, match="maximum"):
             cluster.adapt(minimum=1)
+
+
+def test_scaling_up_starts_the_workers_that_fit_now(start_server: ServerFactory) -> None:
+    server = start_server(adaptive_interval_seconds=0.3)
+    hub = server.hub()
+    (node,) = hub.nodes()
+    # Each worker asks for 40% of the node's memory: two fit beside each other, not three.
+    memory = f"{int(node['memory_bytes'] * 0.4) // 1024**2}MiB"
+    recipe = {
+        "type": "cluster",
+        "name": "roomy",
+        "spec": {"n_workers": 1, "worker": {"memory": memory}, "adaptive": {"maximum": 3}},
+    }
+    hub.apply(recipe)
+    hub.wait("cluster/roomy", {"running"}, timeout=120)
+    cluster = TitanCluster.from_name("roomy", url=server.url, token=server.token)
+    with Client(cluster) as client:
+        futures = client.map(time.sleep, [0.5] * 40, pure=False)
+        # The scheduler asks for 3; the two that fit start now, the third waits.
+        until(lambda: len(workers_of(hub, "cluster/roomy")) == 2, what="the workers that fit")
+        client.wait_for_workers(2, timeout=60)
+        until(lambda: hub.get("cluster/roomy")["workers"] == {"ready": 2, "wanted": 3})
+        view = hub.get("cluster/roomy")
+        assert view["status"] == "degraded"
+        assert "worker-2 waiting for" in view["status_reason"], view["status_reason"]
+        assert "memory" in view["status_reason"]
+        client.gather(futures)
+        assert len({w["name"] for w in client.scheduler_info()["workers"].values()}) == 2
+    cluster.close()
