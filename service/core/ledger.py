@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.backends.nodes import GPU, Inventory
+from service.core.state import Phase
 from service.store.models import Node, Process, Resource, utcnow
 
 __all__ = ["GPU", "Inventory"]  # what nodes offer: defined with the backends that report them
@@ -220,7 +221,7 @@ def holdings(session: Session) -> list[Holding]:
             Process.node,
         )
         .join(Resource, Process.resource_id == Resource.id)
-        .where(Process.state != "exited")
+        .where(Process.state != Phase.EXITED)
     )
     return [
         Holding(f"{owner}/{kind}/{name}", cpu or 0.0, memory or 0, tuple(gpus or ()), share, node)

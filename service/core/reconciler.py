@@ -51,7 +51,7 @@ from service.core.outputs import outputs_folder
 from service.core.processes import endpoints_of, launch_of, planned_processes
 from service.core.quotas import check_allocation
 from service.core.secrets import Vault, secret_values, vault_of, with_secrets
-from service.core.state import FINISHED, SERVING, Status, Target, set_status
+from service.core.state import FINISHED, SERVING, Phase, Status, Target, set_status
 from service.core.tasks import cancel_all
 from service.core.usage import close_ended
 from service.core.workers import is_worker
@@ -228,7 +228,7 @@ class Reconciler:
     async def _observe(self, process: Process) -> Observed:
         if process.handle is None:  # crashed before the backend reported anything
             state = ProcessState(running=False)
-        elif process.state == "exited":
+        elif process.state == Phase.EXITED:
             state = ProcessState(running=False, exit_code=process.exit_code)
         else:
             state = await self.backend.status(process.handle)
@@ -238,8 +238,8 @@ class Reconciler:
             process.handle,
             process.cluster_address,
             state,
-            interrupted=process.state == "starting",
-            queued=process.state == "queued",
+            interrupted=process.state == Phase.STARTING,
+            queued=process.state == Phase.QUEUED,
         )
 
     async def _halt(self, resource: Resource, observed: dict[str, Observed]) -> None:
@@ -790,8 +790,8 @@ class Reconciler:
         process = next((p for p in resource.processes if p.name == "job"), None)
         duration = ""
         if process is not None:
-            if process.state != "exited":
-                process.state, process.exit_code, process.finished_at = "exited", code, utcnow()
+            if process.state != Phase.EXITED:
+                process.state, process.exit_code, process.finished_at = Phase.EXITED, code, utcnow()
             seconds = ((process.finished_at or utcnow()) - process.started_at).total_seconds()
             duration = f" after {seconds:.1f}s"
         if resource.target != Target.RUNNING or resource.generation != generation:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from service.backends.base import Handle, handle_identity
 from service.core.auth import issue_token
 from service.core.ledger import Request
-from service.core.state import Status, Target, set_status
+from service.core.state import Phase, Status, Target, set_status
 from service.core.usage import record_allocation
 from service.core.workers import next_workers
 from service.engines import engine_of
@@ -77,7 +77,7 @@ def prepare_process(
         name=planned.name,
         role=planned.role,
         spec_hash=planned.spec_hash,
-        state="starting",
+        state=Phase.STARTING,
         endpoints={},
         ports=ports,
         gpus=gpus,
@@ -132,7 +132,7 @@ def mark_started(
     ``address``), on ``node`` with ``gpus`` where the backend said which."""
     process = find_process(session, resource_id, name)
     if process is not None:
-        process.state = "running"
+        process.state = Phase.RUNNING
         process.endpoints = endpoints
         process.cluster_address = address
         process.node = node
@@ -144,7 +144,7 @@ def mark_queued(session: Session, resource_id: str, name: str, address: str | No
     """Record the process as queued by the backend's scheduler (started against ``address``)."""
     process = find_process(session, resource_id, name)
     if process is not None:
-        process.state = "queued"
+        process.state = Phase.QUEUED
         process.cluster_address = address
 
 
@@ -157,7 +157,7 @@ def ports_of(session: Session, resource_id: str, name: str) -> dict[str, int]:
 def running_names(session: Session, resource_id: str) -> set[str]:
     """The names of the resource's processes that run (started and seen up)."""
     query = select(Process.name).where(
-        Process.resource_id == resource_id, Process.state == "running"
+        Process.resource_id == resource_id, Process.state == Phase.RUNNING
     )
     return set(session.scalars(query))
 
@@ -213,7 +213,7 @@ def worker_set(
     resource = session.get(Resource, resource_id)
     if resource is None or cluster is None:
         return None
-    running = {p.name for p in resource.processes if p.state == "running"}
+    running = {p.name for p in resource.processes if p.state == Phase.RUNNING}
     unstarted = [n for n in resource.workers or [] if n not in running]
     workers = next_workers(cluster, resource.workers, unstarted)
     if workers != resource.workers:
@@ -257,7 +257,7 @@ def adaptive_clusters(
             continue
         head = engine_of(cluster.engine).head
         process = next((p for p in resource.processes if p.name == head), None)
-        if process is not None and process.state == "running" and process.endpoints:
+        if process is not None and process.state == Phase.RUNNING and process.endpoints:
             workers = list(resource.workers or [])
             found.append(
                 (resource.id, cluster.engine, dict(process.endpoints), workers, cluster.adaptive)

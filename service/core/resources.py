@@ -38,7 +38,7 @@ from service.core.processes import planned_processes
 from service.core.quotas import check_recipe, check_running_count
 from service.core.records import request_of
 from service.core.secrets import check_refs
-from service.core.state import FINISHED, Status, Target
+from service.core.state import FINISHED, Phase, Status, Target
 from service.core.workers import next_workers
 from service.engines import ENGINES, engine_of
 from service.engines.base import PlannedProcess
@@ -307,7 +307,7 @@ class ResourceService:
             if target == Target.RUNNING and resource.type == "job":
                 # Starting a finished job runs it again.
                 for process in list(resource.processes):
-                    if process.state == "exited":
+                    if process.state == Phase.EXITED:
                         resource.processes.remove(process)
             resource.target = target
             resource.target_reason = ""  # the user's request, not the control plane's
@@ -405,7 +405,7 @@ class ResourceService:
         engine = engine_of(cluster.engine) if cluster is not None else None
         for process in resource.processes:
             endpoints = process.endpoints or {}
-            if engine and process.state == "running" and engine.dashboard in endpoints:
+            if engine and process.state == Phase.RUNNING and engine.dashboard in endpoints:
                 return engine.name, str(endpoints[engine.dashboard])
         raise NotFound(f"{resource.type} {resource.name!r} has no running dashboard")
 
@@ -420,7 +420,7 @@ class ResourceService:
         )
         for process in resource.processes:
             endpoint = (process.endpoints or {}).get("jupyter")
-            if endpoint and process.state == "running":
+            if endpoint and process.state == Phase.RUNNING:
                 base = str(endpoint).rstrip("/") + jupyter_path(resource_id)
                 return base, {"Authorization": f"token {jupyter_token(self.key, resource_id)}"}
         raise NotFound(f"{resource.type} {resource.name!r} has no running JupyterLab")
@@ -503,7 +503,7 @@ def _workers_view(wanted: list[str] | None, processes: list[Any]) -> dict[str, i
     now; None where there is no worker set (no cluster, or not started yet)."""
     if wanted is None:
         return None
-    ready = sum(1 for p in processes if p.role == "worker" and p.state == "running")
+    ready = sum(1 for p in processes if p.role == "worker" and p.state == Phase.RUNNING)
     return {"ready": ready, "wanted": len(wanted)}
 
 

@@ -1,4 +1,5 @@
-"""The target/status pair of a resource and the history of its status."""
+"""The target/status pair of a resource, its processes' phases, and the history of its
+status."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ class Status(StrEnum):
     STOPPED = "stopped"
     SUCCEEDED = "succeeded"  # a job whose program exited with code 0
     FAILED = "failed"  # a job that exited otherwise, or a resource that cannot start
+
+
+class Phase(StrEnum):
+    """Where one process of a resource is, as the control plane recorded it."""
+
+    STARTING = "starting"  # asked of the backend; not yet known to serve
+    QUEUED = "queued"  # the backend (Slurm) holds it until it places it
+    RUNNING = "running"  # serves (its ready check passed)
+    EXITED = "exited"  # ended; its exit code is recorded
 
 
 SERVING = (Status.RUNNING, Status.DEGRADED)

@@ -18,6 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.access import Principal, check_see, require_user, visible
+from service.core.state import Phase
 from service.errors import InvalidInput
 from service.store.models import Allocation, Process, utcnow
 
@@ -54,7 +55,7 @@ def close_ended(session: Session) -> int:
     ended = 0
     for row in open_rows:
         process = live.get(row.process_id)
-        if process is not None and process.state != "exited" and process.name == row.process:
+        if process is not None and process.state != Phase.EXITED and process.name == row.process:
             continue
         finished = process.finished_at if process is not None else None
         row.ended_at = max(finished or now, row.started_at)

@@ -140,7 +140,7 @@ class Process(Base):
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(20))
     spec_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(20))  # starting | running | exited
+    state: Mapped[str] = mapped_column(String(20))  # a Phase: starting, queued, running, exited
     handle: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     endpoints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The address of its cluster's head it was started against (column named before
