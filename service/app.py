@@ -44,6 +44,7 @@ from service.core.cluster_credentials import ClusterAccess
 from service.core.data_dir import make_private
 from service.core.folders import FolderService
 from service.core.groups import GroupService
+from service.core.idle import IdleReclaim
 from service.core.image_registry import ImageService
 from service.core.quotas import QuotaService
 from service.core.reconciler import Reconciler
@@ -172,6 +173,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             sessions, settings, chosen, reconciler.wake, key, image_service
         )
         monitor = Monitor(sessions, settings, resource_service, reconciler.wake)
+        reclaim = IdleReclaim(
+            sessions, settings, monitor.activity, monitor.latest, reconciler.wake, monitor.clock
+        )
         http = httpx.AsyncClient(timeout=30)
         app.state.titan = Titan(
             settings=settings,
@@ -194,9 +198,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         )
         await reconciler.start()
         await monitor.start(http)
+        reclaim.start()
         try:
             yield
         finally:
+            await reclaim.close()
             await monitor.close()
             await http.aclose()
             await reconciler.close()

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.core import records
 from service.core.cluster_credentials import ClusterConnections
+from service.core.periodic import every
 from service.core.workers import grow
 from service.engines import engine_of
 from service.recipes.models import Adaptive
@@ -128,12 +129,7 @@ class Autoscaler:
             self._task = None
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:
-                log.exception("adaptive scaling check failed; trying again")
-            await asyncio.sleep(self.settings.adaptive_interval_seconds)
+        await every(lambda: self.settings.adaptive_interval_seconds, self.check, "adaptive check")
 
     async def check(self) -> None:
         """One round: decide for every adaptive cluster at once."""

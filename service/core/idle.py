@@ -13,20 +13,30 @@ clock starts again: idleness is never guessed from before.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from service.config import Settings
+from service.core.periodic import every
 from service.core.state import SERVING, Status, Target, set_status
+from service.core.tasks import cancel_all
 from service.engines import ENGINES, engine_of
 from service.monitoring.chunks import Chunk
-from service.monitoring.store import SourceReading
+from service.monitoring.store import Latest, SourceReading
 from service.recipes.models import RecipeInvalid, parse_recipe
 from service.recipes.units import parse_duration
+from service.store.db import in_transaction
 from service.store.models import Reclaim, Resource, utcnow
+
+log = logging.getLogger(__name__)
 
 # Metrics above 0 that mean work, and counters that mean work when they move.
 BUSY_METRICS = ("jupyter_kernels_busy", *(m for e in ENGINES.values() for m in e.busy_metrics))
@@ -145,3 +155,53 @@ def _duration(seconds: float) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"
+
+
+class IdleReclaim:
+    """Beside the reconciler: every ``idle_check_seconds``, stops what was idle for its
+    whole ``auto_shutoff`` (judged from the activity and samples the monitor records),
+    and wakes the reconciler to stop it."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        activity: Activity,
+        latest: Latest,
+        wake: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.activity = activity
+        self.latest = latest
+        self.wake = wake
+        self.clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start checking in the background."""
+        loop = every(lambda: self.settings.idle_check_seconds, self.check, "idle check", True)
+        self._tasks.append(asyncio.create_task(loop, name="idle-reclaim"))
+
+    async def close(self) -> None:
+        """Stop checking."""
+        await cancel_all(self._tasks)
+
+    async def check(self) -> list[str]:
+        """One pass: the ids of the resources it stopped."""
+        settings = self.settings
+        stopped: list[str] = await in_transaction(
+            self.sessions,
+            reclaim_idle,
+            self.clock(),
+            self.activity,
+            dict(self.latest.received),
+            settings.telemetry_silence_seconds,
+            settings.idle_gpu_utilisation_percent,
+        )
+        for resource_id in stopped:
+            log.info("stopping idle resource %s", resource_id)
+            self.latest.forget(resource_id)
+            self.wake(resource_id)
+        return stopped

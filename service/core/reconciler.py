@@ -48,6 +48,7 @@ from service.core.ledger import (
     record_nodes,
 )
 from service.core.outputs import outputs_folder
+from service.core.periodic import every
 from service.core.processes import endpoints_of, launch_of, planned_processes
 from service.core.quotas import check_allocation
 from service.core.secrets import Vault, secret_values, vault_of, with_secrets
@@ -188,15 +189,13 @@ class Reconciler:
         return nodes
 
     async def _resync(self) -> None:
-        while True:
-            try:
-                await self.refresh_nodes()
-                for resource_id in await self._db(records.due_resources):
-                    self._enqueue(resource_id)
-                await self._db(close_ended)  # usage: the allocations of gone processes end
-            except Exception:
-                log.exception("resync failed; trying again")
-            await asyncio.sleep(self.settings.resync_seconds)
+        await every(lambda: self.settings.resync_seconds, self._resync_once, "resync")
+
+    async def _resync_once(self) -> None:
+        await self.refresh_nodes()
+        for resource_id in await self._db(records.due_resources):
+            self._enqueue(resource_id)
+        await self._db(close_ended)  # usage: the allocations of gone processes end
 
     async def stop_orphans(self) -> None:
         """Stop running processes no resource records (a start cut short by a crash)."""

@@ -2,8 +2,10 @@
 
 :class:`Monitor` is what routes call. Samples arrive with a resource's own
 token and are stored in one transaction with the alert events they cause.
-Three loops run beside the API: compaction (rollups and retention), silence
-alerts with webhook delivery, and idle reclaim.
+Two loops run beside the API: compaction (rollups and retention) and silence
+alerts with webhook delivery. It records each resource's activity as samples
+arrive; idle reclaim (:class:`service.core.idle.IdleReclaim`, beside the
+reconciler) judges it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import AlertRuleSetting, Settings
 from service.core.access import Principal, require_admin, require_user, visible
-from service.core.idle import Activity, active_at, reclaim_idle
+from service.core.idle import Activity, active_at
+from service.core.periodic import every
 from service.core.resources import ResourceService
 from service.core.state import SERVING, Status, Target
 from service.core.tasks import cancel_all
@@ -71,13 +74,13 @@ class Monitor:
     async def start(self, http: httpx.AsyncClient) -> None:
         """Load alert state and start the background passes."""
         await in_transaction(self.sessions, self.alerts.load)
+        settings = self.settings
         loops = (
-            (self._compact, self.settings.telemetry_compact_seconds),
-            (lambda: self._silence(http), self.settings.alert_interval_seconds),
-            (self._reclaim, self.settings.idle_check_seconds),
+            (lambda: settings.telemetry_compact_seconds, self._compact, "telemetry compaction"),
+            (lambda: settings.alert_interval_seconds, lambda: self._silence(http), "alert check"),
         )
-        for index, (step, every) in enumerate(loops):
-            self._tasks.append(asyncio.create_task(_every(step, every), name=f"monitor-{index}"))
+        for seconds, step, what in loops:
+            self._tasks.append(asyncio.create_task(every(seconds, step, what, True), name=what))
 
     async def close(self) -> None:
         """Stop the background passes."""
@@ -304,31 +307,6 @@ class Monitor:
             (await http.post(url, json=notice, timeout=10)).raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("alert webhook %s failed: %s", url, exc)
-
-    async def _reclaim(self) -> None:
-        settings = self.settings
-        stopped = await in_transaction(
-            self.sessions,
-            reclaim_idle,
-            self.clock(),
-            self.activity,
-            dict(self.latest.received),
-            settings.telemetry_silence_seconds,
-            settings.idle_gpu_utilisation_percent,
-        )
-        for resource_id in stopped:
-            log.info("stopping idle resource %s", resource_id)
-            self.latest.forget(resource_id)
-            self.wake(resource_id)
-
-
-async def _every(step: Callable[[], Any], seconds: float) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await step()
-        except Exception:
-            log.exception("monitoring pass failed; trying again in %ss", seconds)
 
 
 def _agg(agg: str) -> Aggregate:
