@@ -8,7 +8,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI, Request
@@ -57,32 +56,10 @@ from service.errors import InvalidInput, PayloadTooLarge, TitanError
 from service.json_values import shown
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ApiTimer, ControlPlaneMetrics
+from service.services import Titan
 from service.store.db import make_engine, migrate, session_factory
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Titan:
-    """What routes reach through ``request.app.state.titan``."""
-
-    settings: Settings
-    resources: ResourceService
-    users: UserService
-    tokens: TokenService
-    groups: GroupService
-    quotas: QuotaService
-    audit: AuditService
-    secrets: SecretService
-    images: ImageService
-    folders: FolderService
-    clusters: ClusterAccess
-    usage: UsageService
-    reconciler: Reconciler
-    authenticate: Authenticator
-    http: httpx.AsyncClient  # for relaying dashboards and JupyterLab, and alert webhooks
-    monitor: Monitor
-    instruments: ControlPlaneMetrics
 
 
 def make_backend(settings: Settings) -> Backend:

@@ -23,7 +23,7 @@ from service.api.relay import CHANGES, Door, relay_page, relay_socket_of
 from service.core.dashboards import dashboard_path
 
 if TYPE_CHECKING:
-    from service.app import Titan
+    from service.services import Titan
 
 router = APIRouter(tags=["dashboards"], include_in_schema=False)
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from service.core.access import Principal
 
 if TYPE_CHECKING:
-    from service.app import Titan
+    from service.services import Titan
 
 
 def get_titan(request: Request) -> Titan:

@@ -22,7 +22,7 @@ from service.api.relay import CHANGES, Door, relay_page, relay_socket_of
 from service.core.dashboards import jupyter_path
 
 if TYPE_CHECKING:
-    from service.app import Titan
+    from service.services import Titan
 
 router = APIRouter(tags=["jupyter"], include_in_schema=False)
 

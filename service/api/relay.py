@@ -26,7 +26,7 @@ from service.core.access import Principal
 from service.errors import TitanError, Unauthenticated
 
 if TYPE_CHECKING:
-    from service.app import Titan
+    from service.services import Titan
 
 # Where a resource's relayed process is, for a caller (or a ticket's holder): the URL its
 # path goes after and the headers to add; raises if the caller may not.

@@ -1,0 +1,51 @@
+"""``Titan``: the application's services, as routes reach them.
+
+Routes import this module, never the composition root (``service/app.py``), which
+builds a ``Titan`` at startup and imports every router.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from service.config import Settings
+from service.core.audit import AuditService
+from service.core.auth import Authenticator
+from service.core.cluster_credentials import ClusterAccess
+from service.core.folders import FolderService
+from service.core.groups import GroupService
+from service.core.image_registry import ImageService
+from service.core.quotas import QuotaService
+from service.core.reconciler import Reconciler
+from service.core.resources import ResourceService
+from service.core.secrets import SecretService
+from service.core.tokens import TokenService
+from service.core.usage import UsageService
+from service.core.users import UserService
+from service.monitoring.monitor import Monitor
+from service.monitoring.prometheus import ControlPlaneMetrics
+
+
+@dataclass
+class Titan:
+    """What routes reach through ``request.app.state.titan``."""
+
+    settings: Settings
+    resources: ResourceService
+    users: UserService
+    tokens: TokenService
+    groups: GroupService
+    quotas: QuotaService
+    audit: AuditService
+    secrets: SecretService
+    images: ImageService
+    folders: FolderService
+    clusters: ClusterAccess
+    usage: UsageService
+    reconciler: Reconciler
+    authenticate: Authenticator
+    http: httpx.AsyncClient  # for relaying dashboards and JupyterLab, and alert webhooks
+    monitor: Monitor
+    instruments: ControlPlaneMetrics
