@@ -15,8 +15,8 @@ from rich.table import Table
 from service.cli_accounts import add_account_commands
 from service.cli_common import State, console, errors, hub
 from service.cli_sharing import add_sharing_commands
+from service.cli_tables import alerts_table, top_table
 from service.client import ResourceRef, TitanClientError
-from service.monitoring.tables import alerts_table, top_table
 
 app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
 images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help=True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from distributed.security import Security
+from service.client.dask_needed import needs_distributed
+
+with needs_distributed("Hub.cluster_security"):
+    from distributed.security import Security
 
 
 def cluster_security(credentials: dict[str, Any]) -> Security:

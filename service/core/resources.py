@@ -458,6 +458,8 @@ class ResourceService:
             "created_at": resource.created_at.isoformat(),
             "updated_at": resource.updated_at.isoformat(),
             "endpoints": endpoints,
+            # The named workers the control plane keeps (a cluster's; None before its start).
+            "workers": resource.workers,
             "processes": [_process_view(p) for p in processes],
         }
 
@@ -489,6 +491,7 @@ _LISTED = (
     Resource.status_changed_at,
     Resource.created_at,
     Resource.updated_at,
+    Resource.workers,
 )
 _PROCESS_FIELDS = (
     Process.resource_id,
