@@ -41,7 +41,9 @@ class RecordingServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
-                recorder.requests.append((self.command, split.path, dict(parse_qsl(split.query)), body))
+                recorder.requests.append(
+                    (self.command, split.path, dict(parse_qsl(split.query)), body)
+                )
                 status, answer = recorder.answers.get((self.command, split.path), (200, []))
                 data = json.dumps(answer).encode() if answer is not None else b""
                 self.send_response(status)

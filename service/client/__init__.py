@@ -21,9 +21,9 @@ from service.client.ray_cluster import RayCluster
 def __getattr__(name: str) -> object:
     """``TitanCluster`` is imported on first use: it pulls in ``distributed``."""
     if name == "TitanCluster":
-        from service.client.dask_needed import needs_distributed
+        from service.client.extras import DASK, needs
 
-        with needs_distributed("TitanCluster"):
+        with needs("TitanCluster", "dask", DASK):
             from service.client.cluster import TitanCluster
         return TitanCluster
     raise AttributeError(name)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.client.dask_needed import needs_distributed
+from service.client.extras import DASK, needs
 
-with needs_distributed("Hub.cluster_security"):
+with needs("Hub.cluster_security", "dask", DASK):
     from distributed.security import Security
 
 
