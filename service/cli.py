@@ -15,8 +15,9 @@ from rich.table import Table
 from service.cli_accounts import add_account_commands
 from service.cli_common import State, console, errors, hub
 from service.cli_sharing import add_sharing_commands
+from service.cli_tables import alerts_table, top_table
 from service.client import ResourceRef, TitanClientError
-from service.monitoring.tables import alerts_table, top_table
+from service.client.extras import needs
 
 app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
 images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help=True)
@@ -92,8 +93,9 @@ def server(
     data_dir: Annotated[Path | None, typer.Option(help="data directory ($TITAN_DATA_DIR)")] = None,
 ) -> None:
     """Run the Titan API server and reconciler (SQLite and the local backend by default)."""
-    from service.config import Settings
-    from service.server import serve
+    with needs("titan server", "server,workers"):
+        from service.config import Settings
+        from service.server import serve
 
     overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
     serve(Settings(**{k: v for k, v in overrides.items() if v is not None}))

@@ -19,11 +19,17 @@ class State:
     url: str | None = None
     token: str | None = None
     debug: bool = False
+    client: Hub | None = None
+    client_options: tuple[str | None, str | None] = (None, None)
 
 
 def hub() -> Hub:
-    """A client from the command-line options and the environment."""
-    return Hub(State.url, State.token)
+    """The command's client, from the command-line options and the environment (one per
+    process, so a command's calls share its connections)."""
+    key = (State.url, State.token)
+    if State.client is None or State.client_options != key:
+        State.client, State.client_options = Hub(*key), key
+    return State.client
 
 
 def print_rows(columns: list[str], rows: list[dict[str, Any]]) -> None:

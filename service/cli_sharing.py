@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from service.cli_common import console, hub, print_rows
+from service.secret_key import new_key
 
 group_app = typer.Typer(help="Groups and their members.", no_args_is_help=True)
 quota_app = typer.Typer(help="Quotas of users and groups.", no_args_is_help=True)
@@ -39,14 +40,14 @@ def group_create(
     admin: Annotated[list[str] | None, typer.Option(help="a first group admin")] = None,
 ) -> None:
     """Create a group (admins)."""
-    hub().send_json("POST", "/api/v1/groups", {"name": name, "admins": admin or []})
+    hub().create_group(name, admin or [])
     console.print(f"group {name} created")
 
 
 @group_app.command("ls")
 def group_list() -> None:
     """Your groups (every group for admins) and their members."""
-    groups = hub().send_json("GET", "/api/v1/groups")
+    groups = hub().groups()
     rows = [
         {
             "group": g["name"],
@@ -64,15 +65,14 @@ def group_add(
     admin: Annotated[bool, typer.Option(help="make them a group admin")] = False,
 ) -> None:
     """Add a member to a group, or change their role (group admins)."""
-    role = "admin" if admin else "member"
-    hub().send_json("PUT", f"/api/v1/groups/{group}/members/{user}", {"role": role})
-    console.print(f"{user} is a {role} of {group}")
+    hub().add_member(group, user, admin)
+    console.print(f"{user} is a{'n admin' if admin else ' member'} of {group}")
 
 
 @group_app.command("remove")
 def group_remove(group: str, user: str) -> None:
     """Take a member out of a group (group admins)."""
-    hub().send_json("DELETE", f"/api/v1/groups/{group}/members/{user}")
+    hub().remove_member(group, user)
     console.print(f"{user} left {group}")
 
 
@@ -82,7 +82,7 @@ def group_remove(group: str, user: str) -> None:
 @quota_app.command("show")
 def quota_show(owner: Annotated[str, typer.Argument(help="a user or group")]) -> None:
     """An owner's limits and what it holds now."""
-    quota = hub().send_json("GET", f"/api/v1/quotas/{owner}")
+    quota = hub().quota(owner)
     rows = [
         {"limit": key, "quota": quota["limits"][key] or "unlimited", "in use": quota["use"][key]}
         for key in ("gpus", "cpus", "memory_bytes", "resources")
@@ -99,8 +99,7 @@ def quota_set(
     resources: Annotated[int | None, typer.Option(help="resources running at once")] = None,
 ) -> None:
     """Set an owner's limits; those left out follow the default (admins)."""
-    body = {"gpus": gpus, "cpus": cpus, "memory": memory, "resources": resources}
-    hub().send_json("PUT", f"/api/v1/quotas/{owner}", body)
+    hub().set_quota(owner, gpus, cpus, memory, resources)
     quota_show(owner)
 
 
@@ -121,46 +120,40 @@ FromFile = Annotated[Path | None, typer.Option(help="read the value from this fi
 @secret_app.command("create")
 def secret_create(name: str, from_file: FromFile = None, owner: OwnerOption = None) -> None:
     """Store a secret; the value comes from a file, standard input, or a hidden prompt."""
-    body = {"name": name, "value": _value(from_file), "owner": owner}
-    made = hub().send_json("POST", "/api/v1/secrets", body)
+    made = hub().create_secret(name, _value(from_file), owner)
     console.print(f"secret {made['owner']}/{made['name']} stored")
 
 
 @secret_app.command("ls")
 def secret_list() -> None:
     """Names of the secrets you may use (never values)."""
-    print_rows(
-        ["owner", "name", "version", "updated_at"], hub().send_json("GET", "/api/v1/secrets")
-    )
+    print_rows(["owner", "name", "version", "updated_at"], hub().secrets())
 
 
 @secret_app.command("rotate")
 def secret_rotate(name: str, from_file: FromFile = None, owner: OwnerOption = None) -> None:
     """Give a secret a new value (processes get it when they next start)."""
-    body = {"value": _value(from_file)}
-    made = hub().send_json("PUT", f"/api/v1/secrets/{name}", body, {"owner": owner})
+    made = hub().rotate_secret(name, _value(from_file), owner)
     console.print(f"secret {made['owner']}/{made['name']} is at version {made['version']}")
 
 
 @secret_app.command("rm")
 def secret_delete(name: str, owner: OwnerOption = None) -> None:
     """Forget a secret."""
-    hub().send_json("DELETE", f"/api/v1/secrets/{name}", params={"owner": owner})
+    hub().delete_secret(name, owner)
     console.print(f"secret {name} deleted")
 
 
 @secret_app.command("reencrypt")
 def secret_reencrypt() -> None:
     """Encrypt every secret under the first key of TITAN_SECRET_KEYS (admins)."""
-    done = hub().send_json("POST", "/api/v1/secrets/reencrypt")
+    done = hub().reencrypt_secrets()
     console.print(f"{done['reencrypted']} secrets encrypted under the first key")
 
 
 @secret_app.command("new-key")
 def secret_new_key() -> None:
     """Print a fresh key for TITAN_SECRET_KEYS (put it first, keep the old one after)."""
-    from service.core.secrets import new_key
-
     console.print(new_key())
 
 
@@ -175,32 +168,20 @@ def image_register(
     owner: OwnerOption = None,
 ) -> None:
     """Allow recipes to run an image."""
-    from service.core.image_registry import Reference
-
-    parsed = Reference.parse(reference)
-    body = {
-        "name": parsed.name,
-        "tag": parsed.tag,
-        "digest": digest or parsed.digest,
-        "public": public,
-        "owner": owner,
-    }
-    made = hub().send_json("POST", "/api/v1/images", body)
+    made = hub().register_image(reference, digest, public, owner)
     console.print(f"image {made['reference']} registered (id {made['id']})")
 
 
 @image_app.command("ls")
 def image_list() -> None:
     """The images your recipes may name."""
-    print_rows(
-        ["id", "owner", "reference", "digest", "public"], hub().send_json("GET", "/api/v1/images")
-    )
+    print_rows(["id", "owner", "reference", "digest", "public"], hub().images())
 
 
 @image_app.command("rm")
 def image_delete(image_id: int) -> None:
     """Unregister an image by id."""
-    hub().send_json("DELETE", f"/api/v1/images/{image_id}")
+    hub().delete_image(image_id)
     console.print(f"image {image_id} unregistered")
 
 
@@ -210,20 +191,20 @@ def image_delete(image_id: int) -> None:
 @folder_app.command("create")
 def folder_create(name: str, owner: OwnerOption = None) -> None:
     """Create an empty shared folder."""
-    made = hub().send_json("POST", "/api/v1/folders", {"name": name, "owner": owner})
+    made = hub().create_folder(name, owner)
     console.print(f"folder {made['owner']}/{made['name']} created")
 
 
 @folder_app.command("ls")
 def folder_list() -> None:
     """The shared folders you may mount."""
-    print_rows(["owner", "name", "created_at"], hub().send_json("GET", "/api/v1/folders"))
+    print_rows(["owner", "name", "created_at"], hub().folders())
 
 
 @folder_app.command("rm")
 def folder_delete(name: str, owner: OwnerOption = None) -> None:
     """Forget a shared folder (its files stay on the node)."""
-    hub().send_json("DELETE", f"/api/v1/folders/{name}", params={"owner": owner})
+    hub().delete_folder(name, owner)
     console.print(f"folder {name} deleted")
 
 
@@ -236,8 +217,7 @@ def usage(
     owner: Annotated[str | None, typer.Option(help="one user or group")] = None,
 ) -> None:
     """GPU-hours and CPU-hours per owner and day (default: the last 7 days)."""
-    params = {"from": start, "to": end, "owner": owner}
-    report = hub().send_json("GET", "/api/v1/usage", params=params)
+    report = hub().usage(start, end, owner)
     print_rows(["day", "owner", "gpu_hours", "cpu_hours"], report["days"])
 
 
@@ -246,7 +226,4 @@ def audit(
     limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
 ) -> None:
     """Mutating API calls: who, what, when and the result (admins)."""
-    query = f"?limit={limit}" + (f"&actor={actor}" if actor else "")
-    print_rows(
-        ["at", "actor", "method", "path", "status"], hub().send_json("GET", "/api/v1/audit" + query)
-    )
+    print_rows(["at", "actor", "method", "path", "status"], hub().audit(actor, limit=limit))

@@ -1,4 +1,9 @@
-"""The Python client of Titan. It talks HTTP only and never imports server modules."""
+"""The Python client of Titan. It talks HTTP only and never imports server modules.
+
+``pip install titan`` installs it with the CLI; ``TitanCluster`` also needs Dask's
+``distributed`` (``pip install 'titan[dask]'``), ``RayCluster.init`` needs Ray
+(``titan[ray]``).
+"""
 
 from service.client.errors import (
     ConflictError,
@@ -16,8 +21,10 @@ from service.client.ray_cluster import RayCluster
 def __getattr__(name: str) -> object:
     """``TitanCluster`` is imported on first use: it pulls in ``distributed``."""
     if name == "TitanCluster":
-        from service.client.cluster import TitanCluster
+        from service.client.extras import DASK, needs
 
+        with needs("TitanCluster", "dask", DASK):
+            from service.client.cluster import TitanCluster
         return TitanCluster
     raise AttributeError(name)
 

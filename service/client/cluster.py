@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import os
 import uuid
 from collections.abc import Generator
@@ -19,9 +20,14 @@ from typing import Any
 from distributed.core import Status, rpc
 from distributed.deploy.cluster import Cluster
 from distributed.security import Security
+from tornado.ioloop import PeriodicCallback
 
 from service.client.errors import TitanClientError
 from service.client.hub import UP, AsyncHub, ResourceRef
+
+logger = logging.getLogger(__name__)
+# How often the resource (its planned and running workers) is read again.
+REFRESH_SECONDS = 2.0
 
 
 class TitanCluster(Cluster):
@@ -43,24 +49,15 @@ class TitanCluster(Cluster):
         image: str | None = None,
         adaptive: dict[str, int] | None = None,
         environment: dict[str, str] | None = None,
-        shutdown_on_close: bool | None = None,
+        shutdown_on_close: bool = True,
         url: str | None = None,
         token: str | None = None,
         owner: str | None = None,
         timeout: float = 300,
         asynchronous: bool = False,
         loop: Any = None,
-        _existing: ResourceRef | None = None,
-        _scheduler_address: str | None = None,
     ) -> None:
-        self.hub = AsyncHub(url, token)
-        self.timeout = timeout
-        self._create = _existing is None
-        self._scheduler_address = _scheduler_address
-        self.ref = _existing or ResourceRef(
-            "cluster", name or f"dask-{uuid.uuid4().hex[:8]}", owner
-        )
-        self.shutdown_on_close = self._create if shutdown_on_close is None else shutdown_on_close
+        ref = ResourceRef("cluster", name or f"dask-{uuid.uuid4().hex[:8]}", owner)
         worker: dict[str, Any] = {"nthreads": worker_threads, "gpu": worker_gpus}
         if worker_memory is not None:
             worker["memory"] = worker_memory
@@ -71,12 +68,40 @@ class TitanCluster(Cluster):
             spec["adaptive"] = adaptive
         if environment:
             spec["environment_variables"] = environment
-        self._recipe: dict[str, Any] = {"type": "cluster", "name": self.ref.name, "spec": spec}
+        recipe: dict[str, Any] = {"type": "cluster", "name": ref.name, "spec": spec}
         if owner is not None:
-            self._recipe["owner"] = owner
-        self.resource: dict[str, Any] = {}
+            recipe["owner"] = owner
         self.adaptive_bounds: dict[str, int] | None = adaptive  # as the server carries them out
-        super().__init__(asynchronous=asynchronous, loop=loop, name=self.ref.name)
+        self._connect(
+            ref, recipe, AsyncHub(url, token), timeout, shutdown_on_close, None, asynchronous, loop
+        )
+
+    def _connect(
+        self,
+        ref: ResourceRef,
+        recipe: dict[str, Any] | None,
+        hub: AsyncHub,
+        timeout: float,
+        shutdown_on_close: bool,
+        scheduler_address: str | None,
+        asynchronous: bool,
+        loop: Any,
+    ) -> None:
+        """Set the object up and, unless asynchronous, start it: apply ``recipe`` (None:
+        the resource exists) and connect to its scheduler."""
+        self.hub = hub
+        self.ref = ref
+        self.timeout = timeout
+        self.shutdown_on_close = shutdown_on_close
+        self._recipe = recipe
+        self._scheduler_address = scheduler_address
+        self.resource: dict[str, Any] = {}
+        if recipe is None:
+            self.adaptive_bounds = None  # read from the recipe on start
+        super().__init__(asynchronous=asynchronous, loop=loop, name=ref.name)
+        self.periodic_callbacks["titan-resource"] = PeriodicCallback(
+            self._refresh, REFRESH_SECONDS * 1000
+        )
         if not self.called_from_running_loop:
             self._loop_runner.start()
             try:
@@ -95,19 +120,20 @@ class TitanCluster(Cluster):
         owner: str | None = None,
         asynchronous: bool = False,
         shutdown_on_close: bool = False,
+        timeout: float = 300,
     ) -> TitanCluster:
-        """Connect to the existing cluster ``name``; closing it leaves it running."""
-        return cls(
-            url=url,
-            token=token,
-            asynchronous=asynchronous,
-            shutdown_on_close=shutdown_on_close,
-            _existing=ResourceRef("cluster", name, owner),
-        )
+        """Connect to the existing cluster ``name``; closing it leaves it running
+        (unless ``shutdown_on_close``)."""
+        cluster = cls.__new__(cls)
+        ref = ResourceRef("cluster", name, owner)
+        hub = AsyncHub(url, token)
+        cluster._connect(ref, None, hub, timeout, shutdown_on_close, None, asynchronous, None)
+        return cluster
 
     @classmethod
-    def attached(cls, asynchronous: bool = False) -> TitanCluster:
-        """The cluster of the workspace or job this code runs in (from its environment)."""
+    def attached(cls, asynchronous: bool = False, timeout: float = 300) -> TitanCluster:
+        """The cluster of the workspace or job this code runs in (from its environment);
+        closing it leaves it running."""
         resource = os.environ.get("TITAN_RESOURCE", "")
         owner, _, ref = resource.partition("/")
         if not ref or not os.environ.get("DASK_SCHEDULER_ADDRESS"):
@@ -115,13 +141,13 @@ class TitanCluster(Cluster):
                 "no attached cluster: TITAN_RESOURCE and DASK_SCHEDULER_ADDRESS are set only "
                 "inside a Titan workspace or job that has a dask_cluster"
             )
-        return cls(
-            asynchronous=asynchronous,
-            shutdown_on_close=False,
-            _existing=ResourceRef.parse(ref, owner),
-            # How this process reaches its scheduler (in a container: by name on its network).
-            _scheduler_address=os.environ["DASK_SCHEDULER_ADDRESS"],
-        )
+        cluster = cls.__new__(cls)
+        # How this process reaches its scheduler (in a container: by name on its network).
+        address = os.environ["DASK_SCHEDULER_ADDRESS"]
+        target = ResourceRef.parse(ref, owner)
+        hub = AsyncHub()
+        cluster._connect(target, None, hub, timeout, False, address, asynchronous, None)
+        return cluster
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -133,7 +159,7 @@ class TitanCluster(Cluster):
         self.status = Status.starting
         try:
             generation = 0
-            if self._create:
+            if self._recipe is not None:
                 applied = await self.hub.apply(self._recipe)
                 generation = applied["resource"]["generation"]
                 self.ref = ResourceRef(self.ref.type, self.ref.name, applied["resource"]["owner"])
@@ -141,7 +167,7 @@ class TitanCluster(Cluster):
             self.resource = await self.hub.wait(
                 self.ref, set(UP), timeout=self.timeout, generation=generation
             )
-            if not self._create:
+            if self._recipe is None:
                 spec = (await self.hub.recipe(self.ref))["spec"]
                 dask = spec if self.ref.type == "cluster" else spec.get("dask_cluster") or {}
                 self.adaptive_bounds = dask.get("adaptive")
@@ -168,9 +194,12 @@ class TitanCluster(Cluster):
         if self.status == Status.closed:
             return
         await super()._close()
-        if self.shutdown_on_close and self.resource:
-            await self.hub.delete(self.ref)
-            await self.hub.wait_gone(self.ref, timeout=self.timeout)
+        try:
+            if self.shutdown_on_close and self.resource:
+                await self.hub.delete(self.ref)
+                await self.hub.wait_gone(self.ref, timeout=self.timeout)
+        finally:
+            await self.hub.aclose()
 
     def close(self, timeout: float | None = None) -> Any:
         """Disconnect, and delete the cluster if this object owns it."""
@@ -217,6 +246,39 @@ class TitanCluster(Cluster):
         for key in remove:
             dask.pop(key, None)
         await self.hub.apply(recipe)
+        await self._refresh()
+
+    # -- workers: what distributed's Cluster users read ---------------------------------------
+
+    async def _refresh(self) -> None:
+        """Read the resource again (its planned and running workers); a failed read
+        keeps the last one."""
+        try:
+            self.resource = await self.hub.get(self.ref)
+        except TitanClientError as exc:
+            logger.debug("cluster %s: could not read the resource: %s", self.ref, exc)
+
+    @property
+    def workers(self) -> dict[str, dict[str, Any]]:
+        """The worker processes the control plane runs for this cluster, by name
+        (``worker-0``...): state, node, GPUs, start time (refreshed every few seconds)."""
+        return {
+            process["name"]: process
+            for process in self.resource.get("processes", [])
+            if process.get("role") == "worker" and process.get("state") != "exited"
+        }
+
+    @property
+    def plan(self) -> set[str]:
+        """The names of the workers the control plane means this cluster to have."""
+        planned = self.resource.get("worker_names")
+        return set(planned) if planned is not None else set(self.workers)
+
+    @property
+    def requested(self) -> set[str]:
+        """The names of the workers the control plane has started (some may still be
+        connecting: ``observed`` names those the scheduler knows)."""
+        return set(self.workers)
 
     # -- display ----------------------------------------------------------------------------
 

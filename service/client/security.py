@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from distributed.security import Security
+from service.client.extras import DASK, needs
+
+with needs("Hub.cluster_security", "dask", DASK):
+    from distributed.security import Security
 
 
 def cluster_security(credentials: dict[str, Any]) -> Security:

@@ -12,7 +12,6 @@ allowed. A reference with ``@sha256:...`` must match the registered digest.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -28,31 +27,13 @@ from service.core.access import (
     visible,
 )
 from service.errors import Conflict, InvalidInput, NotFound
+from service.image_reference import Reference
 from service.store.models import Image
 
 # \Z, not $: "$" also matches before a final newline, and "v1\n" is no tag.
 _NAME = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*\Z")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """An image reference split into name, tag and digest."""
-
-    name: str
-    tag: str
-    digest: str | None
-
-    @classmethod
-    def parse(cls, reference: str) -> Reference:
-        """``name[:tag][@digest]``; the tag defaults to ``latest``."""
-        rest, _, digest = reference.partition("@")
-        slash = rest.rfind("/")
-        colon = rest.rfind(":")
-        if colon > slash:
-            return cls(rest[:colon], rest[colon + 1 :], digest or None)
-        return cls(rest, "latest", digest or None)
 
 
 class ImageService:

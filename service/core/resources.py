@@ -494,6 +494,8 @@ class ResourceService:
             "updated_at": resource.updated_at.isoformat(),
             "endpoints": endpoints,
             "workers": _workers_view(resource.workers, processes),
+            # The named workers the control plane keeps (a cluster's; None before its start).
+            "worker_names": resource.workers,
             "processes": [_process_view(p) for p in processes],
         }
 

@@ -39,6 +39,7 @@ from service.core.access import (
 from service.core.auth import write_private
 from service.errors import Conflict, InvalidInput, NotFound
 from service.recipes.models import DNS_LABEL, SecretRef
+from service.secret_key import new_key
 from service.store.models import Secret, utcnow
 
 MAX_VALUE_BYTES = 64 * 1024
@@ -73,11 +74,6 @@ class Vault:
     def rotate(self, token: bytes) -> bytes:
         """The same value encrypted under the first key."""
         return self._fernet.rotate(token)
-
-
-def new_key() -> str:
-    """A fresh Fernet key."""
-    return Fernet.generate_key().decode()
 
 
 def vault_of(settings: Settings) -> Vault:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from distributed import Client
 
 from service.client import NotFoundError, TitanCluster
 from tests.integration.conftest import RunningServer
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +41,26 @@ def test_with_titan_cluster_and_client_computes_scales_and_cleans_up(
         assert len(cluster.scheduler_info["workers"]) >= 2
     with pytest.raises(NotFoundError):
         server.hub().get(f"cluster/{name}")
+
+
+def test_workers_plan_and_requested_follow_the_control_plane(server: RunningServer) -> None:
+    """What distributed's own code (Adaptive, widgets) reads of a Cluster."""
+    assert [p for p in inspect.signature(TitanCluster).parameters if p.startswith("_")] == []
+    with (
+        TitanCluster("attrs", n_workers=1, url=server.url, token=server.token) as cluster,
+        Client(cluster) as client,
+    ):
+        assert cluster.plan == cluster.requested == {"worker-0"}
+        assert cluster.workers["worker-0"]["state"] in {"starting", "running"}
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=60)
+        both = {"worker-0", "worker-1"}
+        wait_for(lambda: cluster.requested == both, timeout=30)
+        assert cluster.plan == both
+        wait_for(lambda: cluster.observed == both, timeout=30)
+        cluster.scale(1)
+        wait_for(lambda: cluster.plan == {"worker-0"}, timeout=30)
+        wait_for(lambda: cluster.requested == {"worker-0"}, timeout=60)
 
 
 def test_the_async_form(server: RunningServer) -> None:
