@@ -301,6 +301,35 @@ def delete(resource: Ref, owner: Owner = None, wait: Wait = False, timeout: Time
 
 
 @app.command()
+def outputs(
+    resource: Ref,
+    owner: Owner = None,
+    get: Annotated[
+        str | None, typer.Option("--get", help="download this file (a path as listed)")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="where to save it (default: its name)")
+    ] = None,
+) -> None:
+    """List the files a job wrote to $TITAN_OUTPUT_DIR, or download one with --get."""
+    target = ref(resource, owner)
+    if get is not None:
+        to = output or Path(get.rsplit("/", 1)[-1])
+        written = hub().download_output(target, get, to)
+        console.print(f"{get}: {written} bytes saved to {to}")
+        return
+    found = hub().outputs(target)
+    table = Table("path", "bytes", "modified")
+    for item in found["files"]:
+        table.add_row(item["path"], str(item["size"]), item["modified"])
+    console.print(table if found["files"] else f"{target} has written no outputs")
+    if found["skipped"]:
+        console.print(f"not served (links or special files): {', '.join(found['skipped'])}")
+    if found["truncated"]:
+        console.print("the list stops at 10,000 files")
+
+
+@app.command()
 def logs(
     resource: Ref,
     owner: Owner = None,

@@ -89,6 +89,7 @@ class Hub:
     # (tests/unit/test_client.py checks that none is missing).
     send = blocking(AsyncHub.send)
     send_json = blocking(AsyncHub.send_json)
+    download = blocking(AsyncHub.download)
     healthy = blocking(AsyncHub.healthy)
     # resources
     apply = blocking(AsyncHub.apply)
@@ -101,6 +102,8 @@ class Hub:
     recipe = blocking(AsyncHub.recipe)
     history = blocking(AsyncHub.history)
     logs = blocking(AsyncHub.logs)
+    outputs = blocking(AsyncHub.outputs)
+    download_output = blocking(AsyncHub.download_output)
     credentials = blocking(AsyncHub.credentials)
     cluster_security = blocking(AsyncHub.cluster_security)
     wait = blocking(AsyncHub.wait)

@@ -7,7 +7,9 @@ import builtins
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from service.client.calls import API, Call
 from service.client.errors import NotFoundError, TitanClientError
@@ -135,6 +137,18 @@ class Resources(Transport):
         """The resource's status changes, oldest first."""
         result: builtins.list[dict[str, Any]] = await self.send(about(ref, "history"))
         return result
+
+    async def outputs(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """The files a job wrote to ``$TITAN_OUTPUT_DIR``: ``{"files": [{"path", "size",
+        "modified"}], "skipped": [links and special files, never served], "truncated"}``."""
+        result: dict[str, Any] = await self.send(about(ref, "outputs"))
+        return result
+
+    async def download_output(self, ref: ResourceRef | str, path: str, to: str | Path) -> int:
+        """Save the job's output file ``path`` (as :meth:`outputs` lists it) to ``to``;
+        the bytes written. NotFoundError names the files there are not."""
+        call = about(ref, "outputs/" + quote(path, safe="/"))
+        return await self.download(call, Path(to))
 
     async def logs(
         self,

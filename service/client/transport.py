@@ -11,6 +11,7 @@ import asyncio
 import functools
 import ssl
 import weakref
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -83,6 +84,33 @@ class Transport:
             ) from exc
         raise_for_answer(response)
         return response.json() if response.content else None
+
+    async def download(self, call: Call, to: Path) -> int:
+        """Stream a GET's body into the file ``to`` (written beside it, then renamed, so
+        ``to`` is never half written); the number of bytes."""
+        partial = to.with_name(f".{to.name}.part")
+        try:
+            async with self._client().stream(
+                "GET", self.url + call.path, params=call.params, headers=self.headers
+            ) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise_for_answer(response)
+                written = 0
+                with partial.open("wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+                        written += len(chunk)
+        except httpx.TransportError as exc:
+            partial.unlink(missing_ok=True)
+            raise ServerUnavailable(
+                f"no Titan server answers at {self.url} ({exc.__class__.__name__})"
+            ) from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(to)
+        return written
 
     async def send_json(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None

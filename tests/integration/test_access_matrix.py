@@ -118,6 +118,13 @@ def _olives_token(world: World, who: str) -> None:
     world.token_ids[who] = made["id"]
 
 
+def _result(world: World, who: str) -> None:
+    """A file the job ``team/job/m`` wrote to its outputs, as a job's owner would."""
+    folder = world.server.settings.outputs_dir / "team" / "job" / "m"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.txt").write_text("42\n")
+
+
 def _sample(who: str) -> dict[str, Any]:
     values = {"host_cpu_percent": 1.0}
     sample = {"time": time.time(), "source": "host:matrix", "values": values}
@@ -157,6 +164,8 @@ MATRIX = [
     Case("GET", R + "/recipe", SEE, M + "/recipe" + T),
     Case("GET", R + "/history", SEE, M + "/history" + T),
     Case("GET", R + "/logs", SEE, M + "/logs" + T),
+    Case("GET", R + "/outputs", SEE, M + "/outputs" + T, setup=_result),
+    Case("GET", R + "/outputs/{path:path}", SEE, M + "/outputs/result.txt" + T, setup=_result),
     Case("GET", R + "/telemetry", SEE, M + "/telemetry" + T + "&metric=host_cpu_percent"),
     Case(
         "GET",

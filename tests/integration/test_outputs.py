@@ -3,7 +3,10 @@ and nothing it planted (links to the control plane's files, a FIFO) is ever foll
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.integration.conftest import RunningServer, ServerFactory
+from tests.integration.test_cli import titan
 from tests.integration.test_isolation import user
 
 # Writes real results, then every trap a job could leave for a root reader.
@@ -99,3 +102,29 @@ def test_a_job_that_wrote_nothing_lists_no_outputs(server: RunningServer) -> Non
     assert listed.json() == {"files": [], "skipped": [], "truncated": False}
     missing = server.request("GET", "/api/v1/resources/job/later/outputs/model.bin")
     assert missing.status_code == 404 and "titan outputs" in missing.json()["error"]["message"]
+
+
+def test_titan_outputs_lists_and_gets_a_file_and_refuses_a_planted_link(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    server = start_server()
+    bob = user(server, "bob")
+    run_writer(server, bob, "train")
+    as_bob = {"TITAN_TOKEN": bob, "COLUMNS": "200"}
+    listed = titan(server, "outputs", "job/train", env=as_bob)
+    assert listed.returncode == 0, listed.stderr
+    assert "model.bin" in listed.stdout and "256000" in listed.stdout
+    assert "plots/loss 1.csv" in listed.stdout and "token" in listed.stdout  # as skipped
+
+    saved = tmp_path / "model.bin"
+    got = titan(server, "outputs", "job/train", "--get", "model.bin", "-o", str(saved), env=as_bob)
+    assert got.returncode == 0, got.stderr
+    assert saved.read_bytes() == bytes(range(256)) * 1000
+    assert "256000 bytes" in got.stdout
+
+    trap = titan(
+        server, "outputs", "job/train", "--get", "token", "-o", str(tmp_path / "t"), env=as_bob
+    )
+    assert trap.returncode == 1
+    assert len(trap.stderr.strip().splitlines()) == 1 and "Traceback" not in trap.stderr
+    assert not (tmp_path / "t").exists() and not (tmp_path / "t.part").exists()
