@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.errors import UnsupportedMediaType
+from service.errors import InvalidInput, UnsupportedMediaType
 from service.json_values import decode_json
 
 router = APIRouter(prefix="/api/v1/recipes", tags=["recipes"])
@@ -28,13 +28,42 @@ async def read_json(request: Request) -> Any:
     return decode_json(await request.body())
 
 
+def generation_of(if_match: str | None) -> int | None:
+    """The generation an ``If-Match`` header names (``"3"``, ``3`` or ``W/"3"``), None
+    without one; 422 naming the header for anything else."""
+    if if_match is None:
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise InvalidInput(
+            f"If-Match: {if_match[:40]!r} is not a generation; send the ETag of "
+            'GET .../recipe (a number such as "3"), or "0" to create only if absent'
+        )
+    return int(value)
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="apply only if the resource is still at this generation "
+        '(the ETag of GET .../recipe; "0": only if it does not exist), else 409'
+    ),
+]
+
+
 @router.put("", openapi_extra=_BODY)
 async def apply_recipe(
-    request: Request, response: Response, titan: TitanDep, principal: CurrentPrincipal
+    request: Request,
+    response: Response,
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
-    """Create or update the resource the recipe describes (201 created, 200 otherwise)."""
+    """Create or update the resource the recipe describes (201 created, 200 otherwise);
+    409 if ``If-Match`` names a generation the resource is no longer at."""
+    expected = generation_of(if_match)
     data = await read_json(request)
-    result = await asyncio.to_thread(titan.resources.apply, principal, data)
+    result = await asyncio.to_thread(titan.resources.apply, principal, data, expected)
     response.status_code = 201 if result["action"] == "created" else 200
     return result
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.outputs import read_chunks
+from service.core.resources import PAGE_MOST
 from service.core.state import Target
 
 router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
@@ -20,14 +21,25 @@ Owner = Annotated[str | None, Query(description="owner; default: the caller")]
 
 @router.get("", response_model=list[dict[str, Any]])
 def list_resources(
+    request: Request,
     titan: TitanDep,
     principal: CurrentPrincipal,
     type: str | None = None,
     owner: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MOST, description="most per page")] = PAGE_MOST,
+    after: Annotated[
+        str | None, Query(max_length=800, description="cursor: the Link header's rel=next")
+    ] = None,
 ) -> JSONResponse:
-    """The resources the caller may see."""
+    """One page of the resources the caller may see, by owner, type and name; when more
+    follow, the ``Link`` header names the next page (``rel="next"``)."""
+    views, after_this = titan.resources.page(principal, type, owner, limit, after)
     # Views are plain JSON already; skipping FastAPI's re-encoding halves the cost.
-    return JSONResponse(titan.resources.list_visible(principal, type, owner))
+    answer = JSONResponse(views)
+    if after_this is not None:
+        following = request.url.include_query_params(after=after_this)  # relative: proxies
+        answer.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return answer
 
 
 @router.get(ONE)
@@ -40,10 +52,18 @@ def get_resource(
 
 @router.get(ONE + "/recipe")
 def get_recipe(
-    type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+    type: str,
+    name: str,
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    owner: Owner = None,
 ) -> dict[str, Any]:
-    """The resource as a recipe that applies unchanged."""
-    return titan.resources.recipe(principal, type, name, owner)
+    """The resource as a recipe that applies unchanged; its ``ETag`` is the generation,
+    to send back as ``If-Match`` with an edit of it."""
+    recipe, generation = titan.resources.recipe(principal, type, name, owner)
+    response.headers["ETag"] = f'"{generation}"'
+    return recipe
 
 
 @router.get(ONE + "/history")

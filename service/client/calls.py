@@ -16,3 +16,4 @@ class Call:
     path: str
     params: dict[str, Any] = field(default_factory=dict)
     body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)

@@ -237,15 +237,18 @@ class TitanCluster(Cluster):
         return self.sync(self._change_dask, {"adaptive": bounds}, [])
 
     async def _change_dask(self, values: dict[str, Any], remove: list[str]) -> None:
-        recipe = await self.hub.recipe(self.ref)
-        spec = recipe["spec"]
-        dask = spec if self.ref.type == "cluster" else spec.get("dask_cluster")
-        if dask is None:
-            raise TitanClientError(f"{self.ref} has no Dask cluster to scale")
-        dask.update(values)
-        for key in remove:
-            dask.pop(key, None)
-        await self.hub.apply(recipe)
+        """Edit the recipe's Dask settings; a concurrent apply is never lost (Hub.edit)."""
+
+        def change(recipe: dict[str, Any]) -> None:
+            spec = recipe["spec"]
+            dask = spec if self.ref.type == "cluster" else spec.get("dask_cluster")
+            if dask is None:
+                raise TitanClientError(f"{self.ref} has no Dask cluster to scale")
+            dask.update(values)
+            for key in remove:
+                dask.pop(key, None)
+
+        await self.hub.edit(self.ref, change)
         await self._refresh()
 
     # -- workers: what distributed's Cluster users read ---------------------------------------

@@ -100,6 +100,8 @@ class Hub:
     stop = blocking(AsyncHub.stop)
     delete = blocking(AsyncHub.delete)
     recipe = blocking(AsyncHub.recipe)
+    editable_recipe = blocking(AsyncHub.editable_recipe)
+    edit = blocking(AsyncHub.edit)
     history = blocking(AsyncHub.history)
     logs = blocking(AsyncHub.logs)
     outputs = blocking(AsyncHub.outputs)

@@ -324,12 +324,13 @@ class RayCluster:
         self.adaptive_bounds = bounds
 
     def _change(self, values: dict[str, Any], remove: list[str], wait: bool) -> None:
-        recipe = self.hub.recipe(self.ref)
-        fields = self._cluster_fields(recipe)
-        fields.update(values)
-        for key in remove:
-            fields.pop(key, None)
-        applied = self.hub.apply(recipe)
+        def change(recipe: dict[str, Any]) -> None:
+            fields = self._cluster_fields(recipe)
+            fields.update(values)
+            for key in remove:
+                fields.pop(key, None)
+
+        applied = self.hub.edit(self.ref, change)  # never loses a concurrent apply
         self.resource = applied["resource"]
         if wait:
             generation = applied["resource"]["generation"]

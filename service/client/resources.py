@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import httpx
+
 from service.client.calls import API, Call
-from service.client.errors import NotFoundError, TitanClientError
+from service.client.errors import ConflictError, NotFoundError, TitanClientError
 from service.client.transport import Transport
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ FAILED = "failed"
 # Statuses of a resource that is up: its essential processes (a cluster's scheduler)
 # run; a degraded one's workers are being replaced meanwhile.
 UP = frozenset({"running", "degraded"})
+EDIT_ATTEMPTS = 5  # Resources.edit redoes an edit this often when other applies win
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,17 @@ def _finished(resource: dict[str, Any], until: set[str], generation: int) -> boo
 class Resources(Transport):
     """Recipes and resources (``/api/v1/recipes``, ``/api/v1/resources``)."""
 
-    async def apply(self, recipe: dict[str, Any]) -> dict[str, Any]:
-        """Create or update a resource; ``{"action", "resource", "plan"}``."""
-        result: dict[str, Any] = await self.send(Call("PUT", f"{API}/recipes", body=recipe))
+    async def apply(
+        self, recipe: dict[str, Any], if_generation: int | None = None
+    ) -> dict[str, Any]:
+        """Create or update a resource; ``{"action", "resource", "plan"}``.
+
+        With ``if_generation`` (from :meth:`editable_recipe`; 0: only create) it applies
+        only if nobody changed the resource since, else ConflictError.
+        """
+        headers = {} if if_generation is None else {"If-Match": f'"{if_generation}"'}
+        call = Call("PUT", f"{API}/recipes", body=recipe, headers=headers)
+        result: dict[str, Any] = await self.send(call)
         return result
 
     async def plan(self, recipe: dict[str, Any]) -> dict[str, Any]:
@@ -94,11 +105,14 @@ class Resources(Transport):
         return result
 
     async def list(self, type: str | None = None) -> builtins.list[dict[str, Any]]:
-        """The resources this token may see (of one ``type``, if given)."""
+        """Every resource this token may see (of one ``type``, if given), all pages."""
         params = {"type": type} if type else {}
-        result: builtins.list[dict[str, Any]] = await self.send(
-            Call("GET", f"{API}/resources", params)
-        )
+        answer = await self._exchange(Call("GET", f"{API}/resources", params))
+        result: builtins.list[dict[str, Any]] = answer.json()
+        while "next" in answer.links:  # one page at a time, as the server hands them out
+            following = httpx.URL(answer.links["next"]["url"]).params  # type, owner, after
+            answer = await self._exchange(Call("GET", f"{API}/resources", dict(following)))
+            result.extend(answer.json())
         return result
 
     async def get(self, ref: ResourceRef | str) -> dict[str, Any]:
@@ -132,6 +146,29 @@ class Resources(Transport):
         """The resource as a recipe that re-applies unchanged."""
         result: dict[str, Any] = await self.send(about(ref, "recipe"))
         return result
+
+    async def editable_recipe(self, ref: ResourceRef | str) -> tuple[dict[str, Any], int]:
+        """The resource's recipe and the generation it is, read together: apply the edited
+        recipe with ``if_generation=`` that generation to lose nobody's change."""
+        answer = await self._exchange(about(ref, "recipe"))
+        return answer.json(), int(answer.headers["etag"].strip('"'))
+
+    async def edit(
+        self, ref: ResourceRef | str, change: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
+        """Apply ``change`` (which edits a recipe in place) to the resource's recipe
+        without losing anyone's concurrent apply: the edit goes onto the generation it
+        was read from, and is redone on the newer recipe if another apply came first
+        (ConflictError after EDIT_ATTEMPTS tries). The apply's answer."""
+        for attempt in range(EDIT_ATTEMPTS):
+            recipe, generation = await self.editable_recipe(ref)
+            change(recipe)
+            try:
+                return await self.apply(recipe, if_generation=generation)
+            except ConflictError:
+                if attempt == EDIT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def history(self, ref: ResourceRef | str) -> builtins.list[dict[str, Any]]:
         """The resource's status changes, oldest first."""

@@ -70,20 +70,25 @@ class Transport:
     async def send(self, call: Call) -> Any:
         """Send one call; the decoded JSON answer (None for none), or a typed
         TitanClientError (ServerUnavailable when nothing answers)."""
+        response = await self._exchange(call)
+        return response.json() if response.content else None
+
+    async def _exchange(self, call: Call) -> httpx.Response:
+        """Send one call; its successful answer (headers included), else as :meth:`send`."""
         try:
             response = await self._client().request(
                 call.method,
                 self.url + call.path,
                 params=call.params,
                 json=call.body,
-                headers=self.headers,
+                headers={**self.headers, **call.headers},
             )
         except httpx.TransportError as exc:
             raise ServerUnavailable(
                 f"no Titan server answers at {self.url} ({exc.__class__.__name__})"
             ) from exc
         raise_for_answer(response)
-        return response.json() if response.content else None
+        return response
 
     async def download(self, call: Call, to: Path) -> int:
         """Stream a GET's body into the file ``to`` (written beside it, then renamed, so

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -54,6 +54,8 @@ from service.recipes.models import (
 from service.store.models import Process, Resource, StatusEvent, User, utcnow
 
 RESOURCE_TYPES = ("workspace", "cluster", "job")
+# A listing page holds at most this many resources (the API's default and largest limit).
+PAGE_MOST = 500
 
 
 class ResourceService:
@@ -88,17 +90,23 @@ class ResourceService:
                 f"the recipe has {count} problem{'s' * (count != 1)}: {exc}", exc.problems
             ) from None
 
-    def apply(self, principal: Principal, data: Any) -> dict[str, Any]:
+    def apply(
+        self, principal: Principal, data: Any, if_generation: int | None = None
+    ) -> dict[str, Any]:
         """Create or update the resource ``data`` describes; idempotent.
 
+        With ``if_generation`` the write happens only if the resource is still at that
+        generation (0: only if it does not exist yet), else Conflict: an edit made from
+        an older read never silently overwrites someone else's apply.
         Returns ``{"action": "created"|"updated"|"unchanged", "resource", "plan"}``.
         """
         require_user(principal)
         recipe = self.parse(data)
         try:
-            # One admission at a time: the running-resources quota counts what it admits.
+            # One admission at a time: the running-resources quota counts what it admits,
+            # and an If-Match check and its write see no apply in between.
             with self._admitting, self.sessions.begin() as session:
-                result = self._apply(session, principal, recipe)
+                result = self._apply(session, principal, recipe, if_generation)
         except IntegrityError:
             raise Conflict(
                 f"{recipe.type} {recipe.name!r} was created at the same moment; apply again"
@@ -107,11 +115,18 @@ class ResourceService:
             self.wake(result["resource"]["id"])
         return result
 
-    def _apply(self, session: Session, principal: Principal, recipe: RecipeBase) -> dict[str, Any]:
+    def _apply(
+        self,
+        session: Session,
+        principal: Principal,
+        recipe: RecipeBase,
+        if_generation: int | None,
+    ) -> dict[str, Any]:
         owner = resolve_owner(session, principal, recipe.owner)
         recipe = recipe.model_copy(update={"owner": owner})
         document = recipe_document(recipe)
         existing = _find(session, owner, recipe.type, recipe.name)
+        check_generation(recipe, existing, if_generation)
         plan = self._admissible_plan(session, principal, owner, existing, recipe)
         if existing is None or existing.target != Target.RUNNING:
             check_running_count(session, owner, self.settings.default_quota)
@@ -239,23 +254,47 @@ class ResourceService:
     def list_visible(
         self, principal: Principal, type: str | None = None, owner: str | None = None
     ) -> list[dict[str, Any]]:
-        """The resources the caller may see, optionally of one type or owner."""
+        """Every resource the caller may see, optionally of one type or owner, page by page."""
+        views, after = self.page(principal, type, owner)
+        while after is not None:
+            more, after = self.page(principal, type, owner, after=after)
+            views.extend(more)
+        return views
+
+    def page(
+        self,
+        principal: Principal,
+        type: str | None = None,
+        owner: str | None = None,
+        limit: int = PAGE_MOST,
+        after: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the resources the caller may see (optionally of one type or owner),
+        ordered by owner, type and name: at most ``limit`` of those after the cursor
+        ``after`` ("owner/type/name"), and the cursor of the next page (None: last page)."""
         where = visible(principal, Resource.owner)
         if type is not None:
             where.append(Resource.type == _check_type(type))
         if owner is not None:
             where.append(Resource.owner == owner)
+        if after is not None:
+            where.append(tuple_(*_LISTED[1:4]) > tuple_(*_cursor_parts(after)))
         # Plain rows of the shown columns only (no recipes, no handles, no ORM objects):
         # the listing is the API's hottest read.
         with self.sessions() as session:
             connection = session.connection()  # Core rows: no ORM compile or load step
-            rows = connection.execute(select(*_LISTED).where(*where).order_by(*_LISTED[1:4])).all()
+            query = select(*_LISTED).where(*where).order_by(*_LISTED[1:4]).limit(limit + 1)
+            rows = connection.execute(query).all()
+            rows, more = rows[:limit], len(rows) > limit
             processes: dict[str, list[Any]] = {row.id: [] for row in rows}
             if rows:
-                query = select(*_PROCESS_FIELDS).join(Resource).where(*where)
-                for process in connection.execute(query.order_by(Process.name)):
+                ids = Process.resource_id.in_(list(processes))
+                for process in connection.execute(
+                    select(*_PROCESS_FIELDS).where(ids).order_by(Process.name)
+                ):
                     processes[process.resource_id].append(process)
-        return [self._view(row, processes[row.id]) for row in rows]
+        after_this = f"{rows[-1].owner}/{rows[-1].type}/{rows[-1].name}" if more else None
+        return [self._view(row, processes[row.id]) for row in rows], after_this
 
     def get(self, principal: Principal, type: str, name: str, owner: str | None) -> dict[str, Any]:
         """One resource as the API shows it."""
@@ -264,10 +303,12 @@ class ResourceService:
 
     def recipe(
         self, principal: Principal, type: str, name: str, owner: str | None
-    ) -> dict[str, Any]:
-        """The resource's recipe, ready to be applied again unchanged."""
+    ) -> tuple[dict[str, Any], int]:
+        """The resource's recipe, ready to be applied again unchanged, and the generation
+        it is (to send back as ``If-Match`` when applying an edit of it)."""
         with self.sessions() as session:
-            return dict(self.load(session, principal, type, name, owner).recipe)
+            resource = self.load(session, principal, type, name, owner)
+            return dict(resource.recipe), resource.generation
 
     def history(
         self, principal: Principal, type: str, name: str, owner: str | None
@@ -558,6 +599,33 @@ def _check_owner_enabled(session: Session, owner: str) -> None:
         raise Conflict(
             f"its owner {owner!r} is disabled; an admin enables them first (`titan user enable`)"
         )
+
+
+def check_generation(
+    recipe: RecipeBase, existing: Resource | None, if_generation: int | None
+) -> None:
+    """Conflict unless the resource is at ``if_generation`` (0: absent); None checks nothing."""
+    if if_generation is None:
+        return
+    now = 0 if existing is None or existing.target == Target.DELETED else existing.generation
+    if now != if_generation:
+        where = "does not exist" if now == 0 else f"is at generation {now}"
+        raise Conflict(
+            f"If-Match: {recipe.type} {recipe.name!r} {where}, not {if_generation}: someone "
+            "changed it since you read it; read its recipe again, redo your edit and apply"
+        )
+
+
+def _cursor_parts(after: str) -> tuple[str, str, str]:
+    """A listing cursor ("owner/type/name", as the previous page's next link gives it)."""
+    parts = after.split("/")
+    fine = all(part and len(part) <= 255 and part.isprintable() for part in parts)
+    if len(parts) != 3 or not fine:
+        raise InvalidInput(
+            f"after: {after[:80]!r} is not a listing cursor; pass 'owner/type/name' of the "
+            "last resource seen, as the previous page's Link header (rel=next) gives it"
+        )
+    return parts[0], parts[1], parts[2]
 
 
 def _find(session: Session, owner: str, type: str, name: str) -> Resource | None:
