@@ -1,10 +1,12 @@
 """How fast the API answers, against a bare FastAPI endpoint served the same way.
 
-Measures requests/s and p50/p99 latency for ``GET /api/v1/resources`` (with 20
-resources stored) and a no-op ``PUT /api/v1/recipes`` (an unchanged recipe),
-at 1 and 32 concurrent clients, against ``GET /bare`` of a one-route FastAPI
-app under the same uvicorn settings, in the same run. Each server runs in its
-own subprocess; the load comes from asyncio httpx clients in this process.
+Measures requests/s and p50/p99 latency for ``GET /api/v1/resources`` as one of
+20 users with 1,000 resources stored (50 each; the user sees their own 50), and a
+no-op ``PUT /api/v1/recipes`` (an unchanged recipe), at 1 and 32 concurrent
+clients, against ``GET /bare`` of a one-route FastAPI app that answers the very
+same JSON (the page Titan returned, read from a file at start), under the same
+uvicorn settings, in the same run. Each server runs in its own subprocess; the
+load comes from asyncio httpx clients in this process.
 
 Usage: python benchmarks/api.py [--seconds 5] [--concurrency 1 32]
 """
@@ -15,11 +17,13 @@ import argparse
 import asyncio
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +32,57 @@ from rich.console import Console
 from rich.table import Table
 
 BARE_APP = """
+import json, os
+from typing import Any
 from fastapi import FastAPI
 app = FastAPI()
+PAGE = json.loads(open(os.environ["BARE_PAGE"]).read())
 
 @app.get("/bare")
-def bare() -> list[dict[str, str]]:
-    return [{"name": f"r{i}", "status": "running"} for i in range(20)]
+def bare() -> list[dict[str, Any]]:
+    return PAGE
 """
+USERS = 20
+EACH = 50  # resources per user: 1,000 stored
+
+
+def store_resources(data_dir: Path, users: list[str]) -> None:
+    """``EACH`` stopped jobs per user, written straight to the server's store."""
+    from service.core.state import Status, Target
+    from service.store.db import make_engine, session_factory
+    from service.store.models import Resource
+
+    engine = make_engine(f"sqlite:///{data_dir / 'titan.db'}")
+    with session_factory(engine).begin() as session:
+        for owner in users:
+            for i in range(EACH):
+                name = f"job-{i:03d}"
+                recipe = {"type": "job", "name": name, "owner": owner, "spec": {"command": "true"}}
+                session.add(
+                    Resource(
+                        id=uuid.uuid4().hex,
+                        owner=owner,
+                        type="job",
+                        name=name,
+                        recipe=recipe,
+                        target=Target.STOPPED,
+                        status=Status.STOPPED,
+                    )
+                )
+    engine.dispose()
+
+
+def wait_settled(data_dir: Path, timeout: float = 300) -> float:
+    """Seconds until the reconciler has looked at every stored resource once (the steady
+    state a long-running server is in), read from its store."""
+    began = time.monotonic()
+    with sqlite3.connect(data_dir / "titan.db") as db:
+        while time.monotonic() - began < timeout:
+            query = "SELECT count(*) FROM resources WHERE observed_generation < generation"
+            if db.execute(query).fetchone()[0] == 0:
+                return time.monotonic() - began
+            time.sleep(0.5)
+    raise RuntimeError("the reconciler did not settle the stored resources")
 
 
 def free_port() -> int:
@@ -99,35 +147,50 @@ def main() -> None:
         titan_env,
         f"http://127.0.0.1:{titan_port}/healthz",
     )
-    bare = serve(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(bare_port),
-            "--log-level",
-            "warning",
-            "--app-dir",
-            str(work),
-        ],
-        env,
-        f"http://127.0.0.1:{bare_port}/bare",
-    )
+    bare: subprocess.Popen[bytes] | None = None
     try:
-        token = (work / "data" / "admin-token").read_text().strip()
-        headers = {"Authorization": f"Bearer {token}"}
+        admin = (work / "data" / "admin-token").read_text().strip()
         base = f"http://127.0.0.1:{titan_port}/api/v1"
+        tokens = []
+        for index in range(USERS):
+            made = httpx.post(
+                f"{base}/users",
+                json={"name": f"user{index:02d}"},
+                headers={"Authorization": f"Bearer {admin}"},
+                timeout=30,
+            )
+            tokens.append(made.json()["token"])
+        store_resources(work / "data", [f"user{index:02d}" for index in range(USERS)])
+        settled = wait_settled(work / "data")
+        print(f"the reconciler settled {USERS * EACH} stored resources in {settled:.1f} s")
+        headers = {"Authorization": f"Bearer {tokens[0]}"}
+        page = httpx.get(f"{base}/resources", headers=headers, timeout=30)
+        assert len(page.json()) == EACH, page.text[:200]
+        (work / "page.json").write_bytes(page.content)
+        bare = serve(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bare_app:app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+                "--app-dir",
+                str(work),
+            ],
+            {**env, "BARE_PAGE": str(work / "page.json")},
+            f"http://127.0.0.1:{bare_port}/bare",
+        )
+        # The no-op apply is the admin's: users' processes need OS accounts (not set here).
+        as_admin = {"Authorization": f"Bearer {admin}"}
         noop = {"type": "job", "name": "noop", "spec": {"command": "true"}}
-        for index in range(19):  # 20 resources to list
-            recipe = {"type": "job", "name": f"j{index}", "spec": {"command": "true"}}
-            httpx.put(f"{base}/recipes", json=recipe, headers=headers, timeout=30)
-        httpx.put(f"{base}/recipes", json=noop, headers=headers, timeout=30)
+        httpx.put(f"{base}/recipes", json=noop, headers=as_admin, timeout=30)
         cases = [
             ("bare FastAPI GET", "GET", f"http://127.0.0.1:{bare_port}/bare", {}),
-            ("list resources", "GET", f"{base}/resources", {"headers": headers}),
-            ("no-op apply", "PUT", f"{base}/recipes", {"headers": headers, "json": noop}),
+            ("list own resources (50 of 1,000)", "GET", f"{base}/resources", {"headers": headers}),
+            ("no-op apply", "PUT", f"{base}/recipes", {"headers": as_admin, "json": noop}),
         ]
         table = Table("case", "clients", "req/s", "p50 ms", "p99 ms", "req/s vs bare")
         for clients in args.concurrency:
@@ -146,8 +209,9 @@ def main() -> None:
         Console(width=120).print(table)
     finally:
         for process in (titan, bare):
-            process.terminate()
-            process.wait(timeout=30)
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
 
 
 if __name__ == "__main__":

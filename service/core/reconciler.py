@@ -262,6 +262,8 @@ class Reconciler:
             )
             return
         if resource.type == "job" and resource.status in FINISHED and (not running):
+            if resource.observed_generation != resource.generation:  # settled: resync skips
+                await self._db(records.mark_observed, resource.id, resource.generation)
             return  # a finished job keeps its result
         await self._db(records.forget_processes, resource.id, list(observed))
         await self._db(records.reset_workers, resource.id)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from service.backends.base import Handle, handle_identity
 from service.core.auth import issue_token
 from service.core.ledger import Request
-from service.core.state import Phase, Status, Target, set_status
+from service.core.state import FINISHED, Phase, Status, Target, set_status
 from service.core.usage import record_allocation
 from service.core.workers import next_workers
 from service.engines import engine_of
@@ -31,9 +31,21 @@ def load_resource(session: Session, resource_id: str) -> Resource | None:
 
 
 def due_resources(session: Session) -> list[str]:
+    """The resources a resync re-checks: every one not backing off, except those settled
+    (stopped as asked, or a job that ended; at their latest generation; no process but
+    exited ones), which nothing but a request changes, and a request wakes them."""
     now = utcnow()
+    live_process = exists().where(Process.resource_id == Resource.id, Process.state != Phase.EXITED)
+    settled = and_(
+        or_(
+            and_(Resource.target == Target.STOPPED, Resource.status.in_(FINISHED)),
+            and_(Resource.type == "job", Resource.status == Status.SUCCEEDED),
+        ),
+        Resource.observed_generation == Resource.generation,
+        ~live_process,
+    )
     query = select(Resource.id).where(
-        or_(Resource.next_attempt_at.is_(None), Resource.next_attempt_at <= now)
+        or_(Resource.next_attempt_at.is_(None), Resource.next_attempt_at <= now), ~settled
     )
     return list(session.scalars(query))
 

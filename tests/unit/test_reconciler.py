@@ -209,7 +209,8 @@ def test_apply_is_idempotent(tmp_path: Path) -> None:
             starts = len(p.backend.starts)
             again = p.apply(CLUSTER)
             assert again["action"] == "unchanged" and again["resource"]["generation"] == 1
-            readback = p.service.recipe(p.admin, "cluster", "c", None)
+            readback, generation = p.service.recipe(p.admin, "cluster", "c", None)
+            assert generation == 1
             assert p.apply(readback)["action"] == "unchanged"
             await asyncio.sleep(0.5)
             assert len(p.backend.starts) == starts
@@ -536,5 +537,42 @@ def test_half_gpu_workers_share_one_gpu(tmp_path: Path) -> None:
             await p.until(lambda: "of a GPU" in p.get("cluster", "x")["status_reason"])
             assert p.get("cluster", "x")["status"] == "degraded"  # its scheduler serves
             assert p.get("cluster", "x")["workers"] == {"ready": 0, "wanted": 1}
+
+    asyncio.run(scenario())
+
+
+def test_settled_resources_leave_the_resync_until_a_request_wakes_them(tmp_path: Path) -> None:
+    """1,000 stopped resources must not cost a resync each every few seconds."""
+    ok = {"type": "job", "name": "ok", "spec": {"command": "x"}}
+    bad = {"type": "job", "name": "bad", "spec": {"command": "x"}}
+
+    async def scenario() -> None:
+        async with plane(tmp_path, "") as p:
+
+            def due() -> set[str]:
+                with p.service.sessions() as session:
+                    ids = records.due_resources(session)
+                return {p.service.get(p.admin, *_type_name(i), None)["name"] for i in ids}
+
+            def _type_name(resource_id: str) -> tuple[str, str]:
+                with p.service.sessions() as session:
+                    resource = session.get(Resource, resource_id)
+                    assert resource is not None
+                    return resource.type, resource.name
+
+            p.apply(CLUSTER)
+            await p.status("cluster", "c", "running")
+            for job, code, end in ((ok, 0, "succeeded"), (bad, 2, "failed")):
+                p.apply(job)
+                await p.status("job", job["name"], "running")
+                p.backend.exit("job", code)  # its process, the only "job" running
+                await p.status("job", job["name"], end)
+            assert "c" in due()  # running: re-checked every resync
+            p.target("cluster", "c", Target.STOPPED)
+            await p.status("cluster", "c", "stopped")
+            await p.until(lambda: due() == set())  # nothing runs, nothing to re-check
+            p.target("cluster", "c", Target.RUNNING)  # a request brings it back at once
+            await p.status("cluster", "c", "running")
+            assert due() == {"c"}
 
     asyncio.run(scenario())
