@@ -27,6 +27,8 @@ from service.store.models import Rollup, SampleChunk
 
 Aggregate = Literal["avg", "min", "max"]
 MINUTE = 60
+# Windows longer than this default to minute steps (rollups); a finer step reads raw samples.
+RAW_SPAN = 3600
 MAX_POINTS = 11_000  # per series and query
 
 
@@ -126,11 +128,15 @@ class Window:
 
     @classmethod
     def of(cls, start: float, end: float, step: float | None, max_points: int = 500) -> Window:
-        """A checked window; without ``step``, one that gives about ``max_points`` points."""
+        """A checked window; without ``step``, one that gives about ``max_points`` points,
+        but never under a minute for a window over ``RAW_SPAN``: such a window is answered
+        from minute rollups (reading raw samples for hours took ~200 ms; rollups < 100)."""
         if not end > start:
             raise InvalidInput(f"to: must be after from ({end} <= {start})")
         if step is None:
             step = max(1.0, math.ceil((end - start) / max_points))
+            if end - start > RAW_SPAN:
+                step = max(step, MINUTE)
         if step <= 0:
             raise InvalidInput("step: must be a positive number of seconds")
         if (end - start) / step > MAX_POINTS:

@@ -127,6 +127,10 @@ def test_windows_refuse_what_cannot_be_answered() -> None:
     with pytest.raises(InvalidInput, match="use step=8 or more"):
         Window.of(T0, T0 + 86400, 1)
     assert Window.of(T0, T0 + 86400, None).step == 173  # about 500 points by default
+    # Over an hour, the default step is at least a minute: rollups answer, not raw chunks.
+    assert Window.of(T0, T0 + 4 * 3600, None).step == 60
+    assert Window.of(T0, T0 + 3600, None).step == 8  # an hour or less: raw, finer
+    assert Window.of(T0, T0 + 4 * 3600, 30).step == 30  # asked for: raw
 
 
 def _events(sessions: sessionmaker[Session]) -> list[tuple[str, str, str]]:
