@@ -48,9 +48,9 @@ EACH = 50  # resources per user: 1,000 stored
 
 def store_resources(data_dir: Path, users: list[str]) -> None:
     """``EACH`` stopped jobs per user, written straight to the server's store."""
-    from service.core.state import Status, Target
-    from service.store.db import make_engine, session_factory
-    from service.store.models import Resource
+    from service.core.control.state import Status, Target
+    from service.database.db import make_engine, session_factory
+    from service.database.models import Resource
 
     engine = make_engine(f"sqlite:///{data_dir / 'titan.db'}")
     with session_factory(engine).begin() as session:

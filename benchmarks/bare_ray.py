@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from service.backends.ports import free_ports
-from service.core.processes import planned_processes
+from service.core.workloads.processes import planned_processes
 from service.engines.base import Place
 from service.engines.ray import STARTED, RayEngine, token_environment
 from service.recipes.models import parse_recipe

@@ -37,7 +37,7 @@ from rich.table import Table
 from service.backends.ports import free_ports
 from service.client import Hub
 from service.client.security import cluster_security
-from service.core.processes import planned_processes
+from service.core.workloads.processes import planned_processes
 from service.demo import embedded_server
 from service.engines.base import BIND_HOST, PYTHON, SECRETS_DIR, Place
 from service.engines.dask import DaskEngine

@@ -37,27 +37,27 @@ from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.body_check import JsonBodyCheck
 from service.config import Settings
-from service.core.audit import AuditLog, AuditService
-from service.core.auth import Authenticator, bootstrap_admin, server_key
-from service.core.cluster_credentials import ClusterAccess
-from service.core.data_dir import make_private
-from service.core.folders import FolderService
-from service.core.groups import GroupService
-from service.core.idle import IdleReclaim
-from service.core.image_registry import ImageService
-from service.core.quotas import QuotaService
-from service.core.reconciler import Reconciler
-from service.core.resources import ResourceService
-from service.core.secrets import SecretService, vault_of
-from service.core.tokens import TokenService
-from service.core.usage import UsageService
-from service.core.users import UserService
+from service.core.capacity.quotas import QuotaService
+from service.core.capacity.usage import UsageService
+from service.core.control.data_dir import make_private
+from service.core.control.idle import IdleReclaim
+from service.core.control.reconciler import Reconciler
+from service.core.identity.audit import AuditLog, AuditService
+from service.core.identity.auth import Authenticator, bootstrap_admin, server_key
+from service.core.identity.groups import GroupService
+from service.core.identity.tokens import TokenService
+from service.core.identity.users import UserService
+from service.core.sharing.folders import FolderService
+from service.core.sharing.image_registry import ImageService
+from service.core.sharing.secrets import SecretService, vault_of
+from service.core.workloads.cluster_credentials import ClusterAccess
+from service.core.workloads.resources import ResourceService
+from service.database.db import make_engine, migrate, session_factory
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
 from service.json_values import shown
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ApiTimer, ControlPlaneMetrics
 from service.services import Titan
-from service.store.db import make_engine, migrate, session_factory
 
 log = logging.getLogger(__name__)
 

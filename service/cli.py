@@ -377,7 +377,7 @@ def images_build(
     ] = None,
 ) -> None:
     """Build images from this source tree, tagged with Titan's version and latest."""
-    from service.images import ImageBuildError, build
+    from service.image_builds import ImageBuildError, build
 
     for kind in kinds or ["cpu"]:
         try:

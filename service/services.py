@@ -11,19 +11,19 @@ from dataclasses import dataclass
 import httpx
 
 from service.config import Settings
-from service.core.audit import AuditService
-from service.core.auth import Authenticator
-from service.core.cluster_credentials import ClusterAccess
-from service.core.folders import FolderService
-from service.core.groups import GroupService
-from service.core.image_registry import ImageService
-from service.core.quotas import QuotaService
-from service.core.reconciler import Reconciler
-from service.core.resources import ResourceService
-from service.core.secrets import SecretService
-from service.core.tokens import TokenService
-from service.core.usage import UsageService
-from service.core.users import UserService
+from service.core.capacity.quotas import QuotaService
+from service.core.capacity.usage import UsageService
+from service.core.control.reconciler import Reconciler
+from service.core.identity.audit import AuditService
+from service.core.identity.auth import Authenticator
+from service.core.identity.groups import GroupService
+from service.core.identity.tokens import TokenService
+from service.core.identity.users import UserService
+from service.core.sharing.folders import FolderService
+from service.core.sharing.image_registry import ImageService
+from service.core.sharing.secrets import SecretService
+from service.core.workloads.cluster_credentials import ClusterAccess
+from service.core.workloads.resources import ResourceService
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ControlPlaneMetrics
 

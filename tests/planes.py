@@ -12,14 +12,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from service.core.access import Principal
-from service.core.auth import bootstrap_admin
-from service.core.ledger import GPU, Inventory
-from service.core.reconciler import Reconciler
-from service.core.resources import ResourceService
-from service.core.state import Target
-from service.store.db import make_engine, migrate, session_factory
-from service.store.models import User
+from service.core.capacity.ledger import GPU, Inventory
+from service.core.control.reconciler import Reconciler
+from service.core.control.state import Target
+from service.core.identity.access import Principal
+from service.core.identity.auth import bootstrap_admin
+from service.core.workloads.resources import ResourceService
+from service.database.db import make_engine, migrate, session_factory
+from service.database.models import User
 from tests.conftest import make_settings
 from tests.fakes import FakeBackend
 

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from service.api.deps import TitanDep
 from service.api.relay import CHANGES, Door, relay_page, relay_socket_of
-from service.core.dashboards import dashboard_path
+from service.core.workloads.dashboards import dashboard_path
 
 if TYPE_CHECKING:
     from service.services import Titan

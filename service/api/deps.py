@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Header, Request
 
-from service.core.access import Principal
+from service.core.identity.access import Principal
 
 if TYPE_CHECKING:
     from service.services import Titan

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.core.groups import Role
+from service.core.identity.groups import Role
 
 router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
 

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from service.api.deps import TitanDep
 from service.api.relay import CHANGES, Door, relay_page, relay_socket_of
-from service.core.dashboards import jupyter_path
+from service.core.workloads.dashboards import jupyter_path
 
 if TYPE_CHECKING:
     from service.services import Titan

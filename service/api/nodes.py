@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.core.access import require_user
-from service.core.ledger import node_report
+from service.core.capacity.ledger import node_report
+from service.core.identity.access import require_user
 
 router = APIRouter(prefix="/api/v1", tags=["nodes"])
 

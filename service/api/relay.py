@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-from service.core.access import Principal
+from service.core.identity.access import Principal
 from service.errors import TitanError, Unauthenticated
 
 if TYPE_CHECKING:

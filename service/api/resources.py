@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.core.outputs import read_chunks
-from service.core.resources import PAGE_MOST
-from service.core.state import Target
+from service.core.control.state import Target
+from service.core.workloads.outputs import read_chunks
+from service.core.workloads.resources import PAGE_MOST
 
 router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
 ONE = "/{type}/{name}"

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.core.access import require_user
+from service.core.identity.access import require_user
 from service.monitoring.prometheus import (
     CONTENT_TYPE,
     control_plane_families,

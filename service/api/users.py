@@ -9,7 +9,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.core.auth import bearer_hash
+from service.core.identity.auth import bearer_hash
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 TEN_YEARS = 10 * 365 * 24 * 3600

@@ -61,7 +61,7 @@ class ProcessSpec:
     secret_files: dict[str, str] = field(default_factory=dict, repr=False)
     folders: list[FolderMount] = field(default_factory=list)
     # The OS account the process runs as where the backend shares a host with the control
-    # plane (see service/core/accounts.py); None: the control plane's own account.
+    # plane (see service/core/identity/accounts.py); None: the control plane's own account.
     account: str | None = None
 
 

@@ -28,7 +28,7 @@ from service.backends.base import (
     inherited_environment,
     process_environment,
 )
-from service.core.accounts import Account, lookup
+from service.core.identity.accounts import Account, lookup
 from service.errors import BackendError, TitanError
 from workers.entrypoint import READY_MARKER
 

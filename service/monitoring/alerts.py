@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.config import AlertRuleSetting
+from service.database.models import AlertEvent, AlertRule, Resource
 from service.errors import Conflict, NotFound
 from service.monitoring.chunks import Chunk
-from service.store.models import AlertEvent, AlertRule, Resource
 
 NO_SAMPLES = "no_samples"
 COMPARE: dict[str, Callable[[float, float], bool]] = {

@@ -4,7 +4,7 @@
 token and are stored in one transaction with the alert events they cause.
 Two loops run beside the API: compaction (rollups and retention) and silence
 alerts with webhook delivery. It records each resource's activity as samples
-arrive; idle reclaim (:class:`service.core.idle.IdleReclaim`, beside the
+arrive; idle reclaim (:class:`service.core.control.idle.IdleReclaim`, beside the
 reconciler) judges it.
 """
 
@@ -21,17 +21,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import AlertRuleSetting, Settings
-from service.core.access import Principal, require_admin, require_user, visible
-from service.core.idle import Activity, active_at
-from service.core.periodic import every
-from service.core.resources import ResourceService
-from service.core.state import SERVING, Status, Target
-from service.core.tasks import cancel_all
+from service.core.control.idle import Activity, active_at
+from service.core.control.periodic import every
+from service.core.control.state import SERVING, Status, Target
+from service.core.control.tasks import cancel_all
+from service.core.identity.access import Principal, require_admin, require_user, visible
+from service.core.workloads.resources import ResourceService
+from service.database.db import in_transaction
+from service.database.models import AlertEvent, Reclaim, Resource
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.monitoring.alerts import Alerts, Running, event_view
 from service.monitoring.chunks import chunks_of
 from service.monitoring.samples import MAX_FUTURE_SECONDS, TelemetryBatch, is_metric_name
-from service.monitoring.store import (
+from service.monitoring.series import (
     Aggregate,
     Latest,
     Window,
@@ -39,8 +41,6 @@ from service.monitoring.store import (
     insert_chunks,
     series,
 )
-from service.store.db import in_transaction
-from service.store.models import AlertEvent, Reclaim, Resource
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from service.app import create_app
-from service.core.auth import issue_token
-from service.store.db import make_engine, session_factory
-from service.store.models import Resource, User
+from service.core.identity.auth import issue_token
+from service.database.db import make_engine, session_factory
+from service.database.models import Resource, User
 from tests.integration.conftest import RunningServer
 from tests.waiting import wait_for
 

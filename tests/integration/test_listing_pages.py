@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from service.core.resources import PAGE_MOST
-from service.core.state import Status, Target
-from service.store.db import make_engine, session_factory
-from service.store.models import Resource
+from service.core.control.state import Status, Target
+from service.core.workloads.resources import PAGE_MOST
+from service.database.db import make_engine, session_factory
+from service.database.models import Resource
 from tests.integration.conftest import RunningServer
 from tests.integration.test_isolation import user
 

@@ -17,7 +17,7 @@ from distributed import Client
 from sqlalchemy import create_engine, select
 
 from service.backends.nodes import local_gpus
-from service.store.models import Process
+from service.database.models import Process
 from tests.conftest import TEST_ACCOUNT
 from tests.integration.conftest import RunningServer, ServerFactory
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select
 
-from service.store.models import Process
+from service.database.models import Process
 from tests.integration.conftest import RunningServer, ServerFactory
 from tests.integration.test_restart_safety import running_server_process
 from workers.training.ray_train import LOST_SESSION

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.core.auth import issue_token
-from service.store.db import make_engine, session_factory
-from service.store.models import Resource, User
+from service.core.identity.auth import issue_token
+from service.database.db import make_engine, session_factory
+from service.database.models import Resource, User
 from tests.integration.conftest import RunningServer, fake_backend_server
 
 JOB: dict[str, Any] = {"type": "job", "spec": {"command": "sleep 600"}}  # runs until stopped

@@ -11,7 +11,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from service.client import ResourceRef
-from service.core.secrets import Vault
+from service.core.sharing.secrets import Vault
 from tests.integration.conftest import RunningServer, ServerFactory
 
 CHECK = """

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.core.auth import Authenticator, bootstrap_admin, issue_token, new_token
+from service.core.identity.auth import Authenticator, bootstrap_admin, issue_token, new_token
+from service.database.db import make_engine, migrate, session_factory
+from service.database.models import Token, User, utcnow
 from service.errors import TooManyRequests, Unauthenticated
-from service.store.db import make_engine, migrate, session_factory
-from service.store.models import Token, User, utcnow
 from tests.conftest import make_settings
 
 

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.core.ledger import GPU, Holding, Inventory, Overcommit, Request, Unplaceable, place
+from service.core.capacity.ledger import (
+    GPU,
+    Holding,
+    Inventory,
+    Overcommit,
+    Request,
+    Unplaceable,
+    place,
+)
 
 GIB = 1024**3
 NODE = Inventory(

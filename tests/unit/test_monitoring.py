@@ -10,15 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import AlertRuleSetting
-from service.core.idle import Activity, active_at, reclaim_idle
-from service.core.state import Status
+from service.core.control.idle import Activity, active_at, reclaim_idle
+from service.core.control.state import Status
+from service.database.db import make_engine, migrate, session_factory
+from service.database.models import AlertEvent, Process, Reclaim, Resource, SampleChunk
 from service.errors import InvalidInput
 from service.monitoring.alerts import Alerts, Running
 from service.monitoring.chunks import chunks_of
 from service.monitoring.samples import WireSample
-from service.monitoring.store import SourceReading, Window, compact, insert_chunks, series
-from service.store.db import make_engine, migrate, session_factory
-from service.store.models import AlertEvent, Process, Reclaim, Resource, SampleChunk
+from service.monitoring.series import SourceReading, Window, compact, insert_chunks, series
 
 T0 = 1_800_000_000.0  # a whole minute (divisible by 60)
 

@@ -126,7 +126,7 @@ SERVER_MODULES = (
     "service.server",
     "service.config",
     "service.core",
-    "service.store",
+    "service.database",
     "service.api",
     "service.backends",
     "service.engines",

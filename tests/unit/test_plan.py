@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from service.config import DEFAULT_INSTANCE_TYPES
-from service.core.processes import launch_of, planned_processes
+from service.core.workloads.processes import launch_of, planned_processes
 from service.engines.base import Place, PlannedProcess
 from service.recipes.diff import field_changes, process_changes
 from service.recipes.models import parse_recipe

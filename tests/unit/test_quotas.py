@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from service.config import QuotaLimits
-from service.core.access import Principal
-from service.core.auth import create_user
-from service.core.quotas import QuotaService
-from service.core.state import Target
+from service.core.capacity.quotas import QuotaService
+from service.core.control.state import Target
+from service.core.identity.access import Principal
+from service.core.identity.auth import create_user
+from service.database.models import Process, Resource
 from service.errors import Conflict, InvalidInput
-from service.store.models import Process, Resource
 from tests.planes import Plane, fake_gpus, plane
 
 

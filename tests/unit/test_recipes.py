@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from service.config import DEFAULT_INSTANCE_TYPES
-from service.core.processes import planned_processes
+from service.core.workloads.processes import planned_processes
 from service.recipes.models import RecipeInvalid, parse_recipe, recipe_document
 from service.recipes.schema import render
 from service.recipes.units import parse_duration, parse_memory

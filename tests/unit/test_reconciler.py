@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.core import records
-from service.core.auth import hash_token
-from service.core.state import Target
+from service.core.control import records
+from service.core.control.state import Target
+from service.core.identity.auth import hash_token
+from service.database.models import Process, Resource, StatusEvent, Token
 from service.errors import InvalidInput
-from service.store.models import Process, Resource, StatusEvent, Token
 from tests.fakes import FakeBackend
 from tests.planes import Plane, fake_gpus, plane
 

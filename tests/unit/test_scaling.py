@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.core.autoscaler import decide
-from service.core.workers import desired_count, grow, next_workers, resize, shrink
+from service.core.control.autoscaler import decide
+from service.core.workloads.worker_names import desired_count, grow, next_workers, resize, shrink
 from service.recipes.models import Adaptive, ClusterFields
 
 

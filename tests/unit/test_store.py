@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from service.core.state import Status, set_status
-from service.store.db import make_engine, migrate, session_factory
-from service.store.models import Base, Resource, StatusEvent
+from service.core.control.state import Status, set_status
+from service.database.db import make_engine, migrate, session_factory
+from service.database.models import Base, Resource, StatusEvent
 
 
 def test_migrations_match_the_models(database_url: str) -> None:

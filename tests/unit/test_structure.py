@@ -67,3 +67,15 @@ def test_idle_reclaim_runs_beside_the_reconciler_not_in_the_monitor() -> None:
     monitor = (ROOT / "monitoring" / "monitor.py").read_text()
     assert "reclaim_idle" not in monitor and "def _reclaim" not in monitor
     assert "IdleReclaim(" in (ROOT / "app.py").read_text()
+
+
+def test_the_core_is_grouped_by_what_it_holds() -> None:
+    """``service/core`` holds sub-packages named for what they hold, no flat modules; and no
+    module shares a name with the ``workers/`` or ``images/`` folders or the database package."""
+    core = ROOT / "core"
+    assert sorted(p.name for p in core.glob("*.py")) == ["__init__.py"]
+    groups = sorted(p.name for p in core.iterdir() if (p / "__init__.py").exists())
+    assert groups == ["capacity", "control", "identity", "sharing", "workloads"]
+    colliding = {"store", "workers", "images"}
+    names = {p.stem for p in ROOT.rglob("*.py") if p.parent.name != "api"}
+    assert names.isdisjoint(colliding), names & colliding

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from service.core.state import Target
-from service.core.usage import UsageService, _split_by_day
-from service.store.models import Allocation
+from service.core.capacity.usage import UsageService, _split_by_day
+from service.core.control.state import Target
+from service.database.models import Allocation
 from tests.planes import fake_gpus, plane
 
 

@@ -1,0 +1,1 @@
+"""The control loop: the reconciler, its records and periodic work beside it."""

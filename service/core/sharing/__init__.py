@@ -1,0 +1,1 @@
+"""What users share: secrets, folders, registered images."""

@@ -1,0 +1,1 @@
+"""Resources and what runs for them: processes, programs, dashboards, outputs."""
