@@ -33,6 +33,7 @@ from service.api import (
     telemetry,
     users,
 )
+from service.api.answers.base import ERRORS
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.body_check import JsonBodyCheck
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version="0.1.0",
         description="Self-hosted GPU compute: workspaces, Dask and Ray clusters, jobs, by recipe.",
         lifespan=lifespan,
+        responses=ERRORS,  # every refusal is an ErrorAnswer, documented once for all routes
     )
     routers = (
         health,

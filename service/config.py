@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.client.defaults import data_dir as default_data_dir
-from service.recipes.units import parse_memory
+from service.core.capacity.limits import QuotaLimits
+from service.monitoring.alert_rules import DEFAULT_ALERT_RULES, AlertRuleSetting
 
 
 class InstanceType(BaseModel):
@@ -28,61 +28,6 @@ DEFAULT_INSTANCE_TYPES: dict[str, InstanceType] = {
     "gpu-1": InstanceType(cpu=4, memory="32GiB", gpu=1),
     "gpu-2": InstanceType(cpu=8, memory="64GiB", gpu=2),
 }
-
-
-RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-
-
-class AlertRuleBody(BaseModel):
-    """What an alert rule checks: ``metric comparison threshold`` held for ``for_seconds``.
-
-    The metric ``no_samples`` fires for a running resource no sample came
-    from for ``for_seconds`` (its threshold is not used).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    metric: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", description="a metric name")
-    comparison: Literal[">", ">=", "<", "<="] = Field(default=">")
-    threshold: float = Field(default=0.0, allow_inf_nan=False)
-    for_seconds: float = Field(default=0.0, ge=0, le=30 * 24 * 3600)
-
-
-class AlertRuleSetting(AlertRuleBody):
-    """A named alert rule."""
-
-    name: str = Field(pattern=RULE_NAME_PATTERN, description="unique rule name")
-
-
-DEFAULT_ALERT_RULES = (
-    AlertRuleSetting(
-        name="gpu-hot", metric="gpu_temperature_celsius", threshold=85, for_seconds=60
-    ),
-    AlertRuleSetting(
-        name="gpu-memory-full", metric="gpu_memory_used_percent", threshold=95, for_seconds=300
-    ),
-    AlertRuleSetting(name="silent", metric="no_samples", for_seconds=30),
-)
-
-
-class QuotaLimits(BaseModel):
-    """Limits of one owner; a missing field is the default (or unlimited)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    gpus: float | None = Field(default=None, ge=0, le=100_000, description="GPUs held at once")
-    cpus: float | None = Field(default=None, ge=0, le=1_000_000, description="CPU cores")
-    memory: str | None = Field(default=None, description="memory, e.g. '256GiB'")
-    resources: int | None = Field(
-        default=None, ge=0, le=1_000_000, description="resources running at once"
-    )
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_memory(value)
-        return value
 
 
 class Settings(BaseSettings):

@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from service.api.answers.monitoring import AlertEvent, AlertRuleAnswer, ReclaimsAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.config import RULE_NAME_PATTERN, AlertRuleBody, AlertRuleSetting
+from service.monitoring.alert_rules import RULE_NAME_PATTERN, AlertRuleBody, AlertRuleSetting
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=list[AlertEvent], response_model_exclude_unset=True)
 def list_alerts(
     titan: TitanDep,
     principal: CurrentPrincipal,
@@ -23,13 +24,13 @@ def list_alerts(
     return titan.monitor.events(principal, state, limit)
 
 
-@router.get("/alerts/rules")
+@router.get("/alerts/rules", response_model=list[AlertRuleAnswer])
 def list_rules(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """Every alert rule, from settings and from the API."""
     return titan.monitor.rules(principal)
 
 
-@router.put("/alerts/rules/{name}")
+@router.put("/alerts/rules/{name}", response_model=AlertRuleAnswer)
 def put_rule(
     name: Annotated[str, Path(pattern=RULE_NAME_PATTERN)],
     body: AlertRuleBody,
@@ -48,7 +49,7 @@ def delete_rule(name: str, titan: TitanDep, principal: CurrentPrincipal) -> Resp
     return Response(status_code=204)
 
 
-@router.get("/reclaims")
+@router.get("/reclaims", response_model=ReclaimsAnswer)
 def list_reclaims(titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Resources stopped for being idle, and the GPU-seconds that gave back."""
     return titan.monitor.reclaims(principal)

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from service.api.answers.accounts import AuditEventAnswer, UsageAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=list[AuditEventAnswer])
 def list_audit_events(
     titan: TitanDep,
     principal: CurrentPrincipal,
@@ -24,7 +25,7 @@ def list_audit_events(
     return titan.audit.events(principal, actor, since, limit)
 
 
-@router.get("/usage")
+@router.get("/usage", response_model=UsageAnswer)
 def get_usage(
     titan: TitanDep,
     principal: CurrentPrincipal,

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.answers.sharing import FolderAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.api.resources import Owner
 
@@ -21,13 +22,13 @@ class NewFolder(BaseModel):
     owner: str | None = Field(default=None, description="a user or group; default: the caller")
 
 
-@router.get("")
+@router.get("", response_model=list[FolderAnswer])
 def list_folders(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """The shared folders the caller may mount."""
     return titan.folders.list_visible(principal)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=FolderAnswer)
 def create_folder(body: NewFolder, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """A new, empty shared folder."""
     return titan.folders.create(principal, body.name, body.owner)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.answers.accounts import GroupAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.identity.groups import Role
 
@@ -28,19 +29,19 @@ class Membership(BaseModel):
     role: Role = Field(default="member", description="member (see and use) or admin (change)")
 
 
-@router.get("")
+@router.get("", response_model=list[GroupAnswer])
 def list_groups(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """The caller's groups (every group for admins)."""
     return titan.groups.list(principal)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=GroupAnswer)
 def create_group(body: NewGroup, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """A new group (admins)."""
     return titan.groups.create(principal, body.name, body.admins)
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=GroupAnswer)
 def get_group(name: str, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One group and its members."""
     return titan.groups.get(principal, name)
@@ -53,7 +54,7 @@ def delete_group(name: str, titan: TitanDep, principal: CurrentPrincipal) -> Res
     return Response(status_code=204)
 
 
-@router.put("/{name}/members/{user}")
+@router.put("/{name}/members/{user}", response_model=GroupAnswer)
 def put_member(
     name: str, user: str, body: Membership, titan: TitanDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def put_member(
     return titan.groups.set_member(principal, name, user, body.role)
 
 
-@router.delete("/{name}/members/{user}")
+@router.delete("/{name}/members/{user}", response_model=GroupAnswer)
 def delete_member(
     name: str, user: str, titan: TitanDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.answers.sharing import ImageAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
@@ -24,13 +25,13 @@ class NewImage(BaseModel):
     public: bool = Field(default=False, description="everyone may use it (admins only)")
 
 
-@router.get("")
+@router.get("", response_model=list[ImageAnswer])
 def list_images(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """The images the caller's recipes may name."""
     return titan.images.list_visible(principal)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=ImageAnswer)
 def register_image(body: NewImage, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Register an image so recipes of its owner (or everyone, if public) may run it."""
     return titan.images.register(

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from service.api.answers.monitoring import NodeAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.capacity.ledger import node_report
 from service.core.identity.access import require_user
@@ -13,7 +14,7 @@ from service.core.identity.access import require_user
 router = APIRouter(prefix="/api/v1", tags=["nodes"])
 
 
-@router.get("/nodes")
+@router.get("/nodes", response_model=list[NodeAnswer])
 def list_nodes(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """Every node: CPUs, memory, GPUs (with their holders), what it promises (capacity times
     the overcommit) and what is allocated."""

@@ -6,25 +6,26 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from service.api.answers.accounts import QuotaAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
-from service.config import QuotaLimits
+from service.core.capacity.limits import QuotaLimits
 
 router = APIRouter(prefix="/api/v1/quotas", tags=["quotas"])
 
 
-@router.get("")
+@router.get("", response_model=list[QuotaAnswer])
 def list_quotas(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """Every owner with a quota of its own, with what it holds (admins)."""
     return titan.quotas.list(principal)
 
 
-@router.get("/{owner}")
+@router.get("/{owner}", response_model=QuotaAnswer)
 def get_quota(owner: str, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """A user's or group's limits and current use (the owner, its members, admins)."""
     return titan.quotas.get(principal, owner)
 
 
-@router.put("/{owner}")
+@router.put("/{owner}", response_model=QuotaAnswer)
 def put_quota(
     owner: str, body: QuotaLimits, titan: TitanDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 
+from service.api.answers.resources import RECIPE, ApplyAnswer, PlanAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.errors import InvalidInput, UnsupportedMediaType
 from service.json_values import decode_json
 
 router = APIRouter(prefix="/api/v1/recipes", tags=["recipes"])
-_SCHEMA = {"type": "object", "description": "a recipe; JSON Schema: recipes/schema.json"}
-_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": _SCHEMA}}}}
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": RECIPE}}}}
 
 
 async def read_json(request: Request) -> Any:
@@ -51,7 +51,7 @@ IfMatch = Annotated[
 ]
 
 
-@router.put("", openapi_extra=_BODY)
+@router.put("", openapi_extra=_BODY, response_model=ApplyAnswer)
 async def apply_recipe(
     request: Request,
     response: Response,
@@ -68,7 +68,7 @@ async def apply_recipe(
     return result
 
 
-@router.post("/plan", openapi_extra=_BODY)
+@router.post("/plan", openapi_extra=_BODY, response_model=PlanAnswer)
 async def plan_recipe(
     request: Request, titan: TitanDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:

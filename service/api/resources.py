@@ -9,6 +9,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from service.api.answers.resources import (
+    RECIPE,
+    CredentialsAnswer,
+    LogsAnswer,
+    OutputsAnswer,
+    ResourceAnswer,
+    StatusChange,
+)
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.control.state import Target
 from service.core.workloads.outputs import read_chunks
@@ -19,7 +27,7 @@ ONE = "/{type}/{name}"
 Owner = Annotated[str | None, Query(description="owner; default: the caller")]
 
 
-@router.get("", response_model=list[dict[str, Any]])
+@router.get("", response_model=list[ResourceAnswer])
 def list_resources(
     request: Request,
     titan: TitanDep,
@@ -42,7 +50,7 @@ def list_resources(
     return answer
 
 
-@router.get(ONE)
+@router.get(ONE, response_model=ResourceAnswer)
 def get_resource(
     type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
 ) -> dict[str, Any]:
@@ -50,7 +58,7 @@ def get_resource(
     return titan.resources.get(principal, type, name, owner)
 
 
-@router.get(ONE + "/recipe")
+@router.get(ONE + "/recipe", responses={200: {"content": {"application/json": {"schema": RECIPE}}}})
 def get_recipe(
     type: str,
     name: str,
@@ -66,7 +74,7 @@ def get_recipe(
     return recipe
 
 
-@router.get(ONE + "/history")
+@router.get(ONE + "/history", response_model=list[StatusChange])
 def get_history(
     type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
 ) -> list[dict[str, Any]]:
@@ -74,7 +82,7 @@ def get_history(
     return titan.resources.history(principal, type, name, owner)
 
 
-@router.get(ONE + "/logs")
+@router.get(ONE + "/logs", response_model=LogsAnswer)
 async def get_logs(
     type: str,
     name: str,
@@ -89,7 +97,7 @@ async def get_logs(
     return await titan.resources.logs(principal, type, name, owner, process, tail, offset)
 
 
-@router.get(ONE + "/outputs")
+@router.get(ONE + "/outputs", response_model=OutputsAnswer)
 def list_outputs(
     type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
 ) -> dict[str, Any]:
@@ -124,7 +132,9 @@ def get_output(
     )
 
 
-@router.get(ONE + "/credentials")
+@router.get(
+    ONE + "/credentials", response_model=CredentialsAnswer, response_model_exclude_unset=True
+)
 def get_credentials(
     type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
 ) -> dict[str, Any]:
@@ -149,16 +159,19 @@ router.add_api_route(
     _target_route(Target.RUNNING, "Run the resource (a finished job runs again)."),
     methods=["POST"],
     status_code=202,
+    response_model=ResourceAnswer,
 )
 router.add_api_route(
     ONE + "/stop",
     _target_route(Target.STOPPED, "Stop every process of the resource."),
     methods=["POST"],
     status_code=202,
+    response_model=ResourceAnswer,
 )
 router.add_api_route(
     ONE,
     _target_route(Target.DELETED, "Stop the resource and forget it."),
     methods=["DELETE"],
     status_code=202,
+    response_model=ResourceAnswer,
 )

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.answers.sharing import ReencryptAnswer, SecretAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.api.resources import Owner
 
@@ -29,7 +30,7 @@ class NewValue(BaseModel):
     value: str = Field(description="the new value; never shown again", repr=False)
 
 
-@router.get("")
+@router.get("", response_model=list[SecretAnswer])
 def list_secrets(
     titan: TitanDep,
     principal: CurrentPrincipal,
@@ -39,19 +40,19 @@ def list_secrets(
     return titan.secrets.list_visible(principal, owner)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=SecretAnswer)
 def create_secret(body: NewSecret, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Store a secret, encrypted; the answer names it and never holds the value."""
     return titan.secrets.create(principal, body.name, body.value, body.owner)
 
 
-@router.post("/reencrypt")
+@router.post("/reencrypt", response_model=ReencryptAnswer)
 def reencrypt_secrets(titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Encrypt every secret again under the first key of TITAN_SECRET_KEYS (admins)."""
     return titan.secrets.reencrypt(principal)
 
 
-@router.put("/{name}")
+@router.put("/{name}", response_model=SecretAnswer)
 def rotate_secret(
     name: str, body: NewValue, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from service.api.answers.monitoring import Accepted, CurrentAnswer, TelemetryAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.identity.access import require_user
 from service.monitoring.prometheus import (
@@ -27,6 +28,7 @@ EPOCH: dict[str, Any] = {"ge": 0, "le": 1e11, "allow_inf_nan": False}  # a finit
 @router.post(
     "/api/v1/telemetry",
     status_code=202,
+    response_model=Accepted,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -46,13 +48,13 @@ async def post_telemetry(
     return await asyncio.to_thread(titan.monitor.ingest, principal, batch)
 
 
-@router.get("/api/v1/telemetry/current")
+@router.get("/api/v1/telemetry/current", response_model=list[CurrentAnswer])
 def current_telemetry(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """Running resources the caller may see, with the newest reading of each source."""
     return titan.monitor.current(principal)
 
 
-@router.get("/api/v1/resources/{type}/{name}/telemetry")
+@router.get("/api/v1/resources/{type}/{name}/telemetry", response_model=TelemetryAnswer)
 def resource_telemetry(
     type: str,
     name: str,

@@ -8,6 +8,15 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.answers.accounts import (
+    DeletedUser,
+    DisabledUser,
+    MeAnswer,
+    NewTokenAnswer,
+    NewUserAnswer,
+    TokenAnswer,
+    UserAnswer,
+)
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.identity.auth import bearer_hash
 
@@ -37,37 +46,37 @@ class NewToken(BaseModel):
     )
 
 
-@router.get("/users/me")
+@router.get("/users/me", response_model=MeAnswer)
 def me(titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Who the token belongs to."""
     return titan.users.me(principal)
 
 
-@router.get("/users")
+@router.get("/users", response_model=list[UserAnswer])
 def list_users(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """Every user (admins only)."""
     return titan.users.list(principal)
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=NewUserAnswer)
 def create_user(body: NewUser, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """A new user and its first token, shown only in this answer (admins only)."""
     return titan.users.create(principal, body.name, body.is_admin)
 
 
-@router.post("/users/{name}/disable")
+@router.post("/users/{name}/disable", response_model=DisabledUser)
 def disable_user(name: str, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Refuse all the user's tokens at once and stop their resources (admins only)."""
     return titan.users.disable(principal, name)
 
 
-@router.post("/users/{name}/enable")
+@router.post("/users/{name}/enable", response_model=UserAnswer)
 def enable_user(name: str, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Let a disabled user's tokens pass again (admins only)."""
     return titan.users.enable(principal, name)
 
 
-@router.delete("/users/{name}")
+@router.delete("/users/{name}", response_model=DeletedUser, response_model_exclude_unset=True)
 def delete_user(
     name: str,
     titan: TitanDep,
@@ -82,7 +91,7 @@ def delete_user(
     return titan.users.delete(principal, name, transfer_to)
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=list[TokenAnswer])
 def list_tokens(
     titan: TitanDep,
     principal: CurrentPrincipal,
@@ -92,7 +101,7 @@ def list_tokens(
     return titan.tokens.list(principal, user)
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, response_model=NewTokenAnswer)
 def create_token(body: NewToken, titan: TitanDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """A new token, shown only in this answer."""
     return titan.tokens.create(principal, body.name, body.user, body.expires_in)

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.config import AlertRuleSetting
 from service.database.models import AlertEvent, AlertRule, Resource
 from service.errors import Conflict, NotFound
+from service.monitoring.alert_rules import AlertRuleSetting
 from service.monitoring.chunks import Chunk
 
 NO_SAMPLES = "no_samples"

@@ -20,7 +20,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import AlertRuleSetting, Settings
+from service.config import Settings
 from service.core.control.idle import Activity, active_at
 from service.core.control.periodic import every
 from service.core.control.state import SERVING, Status, Target
@@ -30,6 +30,7 @@ from service.core.workloads.resources import ResourceService
 from service.database.db import in_transaction
 from service.database.models import AlertEvent, Reclaim, Resource
 from service.errors import Forbidden, InvalidInput, NotFound
+from service.monitoring.alert_rules import AlertRuleSetting
 from service.monitoring.alerts import Alerts, Running, event_view
 from service.monitoring.chunks import chunks_of
 from service.monitoring.samples import MAX_FUTURE_SECONDS, TelemetryBatch, is_metric_name

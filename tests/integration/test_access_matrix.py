@@ -22,6 +22,7 @@ from service.core.identity.auth import issue_token
 from service.database.db import make_engine, session_factory
 from service.database.models import Resource, User
 from tests.integration.conftest import RunningServer
+from tests.openapi_answers import mismatches
 from tests.waiting import wait_for
 
 WHO = ("anonymous", "resource-token", "other", "member", "owner", "admin")
@@ -451,6 +452,9 @@ def test_every_route_answers_each_caller_as_the_rules_say(world: World) -> None:
                     f"(expected {expected}) {answer.text[:200]}"
                 )
             assert answer.status_code < 500, answer.text
+            if answer.headers.get("content-type", "").startswith("application/json"):
+                # Every answer, success or refusal, is the one the spec declares.
+                wrong += mismatches(case.method, case.route, answer.status_code, answer.json())
             if who == "anonymous":  # a wrong token is no better than none
                 forged = world.server.request(case.method, path, token="titan_forged", json=body)
                 assert forged.status_code == expected, (case.method, path, forged.text)

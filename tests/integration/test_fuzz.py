@@ -2,7 +2,8 @@
 
 The server is real (HTTP, store, reconciler); its backend is the in-memory fake,
 so thousands of generated recipes start no real processes. The promise checked:
-no input gets a 5xx (or no answer at all), a refused apply leaves nothing behind,
+no input gets a 5xx (or no answer at all), every answer matches the spec's model for
+its status, a refused apply leaves nothing behind,
 and hostile values (tests/hostile.py: huge numbers, lone surrogates, NUL, control
 characters), put anywhere in a body and deep inside ``spec``, are always refused.
 """
@@ -19,6 +20,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.checks import response_schema_conformance
 
 from service.app import create_app
 from tests.hostile import HOSTILE, HOSTILE_TEXT, HUGE, Raw, is_hostile, poisoned, to_json
@@ -65,6 +67,9 @@ def test_no_route_answers_any_input_with_a_server_error(
             base_url=fuzzed.url, headers={"Authorization": f"Bearer {fuzzed.token}"}, timeout=30
         )
         assert response.status_code < 500, (case.method, case.formatted_path, response.text[:500])
+        # Each answer is the one the spec declares for its status (the models in
+        # service/api/answers), success or refusal alike.
+        case.validate_response(response, checks=[response_schema_conformance])
         return
     body = poisoned(case.body, poison, spot)
     answer = send_json(fuzzed, case.method, case.formatted_path, body, params=case.query)

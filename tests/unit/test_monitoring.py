@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import AlertRuleSetting
 from service.core.control.idle import Activity, active_at, reclaim_idle
 from service.core.control.state import Status
 from service.database.db import make_engine, migrate, session_factory
 from service.database.models import AlertEvent, Process, Reclaim, Resource, SampleChunk
 from service.errors import InvalidInput
+from service.monitoring.alert_rules import AlertRuleSetting
 from service.monitoring.alerts import Alerts, Running
 from service.monitoring.chunks import chunks_of
 from service.monitoring.samples import WireSample

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.config import QuotaLimits
+from service.core.capacity.limits import QuotaLimits
 from service.core.capacity.quotas import QuotaService
 from service.core.control.state import Target
 from service.core.identity.access import Principal

@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import QuotaLimits
 from service.core.capacity.ledger import EPSILON, Holding, Request, Unplaceable, amount, holdings
+from service.core.capacity.limits import QuotaLimits
 from service.core.control.state import Target
 from service.core.identity.access import Principal, check_see, owner_exists, require_admin
 from service.database.models import Quota, Resource
