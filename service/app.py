@@ -52,6 +52,7 @@ from service.core.sharing.folders import FolderService
 from service.core.sharing.image_registry import ImageService
 from service.core.sharing.secrets import SecretService, vault_of
 from service.core.workloads.cluster_credentials import ClusterAccess
+from service.core.workloads.listing import ResourceListing
 from service.core.workloads.resources import ResourceService
 from service.database.db import make_engine, migrate, session_factory
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         app.state.titan = Titan(
             settings=settings,
             resources=resource_service,
+            listing=ResourceListing(resource_service, sessions),
             users=UserService(sessions, settings, authenticator.revoked, reconciler.wake),
             tokens=TokenService(sessions, authenticator.revoked),
             groups=GroupService(sessions, authenticator.revoked),

@@ -23,6 +23,7 @@ from service.core.sharing.folders import FolderService
 from service.core.sharing.image_registry import ImageService
 from service.core.sharing.secrets import SecretService
 from service.core.workloads.cluster_credentials import ClusterAccess
+from service.core.workloads.listing import ResourceListing
 from service.core.workloads.resources import ResourceService
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ControlPlaneMetrics
@@ -34,6 +35,7 @@ class Titan:
 
     settings: Settings
     resources: ResourceService
+    listing: ResourceListing
     users: UserService
     tokens: TokenService
     groups: GroupService

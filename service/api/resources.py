@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from service.api.answers.resources import (
     RECIPE,
@@ -28,7 +28,7 @@ Owner = Annotated[str | None, Query(description="owner; default: the caller")]
 
 
 @router.get("", response_model=list[ResourceAnswer])
-def list_resources(
+async def list_resources(
     request: Request,
     titan: TitanDep,
     principal: CurrentPrincipal,
@@ -38,12 +38,12 @@ def list_resources(
     after: Annotated[
         str | None, Query(max_length=800, description="cursor: the Link header's rel=next")
     ] = None,
-) -> JSONResponse:
+) -> Response:
     """One page of the resources the caller may see, by owner, type and name; when more
     follow, the ``Link`` header names the next page (``rel="next"``)."""
-    views, after_this = titan.resources.page(principal, type, owner, limit, after)
-    # Views are plain JSON already; skipping FastAPI's re-encoding halves the cost.
-    answer = JSONResponse(views)
+    body, after_this = await titan.listing.page(principal, type, owner, limit, after)
+    # JSON already (and remembered until a resource changes): no re-encoding here.
+    answer = Response(body, media_type="application/json")
     if after_this is not None:
         following = request.url.include_query_params(after=after_this)  # relative: proxies
         answer.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
