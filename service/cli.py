@@ -215,6 +215,15 @@ def top(
 
 
 @app.command()
+def metrics() -> None:
+    """Metric names telemetry queries may ask for: the standard ones and any stored."""
+    table = Table("metric", "description")
+    for metric in hub().metric_names():
+        table.add_row(metric["name"], metric["description"] or "(reported by a resource)")
+    console.print(table)
+
+
+@app.command()
 def alerts(
     state: Annotated[str | None, typer.Option(help="firing or resolved")] = None,
 ) -> None:
