@@ -18,6 +18,7 @@ from service.cli_sharing import add_sharing_commands
 from service.cli_tables import alerts_table, top_table
 from service.client import ResourceRef, TitanClientError
 from service.client.extras import needs
+from service.json_text import syntax_problem
 
 app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
 images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help=True)
@@ -56,7 +57,8 @@ def options(
 
 
 def read_recipe(path: str) -> dict[str, Any]:
-    """The JSON recipe in ``path`` (``-`` for standard input)."""
+    """The JSON recipe in ``path`` (``-`` for standard input); a usage error naming the
+    line and column where it is not JSON (and how to convert YAML)."""
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
@@ -64,7 +66,8 @@ def read_recipe(path: str) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+        name = "standard input" if path == "-" else path
+        raise typer.BadParameter(syntax_problem(name, text, exc)) from None
     return data
 
 
@@ -209,6 +212,15 @@ def top(
         while True:
             time.sleep(interval)
             live.update(top_table(client.current()), refresh=True)
+
+
+@app.command()
+def metrics() -> None:
+    """Metric names telemetry queries may ask for: the standard ones and any stored."""
+    table = Table("metric", "description")
+    for metric in hub().metric_names():
+        table.add_row(metric["name"], metric["description"] or "(reported by a resource)")
+    console.print(table)
 
 
 @app.command()
@@ -400,11 +412,10 @@ def main() -> None:
         errors.print(f"[red]error:[/] {exc.message}", highlight=False)
         problems = exc.details if isinstance(exc.details, list) else []
         for problem in problems:
-            errors.print(
-                f"  {problem.get('path')}: {problem.get('message')} "
-                f"(got {json.dumps(problem.get('value'))})",
-                highlight=False,
-            )
+            got = problem.get("value")  # None: nothing to show (a missing field)
+            shown = "" if got is None else f" (got {json.dumps(got, ensure_ascii=False)})"
+            line = f"  {problem.get('path')}: {problem.get('message')}{shown}"
+            errors.print(line, highlight=False, soft_wrap=True)  # a value is not broken up
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

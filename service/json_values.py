@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from service.errors import InvalidInput, MalformedRequest
+from service.json_text import syntax_problem
 
 MIN_INT = -(2**63)
 MAX_INT = 2**63 - 1
@@ -72,9 +73,8 @@ def decode_json(body: bytes | str) -> Any:
     except RecursionError:
         raise MalformedRequest("the body nests JSON too deeply") from None
     except json.JSONDecodeError as exc:
-        raise MalformedRequest(
-            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        raise MalformedRequest(syntax_problem("the body", text, exc)) from None
     found = first_unstorable(value)
     if found is not None:
         path, message = found
@@ -133,10 +133,11 @@ def join_path(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def shown(value: Any) -> str | int | float | bool | None:
+def shown(value: Any, limit: int = _SHOWN_CHARS) -> str | int | float | bool | None:
     """``value`` as an error body may echo it: JSON-encodable as UTF-8 whatever it is
-    (huge integers and non-finite numbers described, text cut to 200 characters with
-    surrogates escaped, containers as a short repr). Never raises.
+    (huge integers and non-finite numbers described, text cut to ``limit`` characters
+    (200 by default) with "…" and surrogates escaped, containers as a short repr).
+    Never raises.
     """
     if value is None or isinstance(value, bool):
         return value
@@ -151,6 +152,11 @@ def shown(value: Any) -> str | int | float | bool | None:
             value = repr(value)
         except ValueError:  # a huge integer inside: its repr is refused
             return None
-    if len(value) > _SHOWN_CHARS:
-        value = value[:_SHOWN_CHARS] + "…"
+    if len(value) > limit:
+        value = value[:limit] + "…"
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def quoted(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message (its repr), cut to ``limit`` characters with "…"."""
+    return repr(text[:limit] + "…" if len(text) > limit else text)

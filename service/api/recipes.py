@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Request, Response
 from service.api.answers.resources import RECIPE, ApplyAnswer, PlanAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.errors import InvalidInput, UnsupportedMediaType
+from service.json_text import YAML_HINT
 from service.json_values import decode_json
 
 router = APIRouter(prefix="/api/v1/recipes", tags=["recipes"])
@@ -17,10 +18,14 @@ _BODY = {"requestBody": {"required": True, "content": {"application/json": {"sch
 
 
 async def read_json(request: Request) -> Any:
-    """The request body as JSON; 415 if it is not JSON, 400 if it does not parse,
+    """The request body as JSON; 415 if it is not JSON (saying how to convert YAML), 400
+    naming the line and column if it does not parse (and how to convert YAML),
     422 naming the path of a value Titan would not store (see ``decode_json``)."""
     content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
+    kind = content_type.split(";")[0].strip().lower()
+    if "yaml" in kind:
+        raise UnsupportedMediaType(f"{YAML_HINT}; send it with 'Content-Type: application/json'")
+    if kind != "application/json":
         raise UnsupportedMediaType(
             f"send the recipe as JSON with 'Content-Type: application/json' "
             f"(got {content_type or 'none'!r})"

@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from service.api.answers.monitoring import Accepted, CurrentAnswer, TelemetryAnswer
+from service.api.answers.monitoring import Accepted, CurrentAnswer, MetricName, TelemetryAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.identity.access import require_user
+from service.errors import InvalidInput
 from service.monitoring.prometheus import (
     CONTENT_TYPE,
     control_plane_families,
@@ -20,9 +21,10 @@ from service.monitoring.prometheus import (
     telemetry_families,
 )
 from service.monitoring.samples import TelemetryBatch
+from service.times import FORMS, parse_time
 
 router = APIRouter(tags=["telemetry"])
-EPOCH: dict[str, Any] = {"ge": 0, "le": 1e11, "allow_inf_nan": False}  # a finite time
+TIME = f"a time: {FORMS}"
 
 
 @router.post(
@@ -61,21 +63,40 @@ def resource_telemetry(
     titan: TitanDep,
     principal: CurrentPrincipal,
     metric: Annotated[str, Query(description="e.g. gpu_utilization_percent")],
-    start: Annotated[
-        float | None, Query(alias="from", description="epoch seconds", **EPOCH)
-    ] = None,
-    end: Annotated[float | None, Query(alias="to", description="epoch seconds", **EPOCH)] = None,
+    start: Annotated[str | None, Query(alias="from", description=TIME + "; default -15m")] = None,
+    end: Annotated[str | None, Query(alias="to", description=TIME + "; default now")] = None,
     step: Annotated[
         float | None, Query(description="seconds per point", gt=0, le=1e9, allow_inf_nan=False)
     ] = None,
     agg: Annotated[str, Query(description="avg, min or max per step")] = "avg",
     owner: Annotated[str | None, Query(description="owner; default: the caller")] = None,
 ) -> JSONResponse:
-    """One metric of a resource as a series per GPU or host, raw or from rollups by range."""
+    """One metric of a resource as a series per GPU or host, raw or from rollups by range;
+    404 naming the known metrics for one neither standard nor stored for the resource."""
+    now = titan.monitor.clock()
+    since, until = time_param("from", start, now), time_param("to", end, now)
     # Plain JSON already: skipping FastAPI's re-encoding of thousands of points.
     return JSONResponse(
-        titan.monitor.query(principal, type, name, owner, metric, start, end, step, agg)
+        titan.monitor.query(principal, type, name, owner, metric, since, until, step, agg)
     )
+
+
+@router.get("/api/v1/telemetry/metrics", response_model=list[MetricName])
+def metric_names(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """Metric names a query may ask for: the samplers' standard ones and any other stored
+    for a resource the caller may see (``{name, description, standard}``, by name)."""
+    return titan.monitor.metric_names(principal)
+
+
+def time_param(field: str, text: str | None, now: float) -> float | None:
+    """The query parameter ``field`` as epoch seconds (None if not given); 422 naming the
+    field and the accepted forms if it is not a time."""
+    if text is None:
+        return None
+    try:
+        return parse_time(text, now)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
 
 
 @router.get("/metrics", response_class=Response)

@@ -146,6 +146,7 @@ class Hub:
     nodes = blocking(AsyncHub.nodes)
     telemetry = blocking(AsyncHub.telemetry)
     current = blocking(AsyncHub.current)
+    metric_names = blocking(AsyncHub.metric_names)
     alerts = blocking(AsyncHub.alerts)
     alert_rules = blocking(AsyncHub.alert_rules)
     put_alert_rule = blocking(AsyncHub.put_alert_rule)

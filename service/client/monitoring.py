@@ -33,16 +33,25 @@ class Monitoring(Transport):
         self,
         ref: ResourceRef | str,
         metric: str,
-        start: float | None = None,
-        end: float | None = None,
+        start: float | str | None = None,
+        end: float | str | None = None,
         step: float | None = None,
         agg: str = "avg",
     ) -> dict[str, Any]:
-        """One metric of a resource, a series per GPU or host, between epoch seconds
-        ``start`` and ``end`` (default: the last 15 minutes), ``agg`` per ``step``."""
+        """One metric of a resource, a series per GPU or host, from ``start`` to ``end``
+        (default: the last 15 minutes), ``agg`` per ``step``. A time is epoch seconds or
+        text the server reads: ISO 8601 ("2026-12-07T03:00:00Z"), "-1h", "-30m", "now".
+        NotFoundError naming the known metrics for a name neither standard nor stored."""
         window = {"from": start, "to": end}
         call = about(ref, "telemetry", metric=metric, step=step, agg=agg, **window)
         result: dict[str, Any] = await self.send(call)
+        return result
+
+    async def metric_names(self) -> builtins.list[dict[str, Any]]:
+        """Metrics a query may ask for, by name: ``{name, description, standard}`` for
+        the samplers' standard ones and any other stored for a resource you may see."""
+        call = Call("GET", f"{API}/telemetry/metrics")
+        result: builtins.list[dict[str, Any]] = await self.send(call)
         return result
 
     async def current(self) -> builtins.list[dict[str, Any]]:

@@ -11,6 +11,7 @@ reconciler) judges it.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from service.errors import Forbidden, InvalidInput, NotFound
 from service.monitoring.alert_rules import AlertRuleSetting
 from service.monitoring.alerts import Alerts, Running, event_view
 from service.monitoring.chunks import chunks_of
+from service.monitoring.metric_names import STANDARD_METRICS
 from service.monitoring.samples import MAX_FUTURE_SECONDS, TelemetryBatch, is_metric_name
 from service.monitoring.series import (
     Aggregate,
@@ -41,6 +43,7 @@ from service.monitoring.series import (
     compact,
     insert_chunks,
     series,
+    stored_metric_names,
 )
 
 log = logging.getLogger(__name__)
@@ -176,8 +179,30 @@ class Monitor:
         raw_since = now - self.settings.telemetry_raw_retention_seconds
         with self.sessions() as session:
             resource = self.resources.load(session, principal, type, name, owner)
+            if metric not in STANDARD_METRICS:
+                _known_or_404(metric, stored_metric_names(session, [resource.id]), resource.key)
             result = series(session, resource.id, metric, window, _agg(agg), raw_since)
         return {"resource": resource.key, **result}
+
+    def metric_names(self, principal: Principal) -> list[dict[str, Any]]:
+        """The metrics the samplers report and any other stored for a resource the caller
+        may see, by name: ``{name, description, standard}`` (description None if not
+        standard)."""
+        ids = (
+            None
+            if principal.is_admin
+            else [v["id"] for v in self.resources.list_visible(principal)]
+        )
+        with self.sessions() as session:
+            stored = stored_metric_names(session, ids) if ids != [] else set()
+        return [
+            {
+                "name": name,
+                "description": STANDARD_METRICS.get(name),
+                "standard": name in STANDARD_METRICS,
+            }
+            for name in sorted(stored | STANDARD_METRICS.keys())
+        ]
 
     def current(self, principal: Principal) -> list[dict[str, Any]]:
         """Every visible running resource with the newest reading of each of its sources."""
@@ -308,6 +333,19 @@ class Monitor:
             (await http.post(url, json=notice, timeout=10)).raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("alert webhook %s failed: %s", url, exc)
+
+
+def _known_or_404(metric: str, stored: set[str], resource: str) -> None:
+    """NotFound naming the known metrics (and the closest) unless ``metric`` is stored."""
+    if metric in stored:
+        return
+    known = sorted(stored | STANDARD_METRICS.keys())
+    close = difflib.get_close_matches(metric, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise NotFound(
+        f"metric: {metric!r} is not a metric Titan knows for {resource}; {hint}"
+        f"known: {', '.join(known)} (GET /api/v1/telemetry/metrics lists them)"
+    )
 
 
 def _agg(agg: str) -> Aggregate:

@@ -11,6 +11,7 @@ rollups otherwise. The latest sample of every source is also kept in memory
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections import defaultdict
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Text, cast, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.database.models import Rollup, SampleChunk
@@ -116,6 +117,21 @@ def _chunks(session: Session, start: float, end: float, resource_id: str | None 
     ).where(*where)
     for owner, source, names, data in session.execute(query):
         yield owner, Chunk.decode(source, names, data)
+
+
+def stored_metric_names(session: Session, resource_ids: list[str] | None = None) -> set[str]:
+    """Every metric name stored (raw or rolled up) for ``resource_ids``; for every
+    resource if None."""
+    rolled = select(Rollup.metric).distinct()
+    # Compared as text: PostgreSQL's json type has no equality, so no DISTINCT of its own.
+    raw = select(cast(SampleChunk.metrics, Text)).distinct()
+    if resource_ids is not None:
+        rolled = rolled.where(Rollup.resource_id.in_(resource_ids))
+        raw = raw.where(SampleChunk.resource_id.in_(resource_ids))
+    names = set(session.scalars(rolled))
+    for listed in session.scalars(raw):
+        names.update(json.loads(listed))
+    return names
 
 
 @dataclass(frozen=True)

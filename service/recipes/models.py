@@ -22,7 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from service.json_values import shown, text_problem
+from service.json_values import quoted, text_problem
+from service.recipes.problems import problem, recipe_problems
 from service.recipes.units import parse_duration, parse_memory
 
 SCHEMA_VERSION = 1
@@ -274,9 +275,9 @@ class FolderRef(StrictModel):
 
 def _check_env_name(key: str) -> None:
     if not _ENV_NAME.match(key):
-        raise ValueError(f"{key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
+        raise ValueError(f"{quoted(key)} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
     if key in RESERVED_ENV or key.startswith("TITAN_"):
-        raise ValueError(f"{key!r} is reserved for Titan; choose another name")
+        raise ValueError(f"{quoted(key)} is reserved for Titan; choose another name")
 
 
 _SLURM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
@@ -352,7 +353,7 @@ class CommonSpec(StrictModel):
         catalog = (info.context or {}).get("instance_types")
         if value is not None and catalog is not None and value not in catalog:
             known = ", ".join(sorted(catalog)) or "none configured"
-            raise ValueError(f"unknown instance type {value!r}; choose one of: {known}")
+            raise ValueError(f"unknown instance type {quoted(value)}; choose one of: {known}")
         return value
 
     @field_validator("environment_variables")
@@ -515,70 +516,22 @@ class RecipeInvalid(ValueError):
 def parse_recipe(data: Any, instance_types: dict[str, Any] | None = None) -> Recipe:
     """Validate ``data`` as a recipe; raise RecipeInvalid naming every problem."""
     if not isinstance(data, dict):
-        raise RecipeInvalid([_problem("", "a recipe must be a JSON object", data)])
+        raise RecipeInvalid([problem("", "a recipe must be a JSON object", data)])
     kind = data.get("type")
     if kind in RESERVED_TYPES:
         raise RecipeInvalid(
-            [_problem("type", f"{kind!r} is reserved for a later version of Titan", kind)]
+            [problem("type", f"{quoted(kind)} is reserved for a later version of Titan", kind)]
         )
     if kind not in RESOURCE_TYPES:
         allowed = ", ".join(RESOURCE_TYPES)
-        raise RecipeInvalid([_problem("type", f"must be one of: {allowed}", kind)])
+        raise RecipeInvalid([problem("type", f"must be one of: {allowed}", kind)])
     context = {"instance_types": instance_types} if instance_types is not None else None
     from pydantic import ValidationError
 
     try:
         return RECIPE_ADAPTER.validate_python(data, context=context)
     except ValidationError as exc:
-        model = _BY_TYPE[kind]
-        raise RecipeInvalid([_describe(model, err) for err in exc.errors()]) from None
-
-
-def _describe(model: type[BaseModel], err: Any) -> dict[str, Any]:
-    loc = list(err["loc"])
-    if loc and loc[0] in RESOURCE_TYPES:
-        loc = loc[1:]  # the discriminator tag is not part of the user's document
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        allowed = _fields_at(model, loc[:-1])
-        message = "unknown field; check the spelling" + (
-            f" (allowed here: {', '.join(allowed)})" if allowed else ""
-        )
-    elif err["type"] == "missing":
-        message = "required field is missing"
-    return _problem(_path(loc), message, err.get("input"))
-
-
-def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return []
-        current = _model_in(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
-    return []
-
-
-def _model_in(annotation: Any) -> Any:
-    for arg in (annotation, *getattr(annotation, "__args__", ())):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
-
-
-def _path(loc: list[Any]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def _problem(path: str, message: str, value: Any) -> dict[str, Any]:
-    return {"path": path, "message": message, "value": shown(value)}
+        raise RecipeInvalid(recipe_problems(_BY_TYPE[kind], exc.errors(), data)) from None
 
 
 def recipe_document(recipe: RecipeBase) -> dict[str, Any]:

@@ -342,6 +342,7 @@ MATRIX = [
     ),
     Case("POST", "/api/v1/telemetry", (401, 202, 403, 403, 403, 202), body=_sample),
     Case("GET", "/api/v1/telemetry/current", (401, 200, 200, 200, 200, 200)),
+    Case("GET", "/api/v1/telemetry/metrics", (401, 200, 200, 200, 200, 200)),
     Case("GET", "/metrics", ANY_USER),
     Case("GET", "/api/v1/alerts", ANY_USER),
     Case("GET", "/api/v1/alerts/rules", ANY_USER),

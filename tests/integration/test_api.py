@@ -99,6 +99,12 @@ def test_bad_bodies_get_clear_4xx(server: RunningServer) -> None:
         "PUT", path, content=b'{"type": "job",', headers={"Content-Type": "application/json"}
     )
     assert malformed.status_code == 400 and "not valid JSON" in error(malformed)["message"]
+    assert "line 1 column 16" in error(malformed)["message"]
+    yaml_body = server.request(
+        "PUT", path, content=b"type: job\nname: x\n", headers={"Content-Type": "application/json"}
+    )
+    assert yaml_body.status_code == 400
+    assert "recipes are JSON (this looks like YAML)" in error(yaml_body)["message"]
     binary = server.request(
         "PUT", path, content=b"\xff\xfe", headers={"Content-Type": "application/json"}
     )
@@ -107,6 +113,7 @@ def test_bad_bodies_get_clear_4xx(server: RunningServer) -> None:
         "PUT", path, content=b"type: job", headers={"Content-Type": "text/yaml"}
     )
     assert wrong_type.status_code == 415 and "application/json" in error(wrong_type)["message"]
+    assert "this looks like YAML" in error(wrong_type)["message"]
     huge = json.dumps({**JOB, "description": "x" * (server.settings.max_body_bytes + 10)})
     too_big = server.request(
         "PUT", path, content=huge.encode(), headers={"Content-Type": "application/json"}

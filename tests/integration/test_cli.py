@@ -119,6 +119,11 @@ def test_errors_are_one_line_without_traceback(server: RunningServer, tmp_path: 
     assert answer.returncode == 1
     assert "error:" in answer.stderr and "spec.n_workers" in answer.stderr
     assert "Traceback" not in answer.stderr
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"type": "cluster", "name": "x", "spec": {"nworkers": "9" * 300}}))
+    answer = titan(server, "apply", str(typo))
+    assert answer.returncode == 1 and "did you mean `n_workers`?" in answer.stderr
+    assert f'(got "{"9" * 80}…")' in answer.stderr
     missing = titan(server, "get", "cluster/nope")
     assert missing.returncode == 1 and "not found" in missing.stderr
     assert "Traceback" not in missing.stderr
@@ -129,6 +134,19 @@ def test_errors_are_one_line_without_traceback(server: RunningServer, tmp_path: 
     assert "Traceback" not in nobody.stderr
     debug = titan(None, "--debug", "ls", env={"TITAN_URL": "http://127.0.0.1:9"})
     assert "Traceback" in debug.stderr
+
+
+def test_a_recipe_file_that_is_not_json_is_named_where(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "type": "job",\n  "name": "x",,\n}')
+    answer = titan(None, "plan", str(broken), env={"TITAN_URL": "http://127.0.0.1:9"})
+    assert answer.returncode == 1 and "line 3 column 15" in " ".join(answer.stderr.split())
+    yaml = tmp_path / "job.yaml"
+    yaml.write_text("type: job\nname: x\nspec:\n  command: echo hi\n")
+    answer = titan(None, "apply", str(yaml), env={"TITAN_URL": "http://127.0.0.1:9"})
+    assert answer.returncode == 1
+    assert "recipes are JSON (this looks like YAML)" in " ".join(answer.stderr.split())
+    assert "Traceback" not in answer.stderr
 
 
 def test_demo_runs_end_to_end_on_an_embedded_server(tmp_path: Path) -> None:

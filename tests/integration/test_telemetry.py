@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from distributed import Client
 
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import RunningServer, fake_backend_server
 from tests.integration.test_api import make_user
 from tests.integration.test_cli import titan
 from tests.waiting import wait_for
@@ -212,3 +212,63 @@ def test_training_reads_parquet_and_csv_and_the_cupy_task_falls_back_to_numpy(
         expected = state.random_sample((512, 512), chunks=(128, 128)).astype("float32").compute()
         assert checked["device"] == "cpu"
         assert checked["checksum"] == pytest.approx(float((expected @ expected.T).sum()), rel=1e-4)
+
+
+def test_metric_names_unknown_metrics_and_time_forms(tmp_path: Path) -> None:
+    with fake_backend_server(tmp_path / "data") as server:
+        hub = server.hub()
+        hub.apply({"type": "job", "name": "fit", "spec": {"command": "true"}})
+        now = time.time()
+        chunk = {
+            "source": "training",
+            "times": [now - 7200, now - 60],
+            "values": {"custom_loss": [2.0, 1.0], "host_cpu_percent": [5.0, 6.0]},
+        }
+        posted = server.request(
+            "POST", "/api/v1/telemetry", json={"resource": "admin/job/fit", "chunks": [chunk]}
+        )
+        assert posted.status_code == 202, posted.text
+
+        names = {m["name"]: m for m in hub.metric_names()}
+        assert names["host_cpu_percent"]["standard"] and names["host_cpu_percent"]["description"]
+        assert names["custom_loss"] == {
+            "name": "custom_loss",
+            "description": None,
+            "standard": False,
+        }
+        bob = make_user(server, "bob")
+        seen = server.request("GET", "/api/v1/telemetry/metrics", token=bob).json()
+        assert "gpu_utilization_percent" in {m["name"] for m in seen}
+        assert "custom_loss" not in {m["name"] for m in seen}  # only on admin's job
+        listed = titan(server, "metrics")
+        assert listed.returncode == 0 and "custom_loss" in listed.stdout
+
+        path = "/api/v1/resources/job/fit/telemetry?metric="
+        missing = server.request("GET", path + "custom_los")
+        assert missing.status_code == 404
+        message = missing.json()["error"]["message"]
+        assert "did you mean 'custom_loss'?" in message and "host_cpu_percent" in message
+        # A standard metric not (yet) reported is an empty answer, not an error.
+        empty = server.request("GET", path + "gpu_utilization_percent")
+        assert empty.status_code == 200 and empty.json()["series"] == []
+
+        def window(start: str, end: str = "now") -> tuple[float, float]:
+            answer = server.request("GET", f"{path}custom_loss&from={start}&to={end}&step=60")
+            assert answer.status_code == 200, answer.text
+            return answer.json()["from"] - now, answer.json()["to"] - now
+
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3 * 3600))
+        for start, end, expected in [
+            ("-30m", "now", (-1800, 0)),
+            ("-2d", "-1h", (-2 * 86400, -3600)),
+            (iso, "-90s", (-3 * 3600, -90)),
+            (str(int(now - 300)), "now", (-300, 0)),
+        ]:
+            assert window(start, end) == pytest.approx(expected, abs=5)
+        for field in ("from", "to"):
+            bad = server.request("GET", f"{path}custom_loss&{field}=yesterday")
+            assert bad.status_code == 422
+            assert bad.json()["error"]["message"].startswith(f"{field}: 'yesterday' is not a time")
+            assert "ISO 8601" in bad.json()["error"]["message"]
+        raw = hub.telemetry("job/fit", "custom_loss", start="-30m", end="now", step=1)
+        assert raw["series"][0]["points"][-1][1] == 1.0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -17,6 +19,7 @@ from service.errors import InvalidInput
 from service.monitoring.alert_rules import AlertRuleSetting
 from service.monitoring.alerts import Alerts, Running
 from service.monitoring.chunks import chunks_of
+from service.monitoring.metric_names import STANDARD_METRICS
 from service.monitoring.samples import WireSample
 from service.monitoring.series import SourceReading, Window, compact, insert_chunks, series
 
@@ -259,3 +262,18 @@ def test_idle_resources_are_stopped_with_the_reason_and_the_gpu_time_recorded(
         assert r1.status_reason == "idle for 12s: GPU utilisation ≤ 2 %, no Dask tasks"
         [reclaim] = session.scalars(select(Reclaim)).all()
         assert (reclaim.gpus, reclaim.gpu_seconds) == (2, 24.0)
+
+
+def test_every_metric_the_samplers_name_is_standard() -> None:
+    """A sampler's new metric must be listed (GET /api/v1/telemetry/metrics answers it)."""
+    workers = Path(__file__).resolve().parents[2] / "workers"
+    named = set()
+    for source in workers.glob("*.py"):
+        named |= set(re.findall(r'"((?:gpu|host|process|dask|ray)_[a-z_]+)"', source.read_text()))
+    # Counters the host sampler turns into rates: host_disk_read -> ..._bytes_per_second.
+    missing = {
+        name
+        for name in named
+        if name not in STANDARD_METRICS and f"{name}_bytes_per_second" not in STANDARD_METRICS
+    }
+    assert named and missing == set(), f"add to service/monitoring/metric_names.py: {missing}"

@@ -189,3 +189,64 @@ def test_slurm_options_reach_every_process() -> None:
     before = {k: v for k, v in dataclasses.asdict(unset).items() if k != "scheduling"}
     text = json.dumps(before, sort_keys=True).encode()
     assert unset.spec_hash == hashlib.sha256(text).hexdigest()
+
+
+def test_a_value_matching_no_union_member_is_one_problem() -> None:
+    found = problems({"type": "job", "name": "j", "spec": {"command": {"argv": ["a"]}}})
+    assert list(found) == ["spec.command"]
+    assert found["spec.command"]["message"] == "Input should be a valid string or a valid list"
+
+
+def test_a_union_member_that_got_inside_names_the_item() -> None:
+    found = problems({"type": "job", "name": "j", "spec": {"command": ["echo", 1]}})
+    assert list(found) == ["spec.command[1]"]
+    assert found["spec.command[1]"]["message"] == "Input should be a valid string"
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "suggestion"),
+    [
+        ({"nworkers": 3}, "spec.nworkers", "n_workers"),
+        ({"worker": {"nthread": 2}}, "spec.worker.nthread", "nthreads"),
+        (
+            {"folders": [{"name": "f", "path": "/data", "readonly": True}]},
+            "spec.folders[0].readonly",
+            "read_only",
+        ),
+    ],
+)
+def test_a_near_miss_of_a_field_is_named(spec: dict[str, Any], path: str, suggestion: str) -> None:
+    found = problems({"type": "cluster", "name": "c", "spec": spec})
+    assert f"did you mean `{suggestion}`?" in found[path]["message"]
+    assert "allowed here: " in found[path]["message"]
+
+
+def test_an_unknown_field_unlike_any_says_check_the_spelling() -> None:
+    found = problems({"type": "cluster", "name": "c", "spec": {"zzz": 1}})
+    assert "did you mean" not in found["spec.zzz"]["message"]
+    assert "check the spelling" in found["spec.zzz"]["message"]
+
+
+def test_values_echoed_in_problems_are_cut_short() -> None:
+    found = problems(
+        {
+            "type": "cluster",
+            "name": "c",
+            "spec": {"n_workers": "9" * 500 + "x", "instance_type": "y" * 500},
+            "nmae": {"deep": ["z" * 1000]},
+        }
+    )
+    for item in found.values():
+        assert len(json.dumps(item)) < 600, item
+    assert found["spec.n_workers"]["value"] == "9" * 80 + "…"
+    assert len(found["nmae"]["value"]) == 81
+    assert "y" * 81 not in found["spec.instance_type"]["message"]
+
+
+def test_a_missing_field_echoes_nothing() -> None:
+    found = problems({"type": "job", "name": "j", "spec": {}})
+    assert found["spec.command"] == {
+        "path": "spec.command",
+        "message": "required field is missing",
+        "value": None,
+    }

@@ -73,6 +73,12 @@ class CurrentAnswer(Answer):
     sources: list[Reading]
 
 
+class MetricName(Answer):
+    name: str
+    description: str
+    standard: bool = Field(description="reported by Titan's samplers (else: stored by a job)")
+
+
 class Series(Answer):
     source: str
     points: list[tuple[float, float]]
