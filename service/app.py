@@ -13,6 +13,8 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +51,7 @@ from service.core.quotas import QuotaService
 from service.core.reconciler import Reconciler
 from service.core.resources import ResourceService
 from service.core.secrets import SecretService, vault_of
+from service.core.state import Phase
 from service.core.tokens import TokenService
 from service.core.usage import UsageService
 from service.core.users import UserService
@@ -58,6 +61,7 @@ from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ApiTimer, ControlPlaneMetrics
 from service.services import Titan
 from service.store.db import make_engine, migrate, session_factory
+from service.store.models import Process
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,14 @@ def make_backend(settings: Settings) -> Backend:
     raise ValueError(
         f"TITAN_BACKEND: unknown backend {settings.backend!r}; use 'local', 'docker' or 'slurm'"
     )
+
+
+def left_running(sessions: sessionmaker[Session]) -> int:
+    """How many processes the store records as started and not exited: at shutdown, those
+    the control plane leaves running for its next start to adopt."""
+    with sessions() as session:
+        handles = session.scalars(select(Process.handle).where(Process.state != Phase.EXITED))
+        return sum(1 for handle in handles if handle)
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
@@ -183,6 +195,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             await monitor.close()
             await http.aclose()
             await reconciler.close()
+            left = await asyncio.to_thread(left_running, sessions)
+            log.info(
+                "Titan stopping: %d process(es) left running for the next start to adopt", left
+            )
             await chosen.close()
             engine.dispose()
 
