@@ -46,11 +46,11 @@ def test_a_bad_time_says_what_is_accepted() -> None:
 
 def test_the_entrypoint_records_when_each_line_began(tmp_path: Path) -> None:
     times = tmp_path / "output.times"
+    entrypoint = [sys.executable, "-m", "workers.entrypoint", "--name", "x", "--telemetry", "none"]
     program = "echo one; printf part; sleep 0.5; echo ial; echo 'to [stderr]' >&2"
     with open(tmp_path / "output.log", "wb") as output:
         subprocess.run(
-            [sys.executable, "-m", "workers.entrypoint", "--name", "x", "--telemetry", "none"]
-            + ["--", "sh", "-c", program],
+            [*entrypoint, "--", "sh", "-c", program],
             stdout=output,
             stderr=subprocess.STDOUT,
             env={**os.environ, "TITAN_LOG_TIMES": str(times)},
@@ -89,11 +89,7 @@ def test_last_lines_know_where_they_begin() -> None:
 
 
 def test_the_engines_times_map_to_offsets_of_the_bare_output() -> None:
-    stamped = (
-        b"2026-12-07T03:59:00.123456789Z first line\n"
-        b"2026-12-07T04:00:00Z second\n"
-        b"garbage\n"
-    )
+    stamped = b"2026-12-07T03:59:00.123456789Z first line\n2026-12-07T04:00:00Z second\ngarbage\n"
     marks = engine_line_times(stamped)
     assert marks[0] == (0, pytest.approx(NOW - 60 + 0.123456789))
     assert marks[1] == (11, NOW)
