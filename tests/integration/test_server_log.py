@@ -18,7 +18,7 @@ def test_server_logs_its_url_and_the_processes_it_leaves_running(tmp_path: Path)
         hub.wait("job/long", {"running"}, generation=1, timeout=120)
         server.stop()  # SIGTERM
         said = (tmp_path / "server.log").read_text()
+        hub = server.start()  # adopts the job; the fixture deletes it, whatever is asserted
         assert f"Titan listening on {server.url}" in said, said
         assert "1 process(es) left running for the next start to adopt" in said, said
-        hub = server.start()  # adopts it; the fixture deletes it
         assert hub.get("job/long")["status"] == "running"
