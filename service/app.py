@@ -13,6 +13,8 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,6 +45,7 @@ from service.core.capacity.usage import UsageService
 from service.core.control.data_dir import make_private
 from service.core.control.idle import IdleReclaim
 from service.core.control.reconciler import Reconciler
+from service.core.control.state import Phase
 from service.core.identity.audit import AuditLog, AuditService
 from service.core.identity.auth import Authenticator, bootstrap_admin, server_key
 from service.core.identity.groups import GroupService
@@ -55,6 +58,7 @@ from service.core.workloads.cluster_credentials import ClusterAccess
 from service.core.workloads.listing import ResourceListing
 from service.core.workloads.resources import ResourceService
 from service.database.db import make_engine, migrate, session_factory
+from service.database.models import Process
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
 from service.json_values import shown
 from service.monitoring.monitor import Monitor
@@ -112,6 +116,14 @@ def make_backend(settings: Settings) -> Backend:
     raise ValueError(
         f"TITAN_BACKEND: unknown backend {settings.backend!r}; use 'local', 'docker' or 'slurm'"
     )
+
+
+def left_running(sessions: sessionmaker[Session]) -> int:
+    """How many processes the store records as started and not exited: at shutdown, those
+    the control plane leaves running for its next start to adopt."""
+    with sessions() as session:
+        handles = session.scalars(select(Process.handle).where(Process.state != Phase.EXITED))
+        return sum(1 for handle in handles if handle)
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
@@ -186,6 +198,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             await monitor.close()
             await http.aclose()
             await reconciler.close()
+            left = await asyncio.to_thread(left_running, sessions)
+            log.info(
+                "Titan stopping: %d process(es) left running for the next start to adopt", left
+            )
             await chosen.close()
             engine.dispose()
 

@@ -13,7 +13,8 @@ from rich.live import Live
 from rich.table import Table
 
 from service.cli_accounts import add_account_commands
-from service.cli_common import State, console, errors, hub
+from service.cli_common import Owner, Ref, State, console, errors, hub, ref
+from service.cli_logs import add_logs_command
 from service.cli_sharing import add_sharing_commands
 from service.cli_tables import alerts_table, top_table
 from service.client import ResourceRef, TitanClientError
@@ -25,6 +26,7 @@ images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help
 app.add_typer(images_app, name="images")
 add_sharing_commands(app)
 add_account_commands(app)
+add_logs_command(app)
 FINISHED = {"stopped", "succeeded", "failed"}  # nothing runs
 JOB_DONE = {"succeeded", "failed"}  # a job's program exited
 
@@ -69,18 +71,6 @@ def read_recipe(path: str) -> dict[str, Any]:
         name = "standard input" if path == "-" else path
         raise typer.BadParameter(syntax_problem(name, text, exc)) from None
     return data
-
-
-def ref(text: str, owner: str | None = None) -> ResourceRef:
-    """A TYPE/NAME argument."""
-    try:
-        return ResourceRef.parse(text, owner)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-Ref = Annotated[str, typer.Argument(help="TYPE/NAME, e.g. cluster/my-cluster")]
-Owner = Annotated[str | None, typer.Option(help="owner (admins; default: you)")]
 
 
 def show_transition(resource: dict[str, Any]) -> None:
@@ -339,35 +329,6 @@ def outputs(
         console.print(f"not served (links or special files): {', '.join(found['skipped'])}")
     if found["truncated"]:
         console.print("the list stops at 10,000 files")
-
-
-@app.command()
-def logs(
-    resource: Ref,
-    owner: Owner = None,
-    process: Annotated[str | None, typer.Option(help="only this process")] = None,
-    tail: Annotated[int, typer.Option(help="last lines to show")] = 100,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="keep printing new output")
-    ] = False,
-) -> None:
-    """Print the output of a resource's processes."""
-    client, target = hub(), ref(resource, owner)
-    offsets: dict[str, int] = {}
-    for name, chunk in client.logs(target, process, tail=tail)["processes"].items():
-        for line in chunk["text"].splitlines():
-            console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False)
-        offsets[name] = chunk["offset"]
-    while follow:
-        time.sleep(1)
-        for item in client.get(target)["processes"]:
-            name = item["name"]
-            if process not in (None, name):
-                continue
-            chunk = client.logs(target, name, offset=offsets.get(name, 0))["processes"][name]
-            for line in chunk["text"].splitlines():
-                console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False)
-            offsets[name] = chunk["offset"]
 
 
 @app.command()

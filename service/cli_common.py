@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-from service.client import Hub
+from service.client import Hub, ResourceRef
 
-console = Console()
-errors = Console(stderr=True)
+FULL_WIDTH = 1_000_000  # wide enough that no line or table is ever folded
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console for standard output (or error). On a terminal it fits its width; when
+    redirected it folds nothing (rich would assume 80 columns): a long URL or log line
+    stays one line, whole."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=FULL_WIDTH, soft_wrap=True)
+
+
+console = make_console()
+errors = make_console(stderr=True)
 
 
 class State:
@@ -38,3 +53,15 @@ def print_rows(columns: list[str], rows: list[dict[str, Any]]) -> None:
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     console.print(table)
+
+
+def ref(text: str, owner: str | None = None) -> ResourceRef:
+    """A TYPE/NAME argument."""
+    try:
+        return ResourceRef.parse(text, owner)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+Ref = Annotated[str, typer.Argument(help="TYPE/NAME, e.g. cluster/my-cluster")]
+Owner = Annotated[str | None, typer.Option(help="owner (admins; default: you)")]

@@ -2,7 +2,8 @@
 
 :func:`parse_time` reads epoch seconds (``1765076400``), ISO 8601
 (``2026-12-07T03:00:00Z``, ``2026-12-07``; a time without a zone is UTC) and
-times relative to now (``now``, ``-90s``, ``-30m``, ``-1h``, ``-2d``, ``-1w``).
+times back from now (``now``, ``-90s``, ``-30m``, ``-1h``, ``-2d``, ``-1w``; the minus may
+be left out: ``titan logs --since 10m``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ FORMS = (
 )
 LATEST = 1e11  # epoch seconds in the year 5138: anything later is a typo
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_RELATIVE = re.compile(r"-\s*(\d{1,9}(?:\.\d{1,6})?)\s*([smhdw])")
+_RELATIVE = re.compile(r"-?\s*(\d{1,9}(?:\.\d{1,6})?)\s*([smhdw])")
 _EPOCH = re.compile(r"\d{1,12}(?:\.\d{1,9})?")
 # What an ISO 8601 time may hold (fromisoformat passes some odd text, a trailing NUL too).
 _ISO = re.compile(r"\d{4}-[0-9Tt:.,+ Zz-]{2,40}")

@@ -38,6 +38,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from workers.line_times import record_line_times
 from workers.telemetry import Reader, Sampler, start_from_environment
 
 READY_MARKER = "titan: ready"
@@ -216,6 +217,15 @@ def run_or_explain(command: list[str], args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the start script, then the program; return its exit code."""
     args = parse(sys.argv[1:] if argv is None else argv)
+    times = os.environ.get("TITAN_LOG_TIMES")
+    stop_times = record_line_times(times) if times else lambda: None
+    try:
+        return _main(args)
+    finally:
+        stop_times()
+
+
+def _main(args: argparse.Namespace) -> int:
     command, values, scratch = fill_in(args.program, args.host)
     os.environ.update(values)
     start_script = os.environ.get("TITAN_START_SCRIPT")

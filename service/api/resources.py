@@ -3,6 +3,7 @@ delete."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.control.state import Target
 from service.core.workloads.outputs import read_chunks
 from service.core.workloads.resources import PAGE_MOST
+from service.errors import InvalidInput
+from service.times import parse_time
 
 router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
 ONE = "/{type}/{name}"
@@ -92,9 +95,21 @@ async def get_logs(
     process: str | None = None,
     tail: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[
+        str | None,
+        Query(max_length=64, description="only lines since: ISO 8601, or back from now (10m)"),
+    ] = None,
+    timestamps: Annotated[bool, Query(description="prefix each line with its UTC time")] = False,
 ) -> dict[str, Any]:
-    """Output of each process, from ``offset`` or the last ``tail`` lines."""
-    return await titan.resources.logs(principal, type, name, owner, process, tail, offset)
+    """Output of each process, from ``offset`` or the last ``tail`` lines; ``run`` names
+    the process's current start (offsets begin again when it changes)."""
+    try:
+        start = None if since is None else parse_time(since, time.time())
+    except ValueError as exc:
+        raise InvalidInput(f"since: {exc}") from None
+    return await titan.resources.logs(
+        principal, type, name, owner, process, tail, offset, start, timestamps
+    )
 
 
 @router.get(ONE + "/outputs", response_model=OutputsAnswer)

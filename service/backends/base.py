@@ -154,10 +154,12 @@ class Queued(Exception):
 
 @dataclass(frozen=True)
 class LogChunk:
-    """Log text from ``offset`` on, and the offset to ask for next time."""
+    """Log text from ``offset`` on, and the offset to ask for next time; ``start`` is
+    the byte offset the text begins at (None: not known)."""
 
     text: str
     next_offset: int
+    start: int | None = None
 
 
 def handle_identity(handle: Handle) -> tuple[Any, Any, Any]:
@@ -212,6 +214,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def logs(self, handle: Handle, tail: int | None = None, offset: int = 0) -> LogChunk:
         """The process's output from byte ``offset`` on, or its last ``tail`` lines."""
+
+    async def line_times(self, handle: Handle) -> list[tuple[int, float]]:
+        """When each line of the process's output began: ``(byte offset, epoch seconds)``
+        in offset order; empty where nothing was recorded (the default)."""
+        return []
 
     @abc.abstractmethod
     async def adopt(self) -> list[Handle]:

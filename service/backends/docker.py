@@ -21,6 +21,7 @@ import io
 import logging
 import tarfile
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from service.backends.base import (
     entrypoint_args,
     process_environment,
 )
+from service.backends.log_times import last_lines
 from service.backends.ports import free_ports
 from service.errors import BackendError
 from workers.entrypoint import READY_MARKER
@@ -152,9 +154,20 @@ class DockerBackend(Backend):
         except NotFound:
             return LogChunk("", offset)
         if tail is not None:
-            lines = raw.decode(errors="replace").splitlines()[-tail:]
-            return LogChunk("\n".join(lines) + ("\n" if lines else ""), len(raw))
-        return LogChunk(raw[offset:].decode(errors="replace"), len(raw))
+            return last_lines(raw, tail, len(raw))
+        start = min(offset, len(raw))
+        return LogChunk(raw[start:].decode(errors="replace"), len(raw), start)
+
+    async def line_times(self, handle: Handle) -> list[tuple[int, float]]:
+        """When each output line began, as the engine recorded it (``docker logs
+        --timestamps``)."""
+        try:
+            stamped: bytes = await asyncio.to_thread(
+                self.api.logs, handle["id"], stdout=True, stderr=True, timestamps=True
+            )
+        except NotFound:
+            return []
+        return engine_line_times(stamped)
 
     async def adopt(self) -> list[Handle]:
         """Handles of the running containers this backend's prefix labels."""
@@ -340,6 +353,26 @@ class DockerBackend(Backend):
         finally:
             stream.close()
         return False
+
+
+def engine_line_times(stamped: bytes) -> list[tuple[int, float]]:
+    """``(byte offset, epoch seconds)`` of each line of a container's output, from the
+    engine's output with every line prefixed by its RFC 3339 time."""
+    marks, offset = [], 0
+    for line in stamped.splitlines(keepends=True):
+        stamp, _, text = line.partition(b" ")
+        with contextlib.suppress(ValueError):
+            marks.append((offset, _rfc3339(stamp.decode())))
+        offset += len(text)
+    return marks
+
+
+def _rfc3339(stamp: str) -> float:
+    """Epoch seconds of the engine's ``2026-12-07T03:00:00.123456789Z`` (nanoseconds cut
+    to what ``datetime`` holds)."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    moment = datetime.fromisoformat(whole).replace(tzinfo=UTC)
+    return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 def _secret_archive(files: dict[str, str]) -> bytes:

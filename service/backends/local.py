@@ -39,8 +39,10 @@ from service.backends.base import (
     entrypoint_args,
 )
 from service.backends.cpu_share import UserCpuShare
+from service.backends.log_times import read_line_times
 from service.backends.ports import free_ports
 from service.backends.run_folders import (
+    LINE_TIMES,
     Prepared,
     RunFolders,
     find_ready_line,
@@ -189,6 +191,10 @@ class LocalBackend(Backend):
     async def logs(self, handle: Handle, tail: int | None = None, offset: int = 0) -> LogChunk:
         """The process's combined stdout/stderr."""
         return await asyncio.to_thread(read_log, Path(handle["dir"]) / "output.log", tail, offset)
+
+    async def line_times(self, handle: Handle) -> list[tuple[int, float]]:
+        """When each output line began, as the entrypoint recorded it."""
+        return await asyncio.to_thread(read_line_times, run_folder(handle) / LINE_TIMES)
 
     async def adopt(self) -> list[Handle]:
         """Handles of processes under the data directory that are still running."""

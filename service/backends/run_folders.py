@@ -4,7 +4,8 @@ that share this machine's filesystem (local subprocesses, Slurm jobs).
 Each process gets a run folder, ``<users_dir>/run/<resource id>/<name>-<ms>/``,
 that belongs to the OS account it runs as (``ProcessSpec.account``, or the
 control plane's own for admins): its default working directory and HOME,
-``exit.json`` once it ends (``TITAN_EXIT_FILE``), its scratch folder and its
+``exit.json`` once it ends (``TITAN_EXIT_FILE``), ``output.times`` (when each
+output line began, ``TITAN_LOG_TIMES``), its scratch folder and its
 secret files (0700 folder, 0600 files; removed as soon as it is seen to have
 ended, and at every stop). Every folder between it and ``users_dir`` is
 passable (0711) but listable by no account, so one person's process cannot
@@ -28,6 +29,7 @@ from service.backends.base import (
     inherited_environment,
     process_environment,
 )
+from service.backends.log_times import last_lines
 from service.core.identity.accounts import Account, lookup
 from service.errors import BackendError, TitanError
 from workers.entrypoint import READY_MARKER
@@ -93,6 +95,7 @@ class RunFolders:
         if account is not None:
             env["USER"] = env["LOGNAME"] = account.name
         env["TITAN_EXIT_FILE"] = str(run / "exit.json")
+        env["TITAN_LOG_TIMES"] = str(run / LINE_TIMES)  # when each output line began
         # A short private folder if the program asks for one (Unix socket paths must stay
         # short), removed at stop.
         scratch = f"/tmp/titan-{secrets.token_hex(6)}"
@@ -177,6 +180,9 @@ def give(path: Path, account: Account | None) -> None:
         os.chown(path, account.uid, account.gid)
 
 
+LINE_TIMES = "output.times"
+
+
 def run_folder(handle: Handle) -> Path:
     """The process's run folder (handles written before run folders existed: its own)."""
     return Path(handle.get("run") or handle["dir"])
@@ -205,14 +211,13 @@ def read_log(path: Path, tail: int | None, offset: int) -> LogChunk:
             if tail is not None:
                 start = max(0, size - 64 * 1024 * max(1, tail // 100 + 1))
                 stream.seek(start)
-                lines = stream.read(size - start).decode(errors="replace").splitlines()[-tail:]
-                return LogChunk("\n".join(lines) + ("\n" if lines else ""), size)
+                return last_lines(stream.read(size - start), tail, size)
             # Up to ``size`` only: what the process writes meanwhile comes from next_offset on.
             start = min(offset, size)
             stream.seek(start)
-            return LogChunk(stream.read(size - start).decode(errors="replace"), size)
+            return LogChunk(stream.read(size - start).decode(errors="replace"), size, start)
     except FileNotFoundError:
-        return LogChunk("", 0)
+        return LogChunk("", 0, 0)
 
 
 def find_ready_line(path: Path, offset: int) -> tuple[bool, int]:

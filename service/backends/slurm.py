@@ -47,9 +47,11 @@ from service.backends.base import (
     ended_while_starting,
     entrypoint_args,
 )
+from service.backends.log_times import read_line_times
 from service.backends.nodes import Inventory
 from service.backends.ports import free_ports
 from service.backends.run_folders import (
+    LINE_TIMES,
     Prepared,
     RunFolders,
     find_ready_line,
@@ -318,6 +320,10 @@ class SlurmBackend(Backend):
     async def logs(self, handle: Handle, tail: int | None = None, offset: int = 0) -> LogChunk:
         """The job's output file (standard output and error)."""
         return await asyncio.to_thread(read_log, run_folder(handle) / "output.log", tail, offset)
+
+    async def line_times(self, handle: Handle) -> list[tuple[int, float]]:
+        """When each output line began, as the entrypoint recorded it."""
+        return await asyncio.to_thread(read_line_times, run_folder(handle) / LINE_TIMES)
 
     async def adopt(self) -> list[Handle]:
         """Handles of every job of this Titan not yet ended, found by name and comment."""

@@ -193,10 +193,23 @@ class Resources(Transport):
         process: str | None = None,
         tail: int | None = None,
         offset: int = 0,
+        since: str | None = None,
+        timestamps: bool = False,
     ) -> dict[str, Any]:
-        """Output of the resource's processes: ``{"processes": {name: {"text", "offset"}}}``
-        (pass ``offset`` back to read only what came after)."""
-        call = about(ref, "logs", process=process, tail=tail, offset=offset)
+        """Output of the resource's processes: ``{"processes": {name: {"text", "offset",
+        "run"}}}`` (pass ``offset`` back to read only what came after, while ``run`` stays
+        the same: it changes when the process restarts). ``since``: only lines that began
+        then or later (ISO 8601, or back from now: ``10m``); ``timestamps``: each line
+        prefixed with its UTC time."""
+        call = about(
+            ref,
+            "logs",
+            process=process,
+            tail=tail,
+            offset=offset,
+            since=since,
+            timestamps=timestamps or None,
+        )
         result: dict[str, Any] = await self.send(call)
         return result
 

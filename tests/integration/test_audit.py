@@ -29,3 +29,12 @@ def test_mutating_calls_are_recorded_with_actor_and_result(server: RunningServer
     assert "hunter2" not in str(events)  # bodies are never recorded
     only_bob = server.request("GET", "/api/v1/audit", params={"actor": "bob"}).json()
     assert {e["actor"] for e in only_bob} == {"bob"} and len(only_bob) == 3
+
+
+def test_a_plan_is_not_recorded_but_an_apply_is(server: RunningServer) -> None:
+    recipe = {"type": "job", "name": "planned", "spec": {"command": "true"}}
+    assert server.request("POST", "/api/v1/recipes/plan", json=recipe).status_code == 200
+    assert server.request("GET", "/api/v1/audit").json() == []  # a dry run changes nothing
+    assert server.request("PUT", "/api/v1/recipes", json=recipe).status_code in (200, 201)
+    events = server.request("GET", "/api/v1/audit").json()
+    assert [(e["method"], e["path"]) for e in events] == [("PUT", "/api/v1/recipes")]

@@ -65,6 +65,7 @@ class StatusChange(Answer):
 class LogChunk(Answer):
     text: str
     offset: int = Field(description="ask again from here for what follows")
+    run: str = Field(description="this start of the process; offsets begin again when it changes")
 
 
 class LogsAnswer(Answer):

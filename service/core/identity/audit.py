@@ -5,7 +5,8 @@ stores the caller (as authenticated for that request), the method, the path
 (never the body or query, which may hold secrets), the response status and
 the client address. Telemetry pushes are left out: they are a stream of
 samples from Titan's own processes, not decisions (they are counted in
-``/metrics``). Admins read the log through ``GET /api/v1/audit``.
+``/metrics``); so are recipe plans, dry runs that change nothing. Admins read
+the log through ``GET /api/v1/audit``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from service.database.models import AuditEvent, utcnow
 
 log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-NOT_AUDITED = frozenset({"/api/v1/telemetry"})
+NOT_AUDITED = frozenset({"/api/v1/telemetry", "/api/v1/recipes/plan"})
 
 
 def actor_of(principal: Principal | None) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service.backends.base import Backend
+from service.backends.log_times import read_process_log
 from service.config import Settings
 from service.core.capacity.fit import check_fits, node_sizes
 from service.core.capacity.ledger import Overcommit
@@ -370,8 +371,11 @@ class ResourceService:
         process: str | None = None,
         tail: int | None = None,
         offset: int = 0,
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> dict[str, Any]:
-        """Output of the resource's processes: ``{"processes": {name: {"text", "offset"}}}``."""
+        """Output of the resource's processes: ``{"processes": {name: {"text", "offset",
+        "run"}}}`` (see :func:`~service.backends.log_times.read_process_log`)."""
 
         def load() -> list[tuple[str, dict[str, Any]]]:
             with self.sessions() as session:
@@ -387,8 +391,9 @@ class ResourceService:
         handles = await asyncio.to_thread(load)
         out: dict[str, Any] = {}
         for process_name, handle in handles:
-            chunk = await self.backend.logs(handle, tail=tail, offset=offset)
-            out[process_name] = {"text": chunk.text, "offset": chunk.next_offset}
+            out[process_name] = await read_process_log(
+                self.backend, handle, tail, offset, since, timestamps
+            )
         return {"processes": out}
 
     def outputs(
