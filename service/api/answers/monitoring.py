@@ -75,7 +75,7 @@ class CurrentAnswer(Answer):
 
 class MetricName(Answer):
     name: str
-    description: str
+    description: str | None = Field(description="None for a name only a job stored")
     standard: bool = Field(description="reported by Titan's samplers (else: stored by a job)")
 
 
