@@ -165,10 +165,12 @@ def fill_day(url: str, token: str, resource: str, hours: float) -> tuple[int, fl
 
 def query_times(
     hub: Hub, ref: str, hours: float, step: float | None, runs: int, limit: bool = True
-) -> list[float]:
-    """Seconds per query of the whole window, ``runs`` times."""
+) -> tuple[list[float], str]:
+    """Seconds per query of the whole window, ``runs`` times, and what answered it (the
+    server's ``resolution``: raw samples or 1m rollups)."""
     end = time.time()
     times = []
+    resolution = ""
     for _ in range(runs):
         began = time.perf_counter()
         answer = hub.telemetry(ref, "gpu_utilization_percent", end - hours * 3600, end, step)
@@ -176,7 +178,8 @@ def query_times(
         points = max(len(s["points"]) for s in answer["series"])
         assert len(answer["series"]) == GPUS, answer["series"]
         assert points <= 1000 or not limit, points
-    return times
+        resolution = answer["resolution"]
+    return times, resolution
 
 
 def cpu_per_call(action: Any, calls: int) -> float:
@@ -231,11 +234,11 @@ def main() -> None:
                 break
             assert time.monotonic() < deadline, "the server did not roll the day up in 5 minutes"
             time.sleep(1)
-        rolled = query_times(hub, "job/day", args.hours, None, 20)
-        raw = query_times(hub, "job/day", args.hours, 30, 3, limit=False)
+        rolled, answered_from = query_times(hub, "job/day", args.hours, None, 20)
+        raw, _ = query_times(hub, "job/day", args.hours, 30, 3, limit=False)
         table.add_row(
             f"query: {args.hours:g} h x {GPUS} GPUs, whole range, median ms",
-            f"{statistics.median(rolled) * 1000:.1f} (rollups)",
+            f"{statistics.median(rolled) * 1000:.1f} (default step: {answered_from})",
             f"{statistics.median(raw) * 1000:.1f} (raw samples)",
             f"{statistics.median(rolled) / statistics.median(raw):.3f}x",
             "< 100 ms",
