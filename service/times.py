@@ -12,6 +12,8 @@ import math
 import re
 from datetime import UTC, datetime
 
+from service.errors import InvalidInput
+
 FORMS = (
     "epoch seconds (1765076400), ISO 8601 (2026-12-07T03:00:00Z) "
     "or a time relative to now (-30m, -1h, -2d, now)"
@@ -59,3 +61,14 @@ def _iso(text: str) -> float:
 
 def _brief(text: str) -> str:
     return repr(text[:40] + "…" if len(text) > 40 else text)
+
+
+def time_param(field: str, text: str | None, now: float) -> float | None:
+    """The request parameter ``field`` as epoch seconds (None if not given); InvalidInput
+    (422) naming the field and the accepted forms if it is not a time."""
+    if text is None:
+        return None
+    try:
+        return parse_time(text, now)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}") from None

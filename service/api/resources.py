@@ -22,8 +22,7 @@ from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.control.state import Target
 from service.core.workloads.outputs import read_chunks
 from service.core.workloads.resources import PAGE_MOST
-from service.errors import InvalidInput
-from service.times import parse_time
+from service.times import time_param
 
 router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
 ONE = "/{type}/{name}"
@@ -103,10 +102,7 @@ async def get_logs(
 ) -> dict[str, Any]:
     """Output of each process, from ``offset`` or the last ``tail`` lines; ``run`` names
     the process's current start (offsets begin again when it changes)."""
-    try:
-        start = None if since is None else parse_time(since, time.time())
-    except ValueError as exc:
-        raise InvalidInput(f"since: {exc}") from None
+    start = time_param("since", since, time.time())
     return await titan.resources.logs(
         principal, type, name, owner, process, tail, offset, start, timestamps
     )

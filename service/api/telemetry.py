@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from service.api.answers.monitoring import Accepted, CurrentAnswer, MetricName, TelemetryAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
 from service.core.identity.access import require_user
-from service.errors import InvalidInput
 from service.monitoring.prometheus import (
     CONTENT_TYPE,
     control_plane_families,
@@ -21,7 +20,7 @@ from service.monitoring.prometheus import (
     telemetry_families,
 )
 from service.monitoring.samples import TelemetryBatch
-from service.times import FORMS, parse_time
+from service.times import FORMS, time_param
 
 router = APIRouter(tags=["telemetry"])
 TIME = f"a time: {FORMS}"
@@ -86,17 +85,6 @@ def metric_names(titan: TitanDep, principal: CurrentPrincipal) -> list[dict[str,
     """Metric names a query may ask for: the samplers' standard ones and any other stored
     for a resource the caller may see (``{name, description, standard}``, by name)."""
     return titan.monitor.metric_names(principal)
-
-
-def time_param(field: str, text: str | None, now: float) -> float | None:
-    """The query parameter ``field`` as epoch seconds (None if not given); 422 naming the
-    field and the accepted forms if it is not a time."""
-    if text is None:
-        return None
-    try:
-        return parse_time(text, now)
-    except ValueError as exc:
-        raise InvalidInput(f"{field}: {exc}") from None
 
 
 @router.get("/metrics", response_class=Response)

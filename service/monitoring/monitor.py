@@ -188,12 +188,11 @@ class Monitor:
         """The metrics the samplers report and any other stored for a resource the caller
         may see, by name: ``{name, description, standard}`` (description None if not
         standard)."""
-        ids = (
-            None
-            if principal.is_admin
-            else [v["id"] for v in self.resources.list_visible(principal)]
-        )
         with self.sessions() as session:
+            ids = None
+            if not principal.is_admin:
+                query = select(Resource.id).where(*visible(principal, Resource.owner))
+                ids = list(session.scalars(query))
             stored = stored_metric_names(session, ids) if ids != [] else set()
         return [
             {

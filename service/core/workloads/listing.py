@@ -58,18 +58,11 @@ class ResourceListing:
         owner: str | None,
         limit: int,
         after: str | None,
-    ) -> tuple[bytes, str | None]:
+    ) -> Page:
         """The page as JSON and the cursor of the next one (None: the last page)."""
-        key = (
-            principal.user_id,
-            principal.is_admin,
-            principal.resource_id,
-            principal.groups,
-            type,
-            owner,
-            limit,
-            after,
-        )
+        query = (type, owner, limit, after)
+        who = (principal.user_id, principal.is_admin, principal.resource_id, principal.groups)
+        key = (*who, *query)
         now = time.monotonic()
         known = self._pages.get(key)
         if known is not None and known[0] == self.version and known[1] > now:
@@ -78,7 +71,7 @@ class ResourceListing:
         if running is not None and running[0] == self.version:
             return await asyncio.shield(running[1])  # one read a page at a time, not one each
         version = self.version  # read before the query: a change after it forgets the page
-        reading = asyncio.ensure_future(self._read(principal, type, owner, limit, after))
+        reading = asyncio.ensure_future(asyncio.to_thread(self._read, principal, query))
         self._reading[key] = (version, reading)
         try:
             body, following = await asyncio.shield(reading)
@@ -91,17 +84,11 @@ class ResourceListing:
             self._pages.popitem(last=False)
         return body, following
 
-    async def _read(
-        self,
-        principal: Principal,
-        type: str | None,
-        owner: str | None,
-        limit: int,
-        after: str | None,
-    ) -> tuple[bytes, str | None]:
-        views, following = await asyncio.to_thread(
-            self.resources.page, principal, type, owner, limit, after
-        )
+    def _read(
+        self, principal: Principal, query: tuple[str | None, str | None, int, str | None]
+    ) -> Page:
+        """The page from the store, encoded (in a worker thread: neither blocks the loop)."""
+        views, following = self.resources.page(principal, *query)
         body = json.dumps(views, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         return body.encode(), following
 
