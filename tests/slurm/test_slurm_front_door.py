@@ -15,12 +15,16 @@ from tests.kernels import execute_request
 from tests.slurm.conftest import NODES
 from tests.slurm.test_slurm_backend import processes
 
+# Each task holds its node's one CPU for a while, so eight of them cannot all run on one
+# worker before the other is offered work (quick ones sometimes all landed on one: Ray
+# spreads by the resource view it has, which can lag).
 RAY_CHECK = """
-import json, socket, ray
+import json, socket, time, ray
 ray.init()
 nodes = sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"])
 @ray.remote(num_cpus=1)
 def host():
+    time.sleep(0.5)
     return socket.gethostname()
 spread = [host.options(scheduling_strategy="SPREAD").remote() for _ in range(8)]
 print("RESULT " + json.dumps({"nodes": nodes, "tasks_ran_on": sorted(set(ray.get(spread)))}))
