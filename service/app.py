@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
@@ -40,6 +40,7 @@ from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.body_check import JsonBodyCheck
 from service.config import Settings
+from service.console.routes import add_console, error_page, wants_page
 from service.core.capacity.quotas import QuotaService
 from service.core.capacity.usage import UsageService
 from service.core.control.data_dir import make_private
@@ -231,6 +232,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     )
     for module in routers:
         app.include_router(module.router)
+    add_console(app)
     _map_errors(app)
     app.add_middleware(JsonBodyCheck)  # inside AuditLog: refused bodies are audited too
     app.add_middleware(AuditLog, sessions=sessions)
@@ -241,7 +243,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
 
 def _map_errors(app: FastAPI) -> None:
     @app.exception_handler(TitanError)
-    async def titan_error(_request: Request, exc: TitanError) -> JSONResponse:
+    async def titan_error(request: Request, exc: TitanError) -> Response:
+        if wants_page(request):
+            return error_page(request, exc)
         return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     token_cache_seconds: float = Field(
         default=5.0, ge=0, description="how long a checked token is remembered (0: never)"
     )
+    console_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 90,
+        description="how long a web console sign-in lasts (its session token then expires)",
+    )
     secret_keys: list[str] = Field(
         default_factory=list,
         description="Fernet keys secrets are encrypted with (JSON list; the first encrypts, "

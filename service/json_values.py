@@ -62,24 +62,25 @@ def _constant(name: str) -> _Refused:
     return _Refused(f"{name} is not a JSON number; send a finite number")
 
 
-def decode_json(body: bytes | str) -> Any:
-    """The JSON value of ``body``; MalformedRequest if it is not JSON text, InvalidInput
-    (naming the path) if it holds a value Titan would not store. Never raises anything else.
+def decode_json(body: bytes | str, what: str = "the body") -> Any:
+    """The JSON value of ``body`` (named ``what`` in messages); MalformedRequest if it is
+    not JSON text, InvalidInput (naming the path) if it holds a value Titan would not
+    store. Never raises anything else.
     """
     try:
         value = json.loads(body, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except UnicodeDecodeError:
-        raise MalformedRequest("the body is not UTF-8 text") from None
+        raise MalformedRequest(f"{what} is not UTF-8 text") from None
     except RecursionError:
-        raise MalformedRequest("the body nests JSON too deeply") from None
+        raise MalformedRequest(f"{what} nests JSON too deeply") from None
     except json.JSONDecodeError as exc:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        raise MalformedRequest(syntax_problem("the body", text, exc)) from None
+        raise MalformedRequest(syntax_problem(what, text, exc)) from None
     found = first_unstorable(value)
     if found is not None:
         path, message = found
         raise InvalidInput(
-            f"{path or 'the body'}: {message}",
+            f"{path or what}: {message}",
             [{"path": path, "message": message, "value": None}],
         )
     return value

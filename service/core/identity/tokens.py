@@ -70,6 +70,15 @@ class TokenService:
             session.delete(token)
         self.revoked()
 
+    def end(self, token_hash: str) -> None:
+        """Revoke the token whose stored form is ``token_hash`` (a console session signing
+        out with it); nothing if it is already gone."""
+        with self.sessions.begin() as session:
+            token = session.scalar(select(Token).where(Token.token_hash == token_hash))
+            if token is not None:
+                session.delete(token)
+        self.revoked()
+
 
 def _target(session: Session, principal: Principal, user_name: str | None) -> User:
     """The user a token call is about: the caller, or (admins only) ``user_name``."""

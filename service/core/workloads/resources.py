@@ -297,6 +297,15 @@ class ResourceService:
         after_this = f"{rows[-1].owner}/{rows[-1].type}/{rows[-1].name}" if more else None
         return [self._view(row, processes[row.id]) for row in rows], after_this
 
+    def engines(self, ids: list[str]) -> dict[str, str]:
+        """The cluster engine ("dask", "ray") of each resource in ``ids`` that has a
+        cluster (its own or attached); those without one are left out."""
+        if not ids:
+            return {}
+        with self.sessions() as session:
+            rows = session.execute(select(Resource.id, Resource.recipe).where(Resource.id.in_(ids)))
+            return {id: engine for id, recipe in rows if (engine := recipe_engine(recipe))}
+
     def get(self, principal: Principal, type: str, name: str, owner: str | None) -> dict[str, Any]:
         """One resource as the API shows it."""
         with self.sessions() as session:
@@ -596,6 +605,18 @@ _PROCESS_FIELDS = (
     Process.gpus,
     Process.node,
 )
+
+
+def recipe_engine(recipe: dict[str, Any]) -> str | None:
+    """The engine of the cluster a stored recipe runs (a cluster's own, or the one a
+    workspace or job attaches); None without a cluster."""
+    spec = recipe.get("spec") or {}
+    if recipe.get("type") == "cluster":
+        return str(spec.get("engine") or "dask")
+    if spec.get("dask_cluster"):
+        return "dask"
+    cluster = spec.get("cluster")
+    return str(cluster.get("engine") or "dask") if isinstance(cluster, dict) else None
 
 
 def _check_owner_enabled(session: Session, owner: str) -> None:
