@@ -41,7 +41,7 @@ def new_page(request: Request, principal: SignedIn, example: str | None = None) 
 
 
 @router.post("/new/check")
-def check(request: Request, titan: TitanDep, principal: Changing, recipe: Recipe) -> Response:
+def check(request: Request, titan: TitanDep, principal: Changing, recipe: Recipe = "") -> Response:
     """The recipe's problems, each at its field (the editor asks as you type)."""
     try:
         titan.resources.parse(read_recipe(recipe))
@@ -52,7 +52,7 @@ def check(request: Request, titan: TitanDep, principal: Changing, recipe: Recipe
 
 
 @router.post("/new/plan")
-def plan(request: Request, titan: TitanDep, principal: Changing, recipe: Recipe) -> Response:
+def plan(request: Request, titan: TitanDep, principal: Changing, recipe: Recipe = "") -> Response:
     """What applying the recipe would do."""
     try:
         planned = titan.resources.plan(principal, read_recipe(recipe))
@@ -64,7 +64,7 @@ def plan(request: Request, titan: TitanDep, principal: Changing, recipe: Recipe)
 
 
 @router.post("/new")
-def create(request: Request, titan: TitanDep, principal: Changing, recipe: Recipe) -> Response:
+def create(request: Request, titan: TitanDep, principal: Changing, recipe: Recipe = "") -> Response:
     """Apply the recipe and open the resource's page; the editor again with each problem
     if it is refused (nothing is created then)."""
     try:

@@ -14,9 +14,12 @@ from service.console.session import NotSignedIn
 from service.errors import TitanError
 
 
+PAGES = (sign_in, resources, resource, new)  # each module's ``router``
+
+
 def add_console(app: FastAPI) -> None:
     """Serve the console at ``/`` beside the API."""
-    for module in (sign_in, resources, resource, new):
+    for module in PAGES:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -9,6 +9,7 @@ resource token belongs to the resource ``team/job/m``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from service.app import create_app
+from service.console import routes as console
 from service.core.identity.auth import issue_token
 from service.database.db import make_engine, session_factory
 from service.database.models import Resource, User
@@ -364,10 +366,32 @@ MATRIX = [
     Case("GET", "/api/v1/audit", ADMINS),
     Case("GET", "/api/v1/usage", ANY_USER),
 ]
+
+
+def _console_cases() -> list[Case]:
+    """The console's routes: they answer only to a console session (its cookie), never to
+    a token in the header, so every caller here is sent to sign in (303), except the
+    sign-in form itself (200) and a sign-in with no token typed in (401). What each
+    signed-in caller may do there: tests/integration/test_console_access.py."""
+    fill = {"type": "job", "name": "m", "action": "stop"}
+    cases = []
+    for module in console.PAGES:
+        for route in module.router.routes:
+            for method in sorted(route.methods - {"HEAD"}):
+                path = re.sub(r"{(\w+)}", lambda m: fill.get(m[1], "1"), route.path)
+                expect = {("GET", "/sign-in"): (200,) * 6, ("POST", "/sign-in"): (401,) * 6}
+                cases.append(
+                    Case(method, route.path, expect.get((method, route.path), (303,) * 6), path)
+                )
+    return cases
+
+
+MATRIX += _console_cases()
 # Not HTTP: the dashboard's live plots and JupyterLab's kernels. Checked by the same
 # code as their page routes (``dashboard_upstream``, ``jupyter_upstream``) in
 # tests/integration/test_dashboards.py and test_local_processes.py.
 WEBSOCKETS = {"/dashboards/{resource_id}/{path:path}", "/jupyter/{resource_id}/{path:path}"}
+STATIC = "/static"  # the console's scripts and styles: public files (test_console_session.py)
 
 
 def app_routes() -> set[tuple[str, str]]:
@@ -383,6 +407,8 @@ def app_routes() -> set[tuple[str, str]]:
     found = set()
     for route in walk(create_app().routes):
         methods = getattr(route, "methods", None)
+        if methods is None and route.path == STATIC:
+            continue
         if methods is None:
             assert route.path in WEBSOCKETS, f"a new non-HTTP route: {route.path}"
             continue
