@@ -15,16 +15,14 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 
+from tests.browser.chromium import INSTALL, missing, start_chromium
 from tests.integration.conftest import (  # noqa: F401 - a real server
     RunningServer,
     ServerFactory,
     start_server,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 HERE = Path(__file__).parent
 CALL_FAILED = pytest.StashKey[bool]()
 
@@ -47,20 +45,6 @@ def pytest_runtest_makereport(
     return report
 
 
-def _chromium_options() -> webdriver.ChromeOptions:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # the tests run as root, where Chromium's sandbox refuses to start
-        "--disable-dev-shm-usage",  # containers' /dev/shm is small
-        "--window-size=1280,900",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console, for failures
-    return options
-
-
 @pytest.fixture
 def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[webdriver.Chrome]:
     """A fresh headless Chromium for one test (no cookies, storage or cache from another),
@@ -70,16 +54,13 @@ def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[webdrive
     tests/conftest.py counts the renderer processes a shared browser starts during a
     test as that test's leftovers.
     """
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        message = f"no {' or '.join(missing)}: apt-get install chromium chromium-driver"
+    absent = missing()
+    if absent:
+        message = f"no {' or '.join(absent)}: {INSTALL}"
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI runs the browser tests: {message}")
         pytest.skip(message)
-    driver = webdriver.Chrome(
-        options=_chromium_options(), service=Service(executable_path=str(CHROMEDRIVER))
-    )
-    driver.implicitly_wait(0)  # every wait is explicit (pages.wait_for)
+    driver = start_chromium()
     try:
         yield driver
         if request.node.stash.get(CALL_FAILED, False):
