@@ -1,0 +1,1 @@
+"""Browser tests of the web console: headless Chromium against a real server."""
