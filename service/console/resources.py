@@ -7,10 +7,10 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from service.api.deps import TitanDep
-from service.console.pages import local_path, render
+from service.console.pages import HEADERS, local_path, render
 from service.console.session import Changing, SignedIn
 from service.core.control.state import Status, Target
 from service.core.identity.access import Principal
@@ -29,20 +29,29 @@ def resource_path(view: dict[str, Any], principal: Principal) -> str:
     return path if view["owner"] == principal.user_name else f"{path}?owner={view['owner']}"
 
 
-async def rows(
-    titan: Titan, principal: Principal, type: str | None, status: str | None, owner: str | None
-) -> list[dict[str, Any]]:
-    """The resources the user may see, filtered, each with its page, engine and GPUs (read
-    through the API's listing, so a refresh with nothing changed costs no query of it)."""
+async def listed(
+    titan: Titan, principal: Principal, type: str | None, owner: str | None
+) -> tuple[bytes, ...]:
+    """Every page of the API's listing the user may see, as the listing remembers them
+    (unchanged bytes while no resource changes)."""
     if type and type not in RESOURCE_TYPES:
         raise InvalidInput(f"type: {type!r} is not one of {', '.join(RESOURCE_TYPES)}")
-    views: list[dict[str, Any]] = []
+    bodies: list[bytes] = []
     after: str | None = ""
     while after is not None:
         body, after = await titan.listing.page(
             principal, type or None, owner or None, PAGE_MOST, after or None
         )
-        views.extend(json.loads(body))
+        bodies.append(body)
+    return tuple(bodies)
+
+
+async def rows(
+    titan: Titan, principal: Principal, bodies: tuple[bytes, ...], status: str | None
+) -> list[dict[str, Any]]:
+    """The listed resources with ``status`` (any if None), each with its page, engine and
+    GPUs."""
+    views = [view for body in bodies for view in json.loads(body)]
     views = [v for v in views if not status or v["status"] == status]
     engines = await asyncio.to_thread(titan.resources.engines, [v["id"] for v in views])
     for view in views:
@@ -50,6 +59,24 @@ async def rows(
         view["engine"] = engines.get(view["id"], "")
         view["gpus"] = sum(len(p["gpus"] or []) for p in view["processes"])
     return views
+
+
+class Tables:
+    """The tables last sent to each session and query, with the listing they showed: a
+    refresh while nothing changed sends the same bytes without rendering them again."""
+
+    def __init__(self, most: int = 1000) -> None:
+        self.most = most
+        self.sent: dict[tuple[str, str], tuple[tuple[bytes, ...], bytes]] = {}
+
+    def get(self, key: tuple[str, str], bodies: tuple[bytes, ...]) -> bytes | None:
+        kept = self.sent.get(key)
+        return kept[1] if kept is not None and kept[0] == bodies else None
+
+    def keep(self, key: tuple[str, str], bodies: tuple[bytes, ...], table: bytes) -> None:
+        if len(self.sent) >= self.most:
+            self.sent.pop(next(iter(self.sent)))
+        self.sent[key] = (bodies, table)
 
 
 @router.get("/")
@@ -67,11 +94,12 @@ async def resources_page(
         "resources.html",
         principal,
         "Resources",
-        resources=await rows(titan, principal, type, status, owner),
+        resources=await rows(titan, principal, await listed(titan, principal, type, owner), status),
         filters={"type": type or "", "status": status or "", "owner": owner or ""},
         types=RESOURCE_TYPES,
         statuses=[s.value for s in Status],
         query=request.url.query,
+        filtered=bool(type or status or owner),
     )
 
 
@@ -84,15 +112,25 @@ async def resource_rows(
     status: str | None = None,
     owner: str | None = None,
 ) -> Response:
-    """The table's body alone, for the page's periodic refresh."""
-    return render(
-        request,
-        "resource_rows.html",
-        principal,
-        "Resources",
-        resources=await rows(titan, principal, type, status, owner),
-        query=request.url.query,
-    )
+    """The table alone, for the page's periodic refresh."""
+    bodies = await listed(titan, principal, type, owner)
+    tables: Tables = request.app.state.console_tables
+    key = (request.state.csrf, request.url.query)
+    table = tables.get(key, bodies)
+    if table is None:
+        table = bytes(
+            render(
+                request,
+                "resource_rows.html",
+                principal,
+                "Resources",
+                resources=await rows(titan, principal, bodies, status),
+                query=request.url.query,
+                filtered=bool(type or status or owner),
+            ).body
+        )
+        tables.keep(key, bodies, table)
+    return HTMLResponse(table, headers=HEADERS)
 
 
 @router.post("/resources/{type}/{name}/{action}")

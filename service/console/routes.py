@@ -13,7 +13,6 @@ from service.console.pages import STATIC, render
 from service.console.session import NotSignedIn
 from service.errors import TitanError
 
-
 PAGES = (sign_in, resources, resource, new)  # each module's ``router``
 
 
@@ -21,6 +20,7 @@ def add_console(app: FastAPI) -> None:
     """Serve the console at ``/`` beside the API."""
     for module in PAGES:
         app.include_router(module.router)
+    app.state.console_tables = resources.Tables()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(NotSignedIn)

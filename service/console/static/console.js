@@ -33,3 +33,28 @@ document.addEventListener("htmx:configRequest", (event) => {
 
 document.addEventListener("htmx:afterSwap", (event) => localTimes(event.target));
 document.addEventListener("DOMContentLoaded", () => localTimes(document));
+
+// A problem's field link selects that field's key in the recipe editor: the editor's
+// text is searched for each part of the path in turn ("spec.worker.memory").
+function fieldOffset(text, path) {
+  let at = 0;
+  for (const part of path.split(".")) {
+    if (/^\d+$/.test(part)) continue;  // list positions have no key to find
+    const found = text.indexOf(JSON.stringify(part), at);
+    if (found < 0) break;
+    at = found;
+  }
+  return at;
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a.field-link");
+  const editor = document.getElementById("recipe");
+  if (!link || !editor) return;
+  event.preventDefault();
+  const path = link.dataset.field;
+  const start = path ? fieldOffset(editor.value, path) : 0;
+  const last = path.split(".").pop();
+  editor.focus();
+  editor.setSelectionRange(start, start + (path ? JSON.stringify(last).length : 0));
+});
