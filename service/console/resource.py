@@ -16,7 +16,7 @@ from service.console.recipe_forms import problems_of, read_recipe
 from service.console.resources import resource_path
 from service.console.session import Changing, SignedIn
 from service.core.identity.access import Principal
-from service.core.workloads.resources import recipe_engine
+from service.core.workloads.resources import Details, recipe_engine
 from service.errors import InvalidInput, TitanError
 from service.services import Titan
 
@@ -42,14 +42,14 @@ def shown_recipe(recipe: dict[str, Any]) -> str:
     return json.dumps(recipe, indent=2, ensure_ascii=False)
 
 
-def facts(titan: Titan, principal: Principal, type: str, name: str, owner: str | None) -> Any:
-    """What the live part of the page shows: the resource, its page and engine."""
-    view = titan.resources.get(principal, type, name, owner)
-    recipe, _ = titan.resources.recipe(principal, type, name, owner)
-    view["page"] = resource_path(view, principal)
-    view["engine"] = recipe_engine(recipe) or ""
-    view["history"] = titan.resources.history(principal, type, name, owner)[::-1][:50]
-    return view
+def facts(titan: Titan, principal: Principal, type: str, name: str, owner: str | None) -> Details:
+    """What the page shows, read at once: the resource with its page, engine and latest
+    status changes, and its recipe."""
+    details = titan.resources.details(principal, type, name, owner, changes=50)
+    details.view["page"] = resource_path(details.view, principal)
+    details.view["engine"] = recipe_engine(details.recipe) or ""
+    details.view["history"] = details.history
+    return details
 
 
 @router.get(ONE)
@@ -62,16 +62,16 @@ def resource_page(
     owner: str | None = None,
 ) -> Response:
     """The resource's page."""
-    view = facts(titan, principal, type, name, owner)
-    recipe, generation = titan.resources.recipe(principal, type, name, owner)
+    details = facts(titan, principal, type, name, owner)
+    recipe = details.recipe
     return render(
         request,
         "resource.html",
         principal,
         f"{type}/{name}",
-        r=view,
+        r=details.view,
         recipe=shown_recipe(recipe),
-        generation=generation,
+        generation=details.generation,
         charts=CHARTS,
         scalable=type == "cluster",
         workers=(recipe.get("spec") or {}).get("n_workers"),
@@ -88,7 +88,7 @@ def live_part(
     owner: str | None = None,
 ) -> Response:
     """The page's live part (status, endpoints, processes, history) alone."""
-    view = facts(titan, principal, type, name, owner)
+    view = facts(titan, principal, type, name, owner).view
     return render(request, "resource_live.html", principal, view["name"], r=view)
 
 

@@ -133,19 +133,21 @@ async def resource_rows(
     return HTMLResponse(table, headers=HEADERS)
 
 
-@router.post("/resources/{type}/{name}/{action}")
-def act(
-    request: Request,
-    type: str,
-    name: str,
-    action: str,
-    titan: TitanDep,
-    principal: Changing,
-    owner: Annotated[str | None, Form()] = None,
-    back: Annotated[str, Form()] = "/",
-) -> Response:
-    """Start, stop or delete a resource, then back to the page the button was on."""
-    if action not in ACTIONS:
-        return Response(status_code=404)
-    titan.resources.set_target(principal, type, name, owner or None, ACTIONS[action])
-    return RedirectResponse(local_path(back), status_code=303)
+def _act(target: Target) -> Any:
+    def act(
+        type: str,
+        name: str,
+        titan: TitanDep,
+        principal: Changing,
+        owner: Annotated[str | None, Form()] = None,
+        back: Annotated[str, Form()] = "/",
+    ) -> Response:
+        titan.resources.set_target(principal, type, name, owner or None, target)
+        return RedirectResponse(local_path(back), status_code=303)
+
+    act.__doc__ = "Record the wish, then back to the page the button was on."
+    return act
+
+
+for _action, _target in ACTIONS.items():
+    router.add_api_route(f"/resources/{{type}}/{{name}}/{_action}", _act(_target), methods=["POST"])

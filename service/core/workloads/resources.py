@@ -11,7 +11,7 @@ import hmac
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -325,22 +325,17 @@ class ResourceService:
     ) -> list[dict[str, Any]]:
         """Every status change of the resource, oldest first."""
         with self.sessions() as session:
+            return _history(session, self.load(session, principal, type, name, owner))
+
+    def details(
+        self, principal: Principal, type: str, name: str, owner: str | None, changes: int
+    ) -> Details:
+        """The resource as ``get`` shows it, its recipe, and its latest ``changes`` status
+        changes (newest first), read at once (a console page shows them together)."""
+        with self.sessions() as session:
             resource = self.load(session, principal, type, name, owner)
-            events = session.scalars(
-                select(StatusEvent)
-                .where(StatusEvent.resource_id == resource.id)
-                .order_by(StatusEvent.id)
-            )
-            return [
-                {
-                    "at": e.at.isoformat(),
-                    "from": e.from_status,
-                    "to": e.to_status,
-                    "reason": e.reason,
-                    "generation": e.generation,
-                }
-                for e in events
-            ]
+            history = _history(session, resource, changes)
+            return Details(self.view(resource), dict(resource.recipe), resource.generation, history)
 
     # -- changing the target ----------------------------------------------------------
 
@@ -605,6 +600,35 @@ _PROCESS_FIELDS = (
     Process.gpus,
     Process.node,
 )
+
+
+class Details(NamedTuple):
+    """A resource's view, recipe (at ``generation``) and latest status changes."""
+
+    view: dict[str, Any]
+    recipe: dict[str, Any]
+    generation: int
+    history: list[dict[str, Any]]
+
+
+def _history(session: Session, resource: Resource, latest: int = 0) -> list[dict[str, Any]]:
+    """The resource's status changes: all, oldest first; or the ``latest`` ones, newest
+    first."""
+    query = select(StatusEvent).where(StatusEvent.resource_id == resource.id)
+    if latest:
+        query = query.order_by(StatusEvent.id.desc()).limit(latest)
+    else:
+        query = query.order_by(StatusEvent.id)
+    return [
+        {
+            "at": e.at.isoformat(),
+            "from": e.from_status,
+            "to": e.to_status,
+            "reason": e.reason,
+            "generation": e.generation,
+        }
+        for e in session.scalars(query)
+    ]
 
 
 def recipe_engine(recipe: dict[str, Any]) -> str | None:
