@@ -196,3 +196,17 @@ def test_hostile_recipes_get_problems_not_errors(server: RunningServer, text: st
         assert server.request("GET", "/api/v1/resources").json() == []
     finally:
         console.close()
+
+
+def test_what_users_wrote_is_shown_as_text_never_run(server: RunningServer) -> None:
+    hostile = "<script>window.pwned=1</script><img src=x onerror=alert(1)>"
+    job = {"type": "job", "name": "x", "spec": {"command": ["echo", hostile]}}
+    server.request("PUT", "/api/v1/recipes", json=job)
+    console = Console(server.url, server.token)
+    try:
+        bad = console.post("/new", {"recipe": '{"type": "job", "name": "' + hostile + '"}'})
+        for page in (console.get("/resources/job/x").text, bad.text):
+            assert "<script>window.pwned" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in console.get("/resources/job/x").text
+    finally:
+        console.close()
