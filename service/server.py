@@ -68,7 +68,7 @@ def serve(settings: Settings) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = uvicorn_config(create_app(settings), settings)
-    log.info("Titan listening on %s", url)
+    log.info("Titan listening on %s; web console: %s/ (sign in with a token)", url, url)
     try:
         uvicorn.Server(config).run(sockets=sockets)
     finally:

@@ -19,6 +19,6 @@ def test_server_logs_its_url_and_the_processes_it_leaves_running(tmp_path: Path)
         server.stop()  # SIGTERM
         said = (tmp_path / "server.log").read_text()
         hub = server.start()  # adopts the job; the fixture deletes it, whatever is asserted
-        assert f"Titan listening on {server.url}" in said, said
+        assert f"Titan listening on {server.url}; web console: {server.url}/" in said, said
         assert "1 process(es) left running for the next start to adopt" in said, said
         assert hub.get("job/long")["status"] == "running"
