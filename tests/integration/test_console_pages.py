@@ -1,0 +1,108 @@
+"""The console's pages against a real server, signed in as a browser would be: each page
+answers with its content, each form changes what the API then shows, and a change without
+the page's CSRF token is refused and changes nothing."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import RunningServer
+
+PAGE = {"Accept": "text/html"}
+
+
+class Browser:
+    """A signed-in console session: its cookie jar and the pages' CSRF token."""
+
+    def __init__(self, server: RunningServer, token: str) -> None:
+        self.server = server
+        self.client = httpx.Client(
+            base_url=server.url, follow_redirects=False, timeout=30, headers=PAGE
+        )
+        self.origin = {"Origin": server.url}
+        answer = self.client.post("/sign-in", data={"token": token}, headers=self.origin)
+        assert answer.status_code == 303, answer.text
+        self.csrf = ""
+        self.get("/")
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        """GET a page; its CSRF token is kept for the next change."""
+        answer = self.client.get(path, **kw)
+        found = re.search(r'<meta name="csrf-token" content="([^"]*)">', answer.text)
+        if found and found.group(1):
+            self.csrf = found.group(1)
+        return answer
+
+    def post(self, path: str, data: dict[str, Any] | None = None, csrf: bool = True) -> Any:
+        """Submit a form as the page would (with the CSRF field unless ``csrf`` is False)."""
+        form = {**(data or {}), **({"csrf": self.csrf} if csrf else {})}
+        return self.client.post(path, data=form, headers=self.origin)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def text_of(answer: httpx.Response, element_id: str) -> str:
+    """The text of the element with ``element_id`` (tags dropped, entities read)."""
+    found = re.search(rf'id="{element_id}"[^>]*>(.*?)</', answer.text, re.S)
+    assert found, f"no #{element_id} in the page"
+    return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip()
+
+
+@pytest.fixture
+def admin(server: RunningServer) -> Any:
+    browser = Browser(server, server.token)
+    yield browser
+    browser.close()
+
+
+def new_user(server: RunningServer, name: str, is_admin: bool = False) -> str:
+    """A user made through the API; their first token."""
+    made = server.request("POST", "/api/v1/users", json={"name": name, "is_admin": is_admin})
+    assert made.status_code == 201, made.text
+    token: str = made.json()["token"]
+    return token
+
+
+def test_a_token_made_on_the_page_works_until_revoked_there(
+    server: RunningServer, admin: Browser
+) -> None:
+    page = admin.get("/tokens")
+    assert page.status_code == 200
+    assert "console session" in page.text and "this session" in page.text
+
+    made = admin.post("/tokens", {"name": "laptop", "expires_days": "3"})
+    assert made.status_code == 200, made.text
+    secret = text_of(made, "new-token")
+    assert "only time it is shown" in made.text
+    assert server.request("GET", "/api/v1/users/me", token=secret).json()["name"] == "admin"
+    assert secret not in admin.get("/tokens").text  # shown once
+
+    listed = server.request("GET", "/api/v1/tokens").json()
+    laptop = next(t for t in listed if t["name"] == "laptop")
+    assert laptop["expires_at"] is not None
+    assert admin.post(f"/tokens/{laptop['id']}/revoke", csrf=False).status_code == 403
+    assert server.request("GET", "/api/v1/users/me", token=secret).status_code == 200
+
+    revoked = admin.post(f"/tokens/{laptop['id']}/revoke")
+    assert revoked.status_code == 303 and revoked.headers["location"] == "/tokens"
+    assert server.request("GET", "/api/v1/users/me", token=secret).status_code == 401
+    assert f'data-token="{laptop["id"]}"' not in admin.get("/tokens").text
+
+    session = next(t for t in listed if t["name"] == "console session")
+    refused = admin.post(f"/tokens/{session['id']}/revoke")
+    assert refused.status_code == 409 and "the one this call is made with" in refused.text
+    assert admin.get("/tokens").status_code == 200  # still signed in
+
+
+def test_a_token_form_without_the_csrf_field_makes_nothing(
+    server: RunningServer, admin: Browser
+) -> None:
+    before = len(server.request("GET", "/api/v1/tokens").json())
+    assert admin.post("/tokens", {"name": "sneaky"}, csrf=False).status_code == 403
+    assert len(server.request("GET", "/api/v1/tokens").json()) == before
