@@ -4,8 +4,11 @@ the page's CSRF token is refused and changes nothing."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -106,3 +109,21 @@ def test_a_token_form_without_the_csrf_field_makes_nothing(
     before = len(server.request("GET", "/api/v1/tokens").json())
     assert admin.post("/tokens", {"name": "sneaky"}, csrf=False).status_code == 403
     assert len(server.request("GET", "/api/v1/tokens").json()) == before
+
+
+def test_usage_shows_the_last_30_days_and_downloads_as_csv(admin: Browser) -> None:
+    today = datetime.now(UTC).date()
+    page = admin.get("/usage")
+    assert page.status_code == 200
+    assert f'value="{today - timedelta(days=29)}"' in page.text and f'value="{today}"' in page.text
+    assert "No usage in this range" in page.text
+
+    download = admin.get("/usage.csv", params={"from": str(today - timedelta(days=2))})
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("text/csv")
+    assert download.headers["content-disposition"].startswith("attachment;")
+    rows = list(csv.reader(io.StringIO(download.text)))
+    assert rows[0] == ["owner", "day", "gpu_hours", "cpu_hours"]
+
+    wrong = admin.get("/usage", params={"from": "yesterday"})
+    assert wrong.status_code == 422 and "is not a date" in wrong.text
