@@ -8,6 +8,7 @@ import csv
 import html
 import io
 import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,10 +59,22 @@ def text_of(answer: httpx.Response, element_id: str) -> str:
 
 
 @pytest.fixture
-def admin(server: RunningServer) -> Any:
-    browser = Browser(server, server.token)
-    yield browser
-    browser.close()
+def sign_in(server: RunningServer) -> Iterator[Callable[[str], Browser]]:
+    """Sign in with a token; every browser is closed after the test."""
+    browsers: list[Browser] = []
+
+    def open_one(token: str) -> Browser:
+        browsers.append(Browser(server, token))
+        return browsers[-1]
+
+    yield open_one
+    for browser in browsers:
+        browser.close()
+
+
+@pytest.fixture
+def admin(server: RunningServer, sign_in: Callable[[str], Browser]) -> Browser:
+    return sign_in(server.token)
 
 
 def new_user(server: RunningServer, name: str, is_admin: bool = False) -> str:
@@ -127,3 +140,40 @@ def test_usage_shows_the_last_30_days_and_downloads_as_csv(admin: Browser) -> No
 
     wrong = admin.get("/usage", params={"from": "yesterday"})
     assert wrong.status_code == 422 and "is not a date" in wrong.text
+
+
+def test_quotas_are_shown_and_admins_set_and_reset_them(
+    server: RunningServer, admin: Browser
+) -> None:
+    new_user(server, "quinn")
+    page = admin.get("/quotas")
+    assert page.status_code == 200 and 'data-owner="admin"' in page.text
+    assert "No owner has a quota of its own" in page.text
+
+    limits = {"owner": "quinn", "gpus": "2", "cpus": "", "memory": "8GiB", "resources": "3"}
+    assert admin.post("/quotas", limits, csrf=False).status_code == 403
+    assert server.request("GET", "/api/v1/quotas").json() == []
+    assert admin.post("/quotas", limits).status_code == 303
+    set_ = server.request("GET", "/api/v1/quotas/quinn").json()["limits"]
+    assert set_ == {"gpus": 2, "cpus": None, "memory_bytes": 8 * 1024**3, "resources": 3}
+    page = admin.get("/quotas")
+    assert 'data-owner="quinn"' in page.text and "8.0 GiB" in page.text
+
+    wrong = admin.post("/quotas", {**limits, "gpus": "-1", "memory": "lots"})
+    assert wrong.status_code == 422
+    assert "gpus:" in wrong.text and "memory:" in wrong.text
+
+    assert admin.post("/quotas/quinn/reset").status_code == 303
+    assert server.request("GET", "/api/v1/quotas").json() == []
+
+
+def test_a_user_sees_their_own_quota_only(
+    server: RunningServer, sign_in: Callable[[str], Browser]
+) -> None:
+    quinn = sign_in(new_user(server, "quinn"))
+    page = quinn.get("/quotas")
+    assert page.status_code == 200 and 'data-owner="quinn"' in page.text
+    assert "Set a quota" not in page.text
+    refused = quinn.post("/quotas", {"owner": "quinn", "gpus": "100"})
+    assert refused.status_code == 403
+    assert server.request("GET", "/api/v1/quotas").json() == []
