@@ -8,14 +8,20 @@ import csv
 import html
 import io
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from service.backends.nodes import GPU, Inventory
+from tests.conftest import make_settings
+from tests.fakes import FakeBackend
 from tests.integration.conftest import RunningServer
+from tests.waiting import wait_for
 
 PAGE = {"Accept": "text/html"}
 
@@ -83,6 +89,18 @@ def new_user(server: RunningServer, name: str, is_admin: bool = False) -> str:
     assert made.status_code == 201, made.text
     token: str = made.json()["token"]
     return token
+
+
+def apply(server: RunningServer, recipe: dict[str, Any]) -> None:
+    """Apply a recipe through the API."""
+    applied = server.request("PUT", "/api/v1/recipes", json=recipe)
+    assert applied.is_success, applied.text
+
+
+def status_of(server: RunningServer, resource: str) -> str:
+    """A resource's status as the API tells it."""
+    status: str = server.request("GET", f"/api/v1/resources/{resource}").json()["status"]
+    return status
 
 
 def test_a_token_made_on_the_page_works_until_revoked_there(
@@ -177,3 +195,57 @@ def test_a_user_sees_their_own_quota_only(
     refused = quinn.post("/quotas", {"owner": "quinn", "gpus": "100"})
     assert refused.status_code == 403
     assert server.request("GET", "/api/v1/quotas").json() == []
+
+
+class OneGpuNode(FakeBackend):
+    """The fake backend on a node with one GPU (the only fake: no GPU here)."""
+
+    async def nodes(self) -> list[Inventory]:
+        gpu = GPU(index=0, uuid="GPU-0a1b2c", model="Fake H100", memory_bytes=80 * 1024**3)
+        return [Inventory("gpu-1", 8, 64 * 1024**3, [gpu], "127.0.0.1")]
+
+
+def test_nodes_show_who_holds_each_gpu_and_its_newest_reading(tmp_path: Path) -> None:
+    backend = OneGpuNode()
+    server = RunningServer(make_settings(tmp_path / "data"), backend)
+    try:
+        browser = Browser(server, server.token)
+        job = {
+            "type": "job",
+            "name": "train",
+            "spec": {"command": ["train"], "resources": {"gpu": 1}},
+        }
+        assert server.request(
+            "PUT", "/api/v1/recipes", json={"schema_version": 1, **job}
+        ).is_success
+        wait_for(
+            lambda: (
+                server.request("GET", "/api/v1/resources/job/train").json()["status"] == "running"
+            )
+        )
+        page = browser.get("/nodes")
+        assert page.status_code == 200
+        row = page.text.split('data-gpu="GPU-0a1b2c"')[1].split("</tr>")[0]
+        assert '<a href="/resources/job/train?owner=admin">admin/job/train</a>' in row
+        assert "no reading" in row
+
+        env = next(iter(backend.machine.processes.values())).env
+        sample = {
+            "time": time.time(),
+            "source": "gpu:GPU-0a1b2c",
+            "values": {
+                "gpu_utilization_percent": 87,
+                "gpu_temperature_celsius": 64,
+                "gpu_memory_used_bytes": 2 * 1024**3,
+                "gpu_memory_total_bytes": 80 * 1024**3,
+            },
+        }
+        batch = {"resource": env["TITAN_RESOURCE"], "samples": [sample]}
+        sent = server.request("POST", "/api/v1/telemetry", token=env["TITAN_TOKEN"], json=batch)
+        assert sent.status_code == 202, sent.text
+        row = browser.get("/nodes").text.split('data-gpu="GPU-0a1b2c"')[1].split("</tr>")[0]
+        assert "87 %" in row and "64 °C" in row and "2.0 GiB of 80.0 GiB" in row
+        browser.close()
+    finally:
+        server.request("DELETE", "/api/v1/resources/job/train")
+        server.stop()
