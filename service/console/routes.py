@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from service.console import new, nodes, quotas, resource, resources, sign_in, tokens, usage
+from service.console import jobs, new, nodes, quotas, resource, resources, sign_in, tokens, usage
 from service.console.pages import STATIC, render
 from service.console.session import NotSignedIn
 from service.errors import TitanError
@@ -16,7 +16,7 @@ from service.errors import TitanError
 
 def add_console(app: FastAPI) -> None:
     """Serve the console at ``/`` beside the API."""
-    for module in (sign_in, resources, resource, new, tokens, usage, quotas, nodes):
+    for module in (sign_in, resources, resource, new, tokens, usage, quotas, nodes, jobs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

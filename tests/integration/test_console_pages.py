@@ -249,3 +249,45 @@ def test_nodes_show_who_holds_each_gpu_and_its_newest_reading(tmp_path: Path) ->
     finally:
         server.request("DELETE", "/api/v1/resources/job/train")
         server.stop()
+
+
+HELLO = {
+    "schema_version": 1,
+    "type": "job",
+    "name": "hello",
+    "spec": {"command": ["python", "-c", "print(1)"]},
+}
+
+
+def test_jobs_show_exit_codes_and_run_again(server: RunningServer, admin: Browser) -> None:
+    assert "No jobs yet" in admin.get("/jobs").text
+    apply(server, HELLO)
+    wait_for(lambda: status_of(server, "job/hello") == "succeeded")
+    page = admin.get("/jobs")
+    assert page.status_code == 200
+    row = page.text.split('data-resource="job/hello"')[1].split("</tr>")[0]
+    assert '<a href="/resources/job/hello">hello</a>' in row
+    assert "<strong>0</strong>" in row and "Run again" in row, row
+    first = server.request("GET", "/api/v1/resources/job/hello").json()["processes"][0]
+
+    sneaky = admin.post("/resources/job/hello/start", {"back": "/jobs"}, csrf=False)
+    assert sneaky.status_code == 403
+    again = admin.post("/resources/job/hello/start", {"owner": "admin", "back": "/jobs"})
+    assert again.status_code == 303 and again.headers["location"] == "/jobs"
+
+    def ran_again() -> bool:
+        view = server.request("GET", "/api/v1/resources/job/hello").json()
+        processes = view["processes"]
+        return view["status"] == "succeeded" and processes[0]["started_at"] != first["started_at"]
+
+    wait_for(ran_again)
+
+    # What it used shows in the usage report, and in its CSV.
+    rows = list(csv.DictReader(io.StringIO(admin.get("/usage.csv").text)))
+    assert any(row["owner"] == "admin" for row in rows), rows
+    assert "No usage in this range" not in admin.get("/usage").text
+
+
+def test_a_node_without_gpus_says_so(admin: Browser) -> None:
+    page = admin.get("/nodes")
+    assert page.status_code == 200 and "No GPUs on this node." in page.text
