@@ -8,7 +8,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from service.console import jobs, new, nodes, quotas, resource, resources, sign_in, tokens, usage
+from service.console import (
+    alerts,
+    audit,
+    groups,
+    jobs,
+    new,
+    nodes,
+    quotas,
+    resource,
+    resources,
+    sign_in,
+    tokens,
+    usage,
+    users,
+)
 from service.console.pages import STATIC, render
 from service.console.session import NotSignedIn
 from service.errors import TitanError
@@ -16,7 +30,9 @@ from service.errors import TitanError
 
 def add_console(app: FastAPI) -> None:
     """Serve the console at ``/`` beside the API."""
-    for module in (sign_in, resources, resource, new, tokens, usage, quotas, nodes, jobs):
+    pages = (sign_in, resources, resource, new, tokens, usage, quotas, nodes, jobs)
+    admin_pages = (users, groups, alerts, audit)
+    for module in pages + admin_pages:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

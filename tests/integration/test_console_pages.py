@@ -291,3 +291,76 @@ def test_jobs_show_exit_codes_and_run_again(server: RunningServer, admin: Browse
 def test_a_node_without_gpus_says_so(admin: Browser) -> None:
     page = admin.get("/nodes")
     assert page.status_code == 200 and "No GPUs on this node." in page.text
+
+
+ADMIN_PAGES = ("/admin/users", "/admin/groups", "/admin/alerts", "/admin/audit")
+
+
+def test_admin_pages_are_for_admins_only(
+    server: RunningServer, sign_in: Callable[[str], Browser]
+) -> None:
+    quinn = sign_in(new_user(server, "quinn"))
+    assert "/admin/users" not in quinn.get("/").text  # not in the navigation either
+    for path in ADMIN_PAGES:
+        refused = quinn.get(path)
+        assert refused.status_code == 403, path
+        assert "only an admin may do this" in refused.text
+    assert quinn.post("/admin/users", {"name": "mallory", "is_admin": "true"}).status_code == 403
+    assert quinn.post("/admin/groups", {"name": "crew"}).status_code == 403
+    assert quinn.post("/admin/users/admin/disable").status_code == 403
+    names = [u["name"] for u in server.request("GET", "/api/v1/users").json()]
+    assert names == ["admin", "quinn"]
+    assert server.request("GET", "/api/v1/groups").json() == []
+
+
+def test_admins_create_disable_and_enable_users(server: RunningServer, admin: Browser) -> None:
+    page = admin.get("/admin/users")
+    assert page.status_code == 200 and 'data-user="admin"' in page.text
+
+    assert admin.post("/admin/users", {"name": "nina"}, csrf=False).status_code == 403
+    assert server.request("GET", "/api/v1/users").json()[-1]["name"] == "admin"
+    made = admin.post("/admin/users", {"name": "nina"})
+    assert made.status_code == 200, made.text
+    token = text_of(made, "new-user-token")
+    assert server.request("GET", "/api/v1/users/me", token=token).json()["name"] == "nina"
+    assert token not in admin.get("/admin/users").text
+
+    assert admin.post("/admin/users/nina/disable").status_code == 303
+    assert server.request("GET", "/api/v1/users/me", token=token).status_code == 401
+    assert "disabled" in admin.get("/admin/users").text.split('data-user="nina"')[1]
+    assert admin.post("/admin/users/nina/enable").status_code == 303
+    assert server.request("GET", "/api/v1/users/me", token=token).status_code == 200
+
+    taken = admin.post("/admin/users", {"name": "nina"})
+    assert taken.status_code == 422 and "already exists" in taken.text
+
+
+def test_admins_make_groups_and_change_members(server: RunningServer, admin: Browser) -> None:
+    new_user(server, "gus")
+    assert "No groups yet" in admin.get("/admin/groups").text
+    assert admin.post("/admin/groups", {"name": "team", "admins": "admin"}).status_code == 303
+    added = admin.post("/admin/groups/team/members", {"user": "gus", "role": "member"})
+    assert added.status_code == 303
+    members = server.request("GET", "/api/v1/groups/team").json()["members"]
+    assert {"user": "gus", "role": "member"} in members
+    page = admin.get("/admin/groups")
+    assert 'data-member="gus"' in page.text
+
+    assert admin.post("/admin/groups/team/members/gus/remove", csrf=False).status_code == 403
+    assert admin.post("/admin/groups/team/members/gus/remove").status_code == 303
+    members = server.request("GET", "/api/v1/groups/team").json()["members"]
+    assert [m["user"] for m in members] == ["admin"]
+
+
+def test_alerts_and_audit_pages(server: RunningServer, admin: Browser) -> None:
+    page = admin.get("/admin/alerts")
+    assert page.status_code == 200
+    assert "No alert events" in page.text and "Idle reclaims" in page.text
+
+    new_user(server, "quinn")  # an audited change, by the admin
+    audit = admin.get("/admin/audit", params={"actor": "admin"})
+    assert audit.status_code == 200 and "POST /api/v1/users" in audit.text
+    assert "No changes recorded" in admin.get("/admin/audit", params={"actor": "quinn"}).text
+    future = admin.get("/admin/audit", params={"since": "2999-01-01T00:00"})
+    assert "No changes recorded" in future.text
+    assert admin.get("/admin/audit", params={"since": "soon"}).status_code == 422
