@@ -141,6 +141,9 @@ ANY_USER = (401, 403, 200, 200, 200, 200)
 ADMINS = (401, 403, 403, 403, 403, 200)
 SEE = (401, 200, 404, 200, 200, 200)  # the resource token's own resource
 CHANGE = (401, 403, 404, 403, 202, 202)
+# The console's pages take a session cookie, never a token: every caller here is sent to
+# the sign-in page (tests/integration/test_console_pages.py checks them signed in).
+SIGN_IN = (303, 303, 303, 303, 303, 303)
 
 MATRIX = [
     Case("GET", "/healthz", PUBLIC),
@@ -363,6 +366,34 @@ MATRIX = [
     Case("GET", "/api/v1/reclaims", ANY_USER),
     Case("GET", "/api/v1/audit", ADMINS),
     Case("GET", "/api/v1/usage", ANY_USER),
+    *(
+        Case(method, route, SIGN_IN, path=path)
+        for method, route, path in (
+            ("GET", "/tokens", ""),
+            ("POST", "/tokens", ""),
+            ("POST", "/tokens/{token_id}/revoke", "/tokens/1/revoke"),
+            ("GET", "/usage", ""),
+            ("GET", "/usage.csv", ""),
+            ("GET", "/quotas", ""),
+            ("POST", "/quotas", ""),
+            ("POST", "/quotas/{owner}/reset", "/quotas/team/reset"),
+            ("GET", "/nodes", ""),
+            ("GET", "/jobs", ""),
+            ("GET", "/admin/users", ""),
+            ("POST", "/admin/users", ""),
+            ("POST", "/admin/users/{name}/{switch}", "/admin/users/gus/disable"),
+            ("GET", "/admin/groups", ""),
+            ("POST", "/admin/groups", ""),
+            ("POST", "/admin/groups/{name}/members", "/admin/groups/team/members"),
+            (
+                "POST",
+                "/admin/groups/{name}/members/{user}/remove",
+                "/admin/groups/team/members/gus/remove",
+            ),
+            ("GET", "/admin/alerts", ""),
+            ("GET", "/admin/audit", ""),
+        )
+    ),
 ]
 # Not HTTP: the dashboard's live plots and JupyterLab's kernels. Checked by the same
 # code as their page routes (``dashboard_upstream``, ``jupyter_upstream``) in
