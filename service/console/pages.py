@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from service.console.formats import count, size
 from service.core.identity.access import Principal
 
 HERE = Path(__file__).parent
@@ -66,7 +67,7 @@ def when(value: str | datetime | None) -> Markup:
     return Markup('<time datetime="{}">{}</time>').format(text, shown)
 
 
-templates.env.filters["when"] = when
+templates.env.filters.update(when=when, size=size, count=count)
 
 
 def render(

@@ -8,17 +8,32 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from service.console import new, resource, resources, sign_in
+from service.console import (
+    alerts,
+    audit,
+    groups,
+    jobs,
+    new,
+    nodes,
+    quotas,
+    resource,
+    resources,
+    sign_in,
+    tokens,
+    usage,
+    users,
+)
 from service.console.pages import STATIC, render
 from service.console.session import NotSignedIn
 from service.errors import TitanError
 
-PAGES = (sign_in, resources, resource, new)  # each module's ``router``
+PAGES = (sign_in, resources, resource, new, tokens, usage, quotas, nodes, jobs)  # ``router`` each
+ADMIN_PAGES = (users, groups, alerts, audit)
 
 
 def add_console(app: FastAPI) -> None:
     """Serve the console at ``/`` beside the API."""
-    for module in PAGES:
+    for module in PAGES + ADMIN_PAGES:
         app.include_router(module.router)
     app.state.console_tables = resources.Tables()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

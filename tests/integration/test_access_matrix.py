@@ -375,7 +375,7 @@ def _console_cases() -> list[Case]:
     signed-in caller may do there: tests/integration/test_console_access.py."""
     fill = {"type": "job", "name": "m", "action": "stop"}
     cases = []
-    for module in console.PAGES:
+    for module in console.PAGES + console.ADMIN_PAGES:
         for route in module.router.routes:
             for method in sorted(route.methods - {"HEAD"}):
                 path = re.sub(r"{(\w+)}", lambda m: fill.get(m[1], "1"), route.path)

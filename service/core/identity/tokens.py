@@ -70,6 +70,11 @@ class TokenService:
             session.delete(token)
         self.revoked()
 
+    def id_of(self, token_hash: str) -> int | None:
+        """The id of the token whose stored form is ``token_hash``; None if there is none."""
+        with self.sessions() as session:
+            return session.scalar(select(Token.id).where(Token.token_hash == token_hash))
+
     def end(self, token_hash: str) -> None:
         """Revoke the token whose stored form is ``token_hash`` (a console session signing
         out with it); nothing if it is already gone."""
