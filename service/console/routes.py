@@ -13,7 +13,6 @@ from service.console.pages import STATIC, render
 from service.console.session import NotSignedIn
 from service.errors import TitanError
 
-
 PAGES = (sign_in, resources, resource, new)  # each module's ``router``
 
 
