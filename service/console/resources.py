@@ -95,19 +95,21 @@ async def resource_rows(
     )
 
 
-@router.post("/resources/{type}/{name}/{action}")
+# One route per action, not ``/{action}``: that would also catch the resource page's own
+# posts (plan, apply, scale) and answer them 404.
+@router.post("/resources/{type}/{name}/start")
+@router.post("/resources/{type}/{name}/stop")
+@router.post("/resources/{type}/{name}/delete")
 def act(
     request: Request,
     type: str,
     name: str,
-    action: str,
     titan: TitanDep,
     principal: Changing,
     owner: Annotated[str | None, Form()] = None,
     back: Annotated[str, Form()] = "/",
 ) -> Response:
     """Start, stop or delete a resource, then back to the page the button was on."""
-    if action not in ACTIONS:
-        return Response(status_code=404)
+    action = request.url.path.rpartition("/")[2]
     titan.resources.set_target(principal, type, name, owner or None, ACTIONS[action])
     return RedirectResponse(local_path(back), status_code=303)
