@@ -67,17 +67,8 @@ def test_a_cluster_from_an_example_runs_scales_stops_and_goes(
     browser.get(console.url + "/new")
     Select(browser.find_element(By.ID, "example")).select_by_visible_text("cpu-cluster")
     button(browser, "Load example").click()
-    loaded = wait_for(
-        browser,
-        lambda b: (
-            b.find_element(By.ID, "recipe").get_attribute("value")
-            if "example" in b.current_url
-            else ""
-        ),
-        30,
-        "the example in the editor",
-    )
-    recipe = json.loads(loaded)
+    wait_for(browser, lambda b: "example=cpu-cluster" in b.current_url, 30, "the example")
+    recipe = json.loads(browser.find_element(By.ID, "recipe").get_attribute("value") or "")
     assert recipe["name"] == "cpu-cluster"
     # Small enough for a 2-core test machine.
     recipe["spec"]["n_workers"] = 1
@@ -90,9 +81,11 @@ def test_a_cluster_from_an_example_runs_scales_stops_and_goes(
     button(browser, "Apply").click()
     wait_for(browser, lambda b: path_of(b) == "/resources/cluster/cpu-cluster", 30, "its page")
     browser.execute_script("window.titanSamePage = true")  # gone if the page reloads
+    live = browser.find_element(By.ID, "live")
 
     assert text_of(browser, STATUS) in ("pending", "starting", "running")
     wait_for(browser, shows(STATUS, "running"), 120, "the cluster running")
+    wait_for(browser, expected_conditions.staleness_of(live), 30, "the live part refreshed")
     wait_for(browser, shows("#workers-ready", "1 ready of 1 wanted"), 60, "its worker")
     wait_for(
         browser,
@@ -118,6 +111,23 @@ def test_a_cluster_from_an_example_runs_scales_stops_and_goes(
     button(browser, "Stop").click()
     wait_for(browser, shows(STATUS, "stopped"), 90, "the cluster stopped")
 
+    generation = text_of(browser, 'label[for="recipe"]')  # "Recipe (JSON), generation N"
+    edited = json.loads(browser.find_element(By.ID, "recipe").get_attribute("value") or "")
+    assert edited["spec"]["n_workers"] == 2  # the recipe the page shows is the scaled one
+    edited["description"] = "Edited in the console."
+    type_recipe(browser, json.dumps(edited, indent=2))
+    button(browser, "Plan").click()
+    wait_for(browser, shows("#plan", "Plan: update"), 30, "the edit's plan")
+    assert "Edited in the console." in text_of(browser, "#diff")
+    confirm = button(browser, "Apply this plan")
+    confirm.click()
+    wait_for(browser, expected_conditions.staleness_of(confirm), 30, "the plan applied")
+    wait_for(
+        browser, lambda b: text_of(b, 'label[for="recipe"]') != generation, 30, "new generation"
+    )
+    shown = json.loads(browser.find_element(By.ID, "recipe").get_attribute("value") or "")
+    assert shown["description"] == "Edited in the console."
+
     button(browser, "Delete").click()
     question = wait_for(browser, expected_conditions.alert_is_present(), 10, "the confirmation")
     assert "Delete cluster/cpu-cluster?" in question.text
@@ -125,6 +135,10 @@ def test_a_cluster_from_an_example_runs_scales_stops_and_goes(
     wait_for(browser, lambda b: path_of(b) == "/", 30, "the resources page")
     wait_for(browser, shows("#listing", "No resources yet"), 90, "the cluster gone")
     assert console.request("GET", "/api/v1/resources").json() == []
+    refused = [
+        e["message"] for e in browser.get_log("browser") if "Security Policy" in e["message"]
+    ]
+    assert refused == [], "the pages' own scripts broke their policy"
 
 
 def test_a_second_user_sees_none_of_it(browser: WebDriver, console: RunningServer) -> None:
