@@ -73,7 +73,10 @@ def resource_telemetry(
     """One metric of a resource as a series per GPU or host, raw or from rollups by range;
     404 naming the known metrics for one neither standard nor stored for the resource."""
     now = titan.monitor.clock()
+    # A missing ``to`` is the same now that ``from=-1h`` counts back from: the window is
+    # then an hour exactly, answered from raw samples, not one just over it (rollups only).
     since, until = time_param("from", start, now), time_param("to", end, now)
+    until = now if until is None else until
     # Plain JSON already: skipping FastAPI's re-encoding of thousands of points.
     return JSONResponse(
         titan.monitor.query(principal, type, name, owner, metric, since, until, step, agg)

@@ -133,6 +133,8 @@ async def resource_rows(
     return HTMLResponse(table, headers=HEADERS)
 
 
+# One route per action, not ``/{action}``: that would also catch the resource page's own
+# posts (plan, apply, scale) and answer them 404.
 def _act(target: Target) -> Any:
     def act(
         type: str,

@@ -54,6 +54,11 @@ def test_samples_from_a_cluster_reach_queries_top_and_metrics(server: RunningSer
     assert {"host:scheduler", "host:worker-0"} <= set(by_source)
     assert all(0 <= value <= 100 for _, value in by_source["host:worker-0"])
     assert len(by_source["host:worker-0"]) >= 2  # one sample a second
+    # The last hour (the console's charts) reads raw samples: no wait for a minute's rollup.
+    path = "/api/v1/resources/cluster/c/telemetry?metric=host_cpu_percent&from=-1h"
+    hour = server.request("GET", path).json()
+    assert hour["resolution"] == "raw" and hour["to"] - hour["from"] == 3600
+    assert {s["source"] for s in hour["series"]} >= {"host:scheduler", "host:worker-0"}
 
     metrics = server.request("GET", "/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")

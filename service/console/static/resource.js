@@ -15,8 +15,15 @@
   const follow = document.getElementById("log-follow");
   let offset = null, run = null, process = picker ? picker.value : "";
 
+  let reading = false;  // one read at a time, or a slow answer's lines show twice
+
   async function readLogs() {
-    if (!process) return;
+    if (!process || reading) return;
+    reading = true;
+    try { await readChunk(); } finally { reading = false; }
+  }
+
+  async function readChunk() {
     const part = offset === null ? "tail=1000" : "offset=" + offset;
     const answer = await fetch(`${base}/logs?${owner}&process=${encodeURIComponent(process)}&${part}`,
       { credentials: "same-origin" });
@@ -25,7 +32,7 @@
     if (!chunk) return;
     if (offset === null || chunk.run !== run) {
       pre.textContent = offset !== null && chunk.run !== run ? "— restarted —\n" : "";
-      if (offset !== null && chunk.run !== run) { offset = 0; run = chunk.run; return readLogs(); }
+      if (offset !== null && chunk.run !== run) { offset = 0; run = chunk.run; return readChunk(); }
     }
     run = chunk.run;
     offset = chunk.offset;
@@ -35,10 +42,21 @@
     }
   }
 
+  function addProcesses() {
+    // The live part lists the processes; those that started after the page loaded join
+    // the picker, and the first one's logs show if none did before.
+    for (const th of document.querySelectorAll("#processes tbody th")) {
+      const name = th.textContent.trim();
+      if (![...picker.options].some((o) => o.value === name)) picker.append(new Option(name, name));
+    }
+    if (!process && picker.value) { process = picker.value; readLogs(); }
+  }
+
   if (picker) {
     picker.addEventListener("change", () => {
       process = picker.value; offset = null; run = null; pre.textContent = ""; readLogs();
     });
+    document.addEventListener("htmx:afterSwap", addProcesses);
   }
   readLogs();
   setInterval(() => { if (follow.checked) readLogs(); }, 2000);
