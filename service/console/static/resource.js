@@ -71,6 +71,14 @@
     figure.querySelector(".plot").hidden = empty;
   }
 
+  function inBytes(value) {
+    // 1536 → "1.5 KiB": byte axes readable at a glance.
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (Math.abs(value) >= 1024 && i < units.length - 1) { value /= 1024; i++; }
+    return `${+value.toFixed(1)} ${units[i]}`;
+  }
+
   async function drawChart(figure) {
     const metric = figure.dataset.metric;
     const answer = await fetch(`${base}/telemetry?${owner}&metric=${metric}&from=${range.value}`,
@@ -91,7 +99,9 @@
         label: s.source, stroke: palette[i % palette.length], width: 2,
         dash: i % 2 ? [6, 3] : undefined,  // told apart without colour too
       }))),
-      axes: [{}, { label: figure.dataset.unit }],
+      axes: [{}, figure.dataset.unit === "bytes"
+        ? { label: "bytes", size: 70, values: (u, ticks) => ticks.map(inBytes) }
+        : { label: figure.dataset.unit }],
     };
     plots.set(metric, new uPlot(options, data, figure.querySelector(".plot")));
   }
