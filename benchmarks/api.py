@@ -85,6 +85,24 @@ def wait_settled(data_dir: Path, timeout: float = 300) -> float:
     raise RuntimeError("the reconciler did not settle the stored resources")
 
 
+def populate(base: str, admin: str, data_dir: Path) -> list[str]:
+    """``USERS`` users with ``EACH`` stopped jobs each, settled by the reconciler, on the
+    server whose API is ``base`` and store is in ``data_dir``; the users' tokens."""
+    tokens = []
+    for index in range(USERS):
+        made = httpx.post(
+            f"{base}/users",
+            json={"name": f"user{index:02d}"},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=30,
+        )
+        tokens.append(made.json()["token"])
+    store_resources(data_dir, [f"user{index:02d}" for index in range(USERS)])
+    settled = wait_settled(data_dir)
+    print(f"the reconciler settled {USERS * EACH} stored resources in {settled:.1f} s")
+    return tokens
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -151,18 +169,7 @@ def main() -> None:
     try:
         admin = (work / "data" / "admin-token").read_text().strip()
         base = f"http://127.0.0.1:{titan_port}/api/v1"
-        tokens = []
-        for index in range(USERS):
-            made = httpx.post(
-                f"{base}/users",
-                json={"name": f"user{index:02d}"},
-                headers={"Authorization": f"Bearer {admin}"},
-                timeout=30,
-            )
-            tokens.append(made.json()["token"])
-        store_resources(work / "data", [f"user{index:02d}" for index in range(USERS)])
-        settled = wait_settled(work / "data")
-        print(f"the reconciler settled {USERS * EACH} stored resources in {settled:.1f} s")
+        tokens = populate(base, admin, work / "data")
         headers = {"Authorization": f"Bearer {tokens[0]}"}
         page = httpx.get(f"{base}/resources", headers=headers, timeout=30)
         assert len(page.json()) == EACH, page.text[:200]

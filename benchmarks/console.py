@@ -21,12 +21,9 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from api import free_port, load, serve, store_resources, wait_settled
+from api import EACH, free_port, load, populate, serve
 from rich.console import Console
 from rich.table import Table
-
-USERS = 20
-EACH = 50
 
 
 def main() -> None:
@@ -43,20 +40,7 @@ def main() -> None:
     titan = serve([sys.executable, "-m", "service.cli", "server"], titan_env, url + "/healthz")
     try:
         admin = (work / "data" / "admin-token").read_text().strip()
-        tokens = []
-        for index in range(USERS):
-            made = httpx.post(
-                f"{url}/api/v1/users",
-                json={"name": f"user{index:02d}"},
-                headers={"Authorization": f"Bearer {admin}"},
-                timeout=30,
-            )
-            tokens.append(made.json()["token"])
-        store_resources(work / "data", [f"user{index:02d}" for index in range(USERS)])
-        print(
-            f"the reconciler settled {USERS * EACH} stored resources in "
-            f"{wait_settled(work / 'data'):.1f} s"
-        )
+        tokens = populate(f"{url}/api/v1", admin, work / "data")
         signed = httpx.post(
             f"{url}/sign-in", data={"token": tokens[0]}, headers={"Origin": url}, timeout=30
         )

@@ -249,7 +249,7 @@ def _map_errors(app: FastAPI) -> None:
         return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = [
             {
                 "path": shown(".".join(str(part) for part in err["loc"])),
@@ -261,6 +261,8 @@ def _map_errors(app: FastAPI) -> None:
         ]
         message = "; ".join(f"{p['path']}: {p['message']}" for p in problems)
         error = InvalidInput(message, problems)
+        if wants_page(request):  # a console form: the field and the fix on a page
+            return error_page(request, error)
         return JSONResponse(error.to_body(), status_code=error.status_code)
 
     @app.exception_handler(HTTPException)

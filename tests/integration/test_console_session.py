@@ -210,3 +210,17 @@ def test_what_users_wrote_is_shown_as_text_never_run(server: RunningServer) -> N
         assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in console.get("/resources/job/x").text
     finally:
         console.close()
+
+
+def test_a_form_value_of_the_wrong_kind_gets_a_page_naming_the_field(
+    server: RunningServer,
+) -> None:
+    server.request("PUT", "/api/v1/recipes", json={**PARKED, "type": "cluster", "spec": {}})
+    console = Console(server.url, server.token)
+    try:
+        answer = console.post("/resources/cluster/j/scale", {"workers": "many"})
+        assert answer.status_code == 422
+        assert answer.headers["content-type"].startswith("text/html")
+        assert 'role="alert"' in answer.text and "workers" in answer.text
+    finally:
+        console.close()
