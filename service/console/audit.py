@@ -3,6 +3,7 @@ they ended, optionally of one user or since a time."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -13,20 +14,16 @@ from service.api.deps import TitanDep
 from service.console.pages import render
 from service.console.session import SignedIn
 from service.core.identity.access import require_admin
-from service.errors import InvalidInput
+from service.times import time_param
 
 router = APIRouter(include_in_schema=False)
 
 
 def _since(text: str) -> datetime | None:
-    """The time in ``text`` (ISO 8601, UTC unless it says); None for an empty field."""
-    if not text:
-        return None
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"since: {text!r} is not a time such as 2025-01-31T09:00") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    """The time in ``text`` (ISO 8601, epoch, or back from now such as 1h, as the logs and
+    telemetry take it); None for an empty field."""
+    at = time_param("since", text or None, time.time())
+    return None if at is None else datetime.fromtimestamp(at, UTC)
 
 
 @router.get("/admin/audit")
