@@ -57,9 +57,13 @@ def test_adaptive_scales_up_under_load_and_retires_only_idle_workers(
         assert busy.result() == "worker-2"  # ran to the end where it started
         assert held.result() == b"x" * 1_000_000  # moved off worker-1 before it stopped
         reasons = [e["reason"] for e in hub.history(ref)]
-        up = [r for r in reasons if r.startswith("adaptive: scaling up from 1 to 3 workers")]
+        # Up from 1 to 3, in one step or (a loaded machine's scheduler asking for more as
+        # the queue grows) in two; each step says why.
+        up = [r for r in reasons if r.startswith("adaptive: scaling up from ")]
         down = [r for r in reasons if r.startswith("adaptive: scaling down")]
-        assert up and "the cluster asks for" in up[0] and "bounds 1..3" in up[0]
+        assert up and up[0].startswith("adaptive: scaling up from 1 to ")
+        assert any(" to 3 workers" in r for r in up), up
+        assert all("the cluster asks for" in r and "bounds 1..3" in r for r in up), up
         assert down and all("worker-2" not in r for r in down)
         assert {"worker-0", "worker-1"} <= {
             w for r in down for w in ("worker-0", "worker-1") if w in r
