@@ -470,6 +470,7 @@ def _finish(work: _Converting) -> Conversion:
         if "n_workers" in cluster.recipe["spec"] and "name" in draft.recipe:
             cluster.recipe["name"] = f"{draft.recipe['name'][:58].rstrip('-')}-dask"
             recipes.append(cluster.document())
+    draft.check()  # an incomplete recipe is not worth validating
     for recipe in recipes:
         try:
             parse_recipe(recipe, draft.catalog)

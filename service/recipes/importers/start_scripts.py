@@ -28,7 +28,10 @@ _URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]{1,1000}\Z")
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}\Z")
 _REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}\Z")
 _COMMIT = re.compile(r"[0-9a-fA-F]{7,40}\Z")
-_SCP_LIKE = re.compile(r"(?:[A-Za-z0-9._-]+@)?([A-Za-z0-9.-]+):(?!//)(.+)\Z")
+# git's scp-like SSH form, user@host.name:path (a suggestion of its https form is made).
+_SCP_LIKE = re.compile(
+    r"(?:[A-Za-z0-9._-]+@)?([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+):([A-Za-z0-9._~/-]+)\Z"
+)
 
 REQUIREMENT_FORM = "name[extras] and version specifiers only, e.g. 'dask[dataframe]>=2024.1'"
 
@@ -61,7 +64,7 @@ def url_problem(url: str) -> str | None:
     """Why ``url`` may not be cloned by a start script (None: it may): only ``https``
     URLs of a named host, with no credentials, query or fragment."""
     scp = _SCP_LIKE.match(url)
-    if scp and "/" not in url.split(":", 1)[0]:
+    if scp:
         host, path = scp.groups()
         return (
             "an SSH URL needs a key in every process; give the https URL of a public "
