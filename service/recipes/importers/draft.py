@@ -39,11 +39,12 @@ class Draft:
         self.label = label  # before each Titan path in the report: which recipe it is in
         self.rows: list[Row] = []
         self.problems: list[dict[str, Any]] = []  # refusals, and what no flag can fix
+        self.droppable: list[str] = []  # the fields of problems that lenient would drop
 
     def beside(self, kind: str, label: str) -> Draft:
         """A second recipe made from the same document, reporting into the same rows."""
         other = Draft(kind, self.lenient, self.catalog, label)
-        other.rows, other.problems = self.rows, self.problems
+        other.rows, other.problems, other.droppable = self.rows, self.problems, self.droppable
         return other
 
     @property
@@ -98,6 +99,7 @@ class Draft:
         else:
             self.rows.append(Row(field, "refused", None, why))
             self.problems.append(problem(field, why, value))
+            self.droppable.append(field)
 
     def invalid(self, field: str, message: str, value: Any) -> None:
         """``field`` makes the document unconvertible, lenient or not."""
@@ -117,4 +119,4 @@ class Draft:
     def check(self) -> None:
         """Raise ImportRefused listing every problem, if there is one."""
         if self.problems:
-            raise ImportRefused(self.problems, self.rows)
+            raise ImportRefused(self.problems, self.rows, bool(self.droppable))

@@ -49,6 +49,9 @@ class ImportRefused(RecipeInvalid):
     """The document cannot be converted: ``problems`` names each field (its path in
     the foreign document) with why; ``report`` is every row made before refusing."""
 
-    def __init__(self, problems: list[dict[str, Any]], report: list[Row]) -> None:
+    def __init__(
+        self, problems: list[dict[str, Any]], report: list[Row], lenient_helps: bool
+    ) -> None:
         super().__init__(problems)
         self.report = report
+        self.lenient_helps = lenient_helps  # some problems are fields lenient would drop

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.json_values import quoted
+from service.json_values import join_path, quoted
 from service.recipes.importers import saturn_attachments as attachments
 from service.recipes.importers import start_scripts as scripts
 from service.recipes.importers.draft import Draft
@@ -136,12 +136,13 @@ def convert(
     # Handled in HANDLERS' order (variables before the secrets that must not clash with
     # them), reported in the document's.
     order = {name: index for index, name in enumerate(HANDLERS)}
-    written: dict[int, list[Row]] = {}
+    written: dict[int, tuple[list[Row], list[dict[str, Any]]]] = {}
     for place, item in sorted(enumerate(saturn.fields), key=lambda f: order.get(f[1].name, 99)):
-        before = len(main.rows)
+        rows, problems = len(main.rows), len(main.problems)
         _one(work, item)
-        written[place] = main.rows[before:]
-    main.rows[:] = [row for place in sorted(written) for row in written[place]]
+        written[place] = main.rows[rows:], main.problems[problems:]
+    main.rows[:] = [row for place in sorted(written) for row in written[place][0]]
+    main.problems[:] = [found for place in sorted(written) for found in written[place][1]]
     return _finish(work)
 
 
@@ -295,7 +296,7 @@ def _extra_packages(work: _Converting, item: SaturnField) -> None:
         work.draft.refuse(item.path, "extra packages are an object by installer", item.value)
         return
     for manager, spec in item.value.items():
-        path = f"{item.path}.{manager}"
+        path = join_path(item.path, manager)
         if manager == "pip":
             _pip(work, path, spec)
         elif manager == "conda":
@@ -330,7 +331,9 @@ def _pip(work: _Converting, path: str, spec: Any) -> None:
         elif key == "requirements_txt":
             wanted += scripts.requirement_lines(text)
         else:
-            attachments.unknown(work.draft, f"{path}.{key}", text, ("install", "requirements_txt"))
+            attachments.unknown(
+                work.draft, join_path(path, key), text, ("install", "requirements_txt")
+            )
     unsafe = scripts.unsafe_requirements(wanted)
     if unsafe:
         shown = ", ".join(quoted(r, 40) for r in unsafe[:5])
@@ -366,7 +369,7 @@ def _git_repositories(work: _Converting, item: SaturnField) -> None:
             continue
         for key in repo:
             if key not in GIT_FIELDS:
-                attachments.unknown(work.draft, f"{path}.{key}", repo[key], GIT_FIELDS)
+                attachments.unknown(work.draft, join_path(path, key), repo[key], GIT_FIELDS)
         _repository(work, path, repo)
 
 

@@ -77,7 +77,7 @@ def secrets(draft: Draft, field: SaturnField) -> None:
             if key == "description":
                 draft.drop(f"{path}.description", "Titan's secret references have no description")
             elif key not in SECRET_FIELDS:
-                unknown(draft, f"{path}.{key}", item[key], SECRET_FIELDS)
+                unknown(draft, join_path(path, key), item[key], SECRET_FIELDS)
         _secret(draft, path, item)
 
 
@@ -101,7 +101,7 @@ def _secret(draft: Draft, path: str, item: dict[str, Any]) -> None:
         ref["file"] = PurePosixPath(location).name
         why = (
             f"the secret {quoted(name)} as the file $TITAN_SECRETS_DIR/{ref['file']}, not at "
-            f"{location}: point the program there"
+            f"{quoted(location)}: point the program there"
         )
     else:
         draft.refuse(path, "the type of a secret attachment is environment_variable or file", kind)
@@ -137,7 +137,7 @@ def shared_folders(draft: Draft, field: SaturnField) -> None:
             continue
         for key in item:
             if key not in FOLDER_FIELDS:
-                unknown(draft, f"{path}.{key}", item[key], FOLDER_FIELDS)
+                unknown(draft, join_path(path, key), item[key], FOLDER_FIELDS)
         owner = owner_name(item.get("owner")) if "owner" in item else None
         name = item.get("name")
         if not isinstance(name, str) or ("owner" in item and owner is None):
@@ -193,7 +193,7 @@ def dask_cluster(
                 f"{field.path}.status", "Saturn's running state; Titan starts it with its resource"
             )
         elif key not in CLUSTER_FIELDS:
-            unknown(draft, f"{field.path}.{key}", value[key], CLUSTER_FIELDS)
+            unknown(draft, join_path(field.path, key), value[key], CLUSTER_FIELDS)
     scheduler = value.get("scheduler")
     if isinstance(scheduler, dict):
         for key, item in scheduler.items():

@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.json_values import join_path
 from service.recipes.models import RecipeInvalid
 from service.recipes.problems import problem
 
@@ -97,8 +98,8 @@ def _current(document: dict[str, Any]) -> SaturnDocument:
     fields = []
     for key, value in document.items():
         if key != "spec":
-            fields.append(SaturnField(key, key, value))
-    fields.extend(SaturnField(key, f"spec.{key}", value) for key, value in spec.items())
+            fields.append(SaturnField(key, join_path("", key), value))
+    fields.extend(SaturnField(k, join_path("spec", k), v) for k, v in spec.items())
     return SaturnDocument(str(kind), tuple(fields))
 
 
@@ -120,7 +121,7 @@ def _flat(document: dict[str, Any]) -> SaturnDocument:
         if key == sections[0]:
             fields.append(SaturnField("type", key, key))
             if isinstance(value, dict):
-                fields.extend(SaturnField(k, f"{key}.{k}", v) for k, v in value.items())
+                fields.extend(SaturnField(k, join_path(key, k), v) for k, v in value.items())
             else:
                 fields.append(SaturnField("section", key, value))
         elif key in SECTIONS:
@@ -130,5 +131,5 @@ def _flat(document: dict[str, Any]) -> SaturnDocument:
         elif key in ("image_uri", "credentials"):  # older names of image and secrets
             fields.append(SaturnField("image" if key == "image_uri" else "secrets", key, value))
         else:
-            fields.append(SaturnField(key, key, value))
+            fields.append(SaturnField(key, join_path("", key), value))
     return SaturnDocument(SECTIONS[sections[0]], tuple(fields))
