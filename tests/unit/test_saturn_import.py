@@ -605,3 +605,28 @@ def test_the_operators_table_must_name_catalog_types(tmp_path: Path) -> None:
     assert "'large': 'cpu-huge'" in str(info.value) and "TITAN_INSTANCE_TYPES" in str(info.value)
     ok = Settings(data_dir=tmp_path, saturn_instance_types={"large": "cpu-large"})
     assert ok.saturn_instance_types == {"large": "cpu-large"}
+
+
+def test_the_report_echoes_no_control_character_a_document_holds() -> None:
+    document = {
+        "name": "w",
+        "jupyter_server": {"\x1b[2Jcolour": "blue"},
+        "secrets": [{"name": "k", "type": "file", "location": "/x/\x1b]0;owned\x07/key.pem"}],
+        "schema_version": "2022.08.01",
+    }
+    made = lenient(document)
+    text = json.dumps([row.as_json() for row in made.report], ensure_ascii=False)
+    assert "\x1b" not in text and "\x07" not in text
+    assert '"jupyter_server[\\"\\\\u001b[2Jcolour\\"]"' in text  # the key, escaped
+
+
+def test_the_cli_table_shows_text_as_it_is() -> None:
+    from rich.console import Console
+
+    from service.cli_import import report_table
+
+    row = {"field": "a[b]", "outcome": "kept", "titan": None, "why": "[red]x\x1b[0m"}
+    console = Console(width=200, record=True, color_system=None)
+    console.print(report_table([row]))
+    shown = console.export_text()
+    assert "a[b]" in shown and "[red]x\\x1b[0m" in shown
