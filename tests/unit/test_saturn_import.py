@@ -630,3 +630,46 @@ def test_the_cli_table_shows_text_as_it_is() -> None:
     console.print(report_table([row]))
     shown = console.export_text()
     assert "a[b]" in shown and "[red]x\\x1b[0m" in shown
+
+
+JUNK: list[Any] = [
+    10**5000,
+    -1,
+    True,
+    1.5,
+    float("nan"),
+    "\ud800\x00\x1b",
+    "x" * 100_000,
+    [None, 3, {"a": []}],
+    {"url": 10**5000, "name": ["x"], "install": {"a": 1}, "instance_type": 7},
+    [{"url": 10**5000, "name": 3, "location": None, "type": "file", "reference_type": 3}],
+]
+FIELDS = sorted(
+    {*NOT_YET, "name", "description", "command", "instance_type", "auto_shutoff", "image",
+     "environment_variables", "secrets", "shared_folders", "working_directory",
+     "dask_cluster", "start_script", "extra_packages", "git_repositories", "owner", "tags",
+     "schema_version", "ide", "start_ssh", "config_files", "state", "viewers", "no_such"}
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_any_value_of_any_field_is_reported_or_refused_never_a_crash(name: str) -> None:
+    for junk in JUNK:
+        for document in (
+            {"type": "job", "spec": {"name": "j", "command": "true", name: junk}},
+            {"name": "j", "job": {"command": "true", name: junk}, name: junk},
+        ):
+            for mode in (True, False):
+                try:
+                    made = convert(document, SIZES, DEFAULT_INSTANCE_TYPES, mode)
+                except RecipeInvalid as exc:  # ImportRefused too: problems named, sendable
+                    assert exc.problems and utf8_json(exc.problems)
+                    continue
+                for recipe in made.recipes:
+                    parse_recipe(recipe, DEFAULT_INSTANCE_TYPES)
+                assert utf8_json(made.as_json())
+
+
+def utf8_json(value: Any) -> bytes:
+    """``value`` as the API sends it (UTF-8, nothing escaped that need not be)."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.json_values import join_path, quoted
+from service.json_values import join_path, quoted, shown
 from service.recipes.importers import saturn_attachments as attachments
 from service.recipes.importers import start_scripts as scripts
 from service.recipes.importers.draft import Draft
@@ -150,7 +150,7 @@ def _one(work: _Converting, item: SaturnField) -> None:
     draft, value = work.draft, item.value
     if item.name not in REQUIRED and value in (None, "", [], {}):
         draft.drop(item.path, "empty")
-    elif item.name in SAME_AS_TITAN and SAME_AS_TITAN[item.name][0] == value:
+    elif item.name in SAME_AS_TITAN and _same(SAME_AS_TITAN[item.name][0], value):
         draft.drop(item.path, SAME_AS_TITAN[item.name][1])
     elif item.name in NOT_YET:
         draft.refuse(item.path, f"Titan has no {NOT_YET[item.name]} yet", value)
@@ -166,12 +166,23 @@ def _one(work: _Converting, item: SaturnField) -> None:
         )
 
 
+def _same(wanted: Any, value: Any) -> bool:
+    """``value`` is ``wanted``, of its type too (``true`` is no ``1``)."""
+    return type(value) is type(wanted) and value == wanted
+
+
+def said(value: Any) -> str:
+    """``value`` as a report may echo it: quoted, cut, control characters escaped, and
+    never raising (an integer of 5,000 digits included)."""
+    return quoted(str(shown(value)))
+
+
 def _schema_version(work: _Converting, item: SaturnField) -> None:
     work.draft.translate(
         item.path,
         ("schema_version",),
         1,
-        f"Saturn schema {item.value}; Titan's recipes are schema 1",
+        f"Saturn schema {said(item.value)}; Titan's recipes are schema 1",
     )
 
 
@@ -280,12 +291,12 @@ def _start_script(work: _Converting, item: SaturnField) -> None:
 
 def _image(work: _Converting, item: SaturnField) -> None:
     value = item.value
-    if isinstance(value, dict):
-        owner = f"{value['owner']}/" if isinstance(value.get("owner"), str) else ""
-        value = f"{owner}{value.get('name', value.get('uri', '?'))}:{value.get('version', '')}"
+    if isinstance(value, dict):  # {owner, name, version}, {name, version} or {uri}
+        name = "/".join(str(shown(value[k])) for k in ("owner", "name", "uri") if k in value)
+        value = f"{name}:{shown(value['version'])}" if "version" in value else name
     work.draft.drop(
         item.path,
-        f"Saturn's image {quoted(str(value))} starts Saturn's way, not Titan's; Titan's own "
+        f"Saturn's image {said(value)} starts Saturn's way, not Titan's; Titan's own "
         "image applies (docker: build one FROM titan/cpu with what you need, then "
         "titan image register it and set spec.image)",
     )
@@ -374,11 +385,8 @@ def _git_repositories(work: _Converting, item: SaturnField) -> None:
 
 
 def _repository(work: _Converting, path: str, repo: dict[str, Any]) -> None:
-    url, kind, reference = (
-        repo.get("url"),
-        repo.get("reference_type") or "branch",
-        repo.get("reference"),
-    )
+    url, reference = repo.get("url"), repo.get("reference")
+    kind = repo.get("reference_type") or "branch"
     reclone = repo.get("on_restart") == "reclone"
     folder, problem = _clone_problem(work, repo)
     if problem or folder is None or not isinstance(url, str):
@@ -412,10 +420,12 @@ def _clone_problem(work: _Converting, repo: dict[str, Any]) -> tuple[str | None,
     folder, problem = scripts.clone_folder(where, url, work.base)
     if folder is None:
         return None, problem
+    if not isinstance(kind, str):
+        return None, "reference_type is commit, branch or tag"
     if reference is not None:
         if not isinstance(reference, str):
             return None, "the reference is text"
-        problem = scripts.reference_problem(str(kind), reference) or ""
+        problem = scripts.reference_problem(kind, reference) or ""
     if repo.get("on_restart", "preserve changes") not in ("preserve changes", "reclone", None):
         problem = "on_restart is 'preserve changes' or 'reclone'"
     return (None, problem) if problem else (folder, "")

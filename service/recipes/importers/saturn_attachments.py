@@ -111,7 +111,7 @@ def _secret(draft: Draft, path: str, item: dict[str, Any]) -> None:
     taken |= {str(r.get("env") or r.get("file")) for r in spec.get("secrets", [])}
     problem = draft.titan_problem({"secrets": [ref]})
     if str(ref.get("env") or ref.get("file")) in taken:
-        problem = f"{location} is given twice (a variable or another secret)"
+        problem = f"{quoted(location)} is given twice (a variable or another secret)"
     if problem is not None:
         draft.refuse(path, f"{problem}; the secret must exist in Titan under a valid name", item)
         return
