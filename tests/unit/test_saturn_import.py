@@ -673,3 +673,9 @@ def test_any_value_of_any_field_is_reported_or_refused_never_a_crash(name: str) 
 def utf8_json(value: Any) -> bytes:
     """``value`` as the API sends it (UTF-8, nothing escaped that need not be)."""
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def test_an_envelope_name_inside_spec_is_an_unknown_field_not_the_envelope() -> None:
+    document = {"type": "job", "spec": {"name": "j", "command": "true", "type": "workspace"}}
+    assert "check the spelling" in refused(document)["spec.type"]["message"]
+    assert lenient(document).recipes[0]["type"] == "job"

@@ -49,6 +49,13 @@ SECTIONS = {
 KINDS = ("workspace", "job", "deployment")
 SATURN_HOME = "/home/jovyan"
 DEFAULT_WORKING_DIRECTORY = "/home/jovyan/workspace"
+# Names the reader gives to the document's envelope; a field of the same name inside spec
+# or a section is no envelope, and is read as the unknown field it is.
+ENVELOPE = ("type", "schema_version", "state", "section", "second_section")
+
+
+def _inner(key: str) -> str:
+    return f"inner {key}" if key in ENVELOPE else key
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ def _current(document: dict[str, Any]) -> SaturnDocument:
     for key, value in document.items():
         if key != "spec":
             fields.append(SaturnField(key, join_path("", key), value))
-    fields.extend(SaturnField(k, join_path("spec", k), v) for k, v in spec.items())
+    fields.extend(SaturnField(_inner(k), join_path("spec", k), v) for k, v in spec.items())
     return SaturnDocument(str(kind), tuple(fields))
 
 
@@ -121,7 +128,9 @@ def _flat(document: dict[str, Any]) -> SaturnDocument:
         if key == sections[0]:
             fields.append(SaturnField("type", key, key))
             if isinstance(value, dict):
-                fields.extend(SaturnField(k, join_path(key, k), v) for k, v in value.items())
+                fields.extend(
+                    SaturnField(_inner(k), join_path(key, k), v) for k, v in value.items()
+                )
             else:
                 fields.append(SaturnField("section", key, value))
         elif key in SECTIONS:
