@@ -247,7 +247,9 @@ def _command(work: _Converting, item: SaturnField) -> None:
     if problem is not None:
         work.draft.invalid(item.path, problem, item.value)
     else:
-        work.draft.keep(item.path, ("spec", "command"), item.value, "run with sh, as in Saturn")
+        work.draft.keep(
+            item.path, ("spec", "command"), item.value, "the same command, run by the shell"
+        )
 
 
 def _instance_type(work: _Converting, item: SaturnField) -> None:
