@@ -13,13 +13,13 @@ from rich.live import Live
 from rich.table import Table
 
 from service.cli_accounts import add_account_commands
-from service.cli_common import Owner, Ref, State, console, errors, hub, ref
+from service.cli_common import Owner, Ref, State, console, errors, hub, read_recipe, ref
+from service.cli_import import add_import_commands
 from service.cli_logs import add_logs_command
 from service.cli_sharing import add_sharing_commands
 from service.cli_tables import alerts_table, top_table
 from service.client import ResourceRef, TitanClientError
 from service.client.extras import needs
-from service.json_text import syntax_problem
 
 app = typer.Typer(help="Titan: self-hosted GPU compute from JSON recipes.", no_args_is_help=True)
 images_app = typer.Typer(help="Build Titan's container images.", no_args_is_help=True)
@@ -27,6 +27,7 @@ app.add_typer(images_app, name="images")
 add_sharing_commands(app)
 add_account_commands(app)
 add_logs_command(app)
+add_import_commands(app)
 FINISHED = {"stopped", "succeeded", "failed"}  # nothing runs
 JOB_DONE = {"succeeded", "failed"}  # a job's program exited
 
@@ -56,21 +57,6 @@ def options(
 ) -> None:
     """Options for every command."""
     State.url, State.token, State.debug = url, token, debug
-
-
-def read_recipe(path: str) -> dict[str, Any]:
-    """The JSON recipe in ``path`` (``-`` for standard input); a usage error naming the
-    line and column where it is not JSON (and how to convert YAML)."""
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data: dict[str, Any] = json.loads(text)
-    except json.JSONDecodeError as exc:
-        name = "standard input" if path == "-" else path
-        raise typer.BadParameter(syntax_problem(name, text, exc)) from None
-    return data
 
 
 def show_transition(resource: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.client import Hub, ResourceRef
+from service.json_text import syntax_problem
 
 FULL_WIDTH = 1_000_000  # wide enough that no line or table is ever folded
 
@@ -45,6 +48,21 @@ def hub() -> Hub:
     if State.client is None or State.client_options != key:
         State.client, State.client_options = Hub(*key), key
     return State.client
+
+
+def read_recipe(path: str) -> dict[str, Any]:
+    """The JSON recipe in ``path`` (``-`` for standard input); a usage error naming the
+    line and column where it is not JSON (and how to convert YAML)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError as exc:
+        name = "standard input" if path == "-" else path
+        raise typer.BadParameter(syntax_problem(name, text, exc)) from None
+    return data
 
 
 def print_rows(columns: list[str], rows: list[dict[str, Any]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.client.defaults import data_dir as default_data_dir
@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_INSTANCE_TYPES),
         description="size catalog recipes name with instance_type (JSON object)",
     )
+    saturn_instance_types: dict[str, str] = Field(
+        default_factory=dict,
+        description="`titan import saturn`: the Titan instance type each Saturn Cloud size "
+        'becomes (JSON object, e.g. {"large": "cpu-large", "g4dnxlarge": "gpu-1"}); '
+        "a Saturn size not in it is refused",
+    )
     default_quota: QuotaLimits = Field(
         default_factory=QuotaLimits,
         description="limits of every user and group without their own (JSON: gpus, cpus, "
@@ -247,6 +253,20 @@ class Settings(BaseSettings):
                     "(e.g. 10.0.0.5 or 10.1.0.0/16); name your proxies, never every client"
                 ) from None
         return [entry.strip() for entry in value]
+
+    @model_validator(mode="after")
+    def _saturn_sizes_in_catalog(self) -> Settings:
+        unknown = {
+            k: v for k, v in self.saturn_instance_types.items() if v not in self.instance_types
+        }
+        if unknown:
+            wrong = ", ".join(f"{k!r}: {v!r}" for k, v in sorted(unknown.items()))
+            known = ", ".join(sorted(self.instance_types)) or "none"
+            raise ValueError(
+                f"saturn_instance_types: {wrong} names no instance type of the catalog "
+                f"(TITAN_INSTANCE_TYPES: {known})"
+            )
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:

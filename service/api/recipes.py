@@ -7,14 +7,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 
+from service.api.answers.imports import ImportAnswer
 from service.api.answers.resources import RECIPE, ApplyAnswer, PlanAnswer
 from service.api.deps import CurrentPrincipal, TitanDep
+from service.core.workloads.imports import import_saturn
 from service.errors import InvalidInput, UnsupportedMediaType
 from service.json_text import YAML_HINT
 from service.json_values import decode_json
 
 router = APIRouter(prefix="/api/v1/recipes", tags=["recipes"])
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": RECIPE}}}}
+_SATURN = {"type": "object", "description": "a Saturn Cloud resource recipe (2022 or 2025.10.01)"}
+_SATURN_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _SATURN}}}
+}
 
 
 async def read_json(request: Request) -> Any:
@@ -80,3 +86,14 @@ async def plan_recipe(
     """What applying the recipe would change and restart; applies nothing."""
     data = await read_json(request)
     return await asyncio.to_thread(titan.resources.plan, principal, data)
+
+
+@router.post("/import/saturn", openapi_extra=_SATURN_BODY, response_model=ImportAnswer)
+async def import_saturn_recipe(
+    request: Request, titan: TitanDep, principal: CurrentPrincipal, lenient: bool = False
+) -> dict[str, Any]:
+    """Titan recipes made from a Saturn Cloud recipe, and how each of its fields went
+    (kept, translated, dropped or refused, and why); applies nothing. 422 naming each
+    field Titan cannot honour, unless ``lenient`` (then dropped, the reason reported)."""
+    data = await read_json(request)
+    return await asyncio.to_thread(import_saturn, titan.settings, principal, data, lenient)

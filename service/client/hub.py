@@ -94,6 +94,7 @@ class Hub:
     # resources
     apply = blocking(AsyncHub.apply)
     plan = blocking(AsyncHub.plan)
+    import_saturn = blocking(AsyncHub.import_saturn)
     list = blocking(AsyncHub.list)
     get = blocking(AsyncHub.get)
     start = blocking(AsyncHub.start)

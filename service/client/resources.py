@@ -104,6 +104,15 @@ class Resources(Transport):
         result: dict[str, Any] = await self.send(Call("POST", f"{API}/recipes/plan", body=recipe))
         return result
 
+    async def import_saturn(self, document: Any, lenient: bool = False) -> dict[str, Any]:
+        """Titan recipes made from a Saturn Cloud recipe, and a report row for each of its
+        fields: ``{"recipes", "report"}``; applies nothing. InvalidError naming each field
+        Titan cannot honour, unless ``lenient`` (then dropped, the reason reported)."""
+        params = {"lenient": "true"} if lenient else {}
+        call = Call("POST", f"{API}/recipes/import/saturn", params, body=document)
+        result: dict[str, Any] = await self.send(call)
+        return result
+
     async def list(self, type: str | None = None) -> builtins.list[dict[str, Any]]:
         """Every resource this token may see (of one ``type``, if given), all pages."""
         params = {"type": type} if type else {}

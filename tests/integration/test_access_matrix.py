@@ -162,6 +162,12 @@ MATRIX = [
         (401, 403, 403, 403, 200, 200),
         body=lambda who: {**PARKED, "name": "m"},
     ),
+    Case(
+        "POST",
+        "/api/v1/recipes/import/saturn",
+        ANY_USER,  # converting applies nothing: any signed-in user may
+        body=lambda who: {"type": "job", "spec": {"name": "m", "command": "true"}},
+    ),
     Case("GET", "/api/v1/resources", (401, 200, 200, 200, 200, 200)),
     Case("GET", R, SEE, M + T),
     Case("GET", R + "/recipe", SEE, M + "/recipe" + T),

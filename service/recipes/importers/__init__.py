@@ -1,0 +1,7 @@
+"""Importers: recipes of other platforms converted into Titan recipes, every field
+reported as kept, translated, dropped or refused (see ``report``)."""
+
+from service.recipes.importers.report import Conversion, ImportRefused, Row
+from service.recipes.importers.saturn import NOT_YET, convert
+
+__all__ = ["NOT_YET", "Conversion", "ImportRefused", "Row", "convert"]

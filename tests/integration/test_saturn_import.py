@@ -1,0 +1,127 @@
+"""`titan import saturn` and POST /api/v1/recipes/import/saturn against a real server: the
+report, refusals naming each field, --lenient, and a converted job that really runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.integration.conftest import RunningServer, ServerFactory
+from tests.integration.test_cli import titan
+
+ROUTE = "/api/v1/recipes/import/saturn"
+SIZES = {"large": "cpu-small", "medium": "cpu-small"}
+# A Saturn job as the 2022 schema writes it, with what Titan has no counterpart for yet.
+JOB_2022: dict[str, Any] = {
+    "name": "Nightly-Greeting",
+    "image_uri": "public.ecr.aws/saturncloud/saturn:2022.04.01",
+    "environment_variables": {"GREETING": "hello from saturn"},
+    "working_directory": "/home/jovyan/workspace",
+    "job": {
+        "instance_type": "large",
+        "command": 'echo "$GREETING"',
+        "schedule": "0 2 * * *",
+        "backoff_limit": 3,
+        "concurrency_policy": "Forbid",
+    },
+    "schema_version": "2022.06.01",
+}
+WORKSPACE_2025: dict[str, Any] = {
+    "schema_version": "2025.10.01",
+    "type": "workspace",
+    "spec": {
+        "name": "notebook",
+        "instance_type": "large",
+        "disk_space": "10Gi",
+        "start_ssh": True,
+        "dask_cluster": {
+            "num_workers": 2,
+            "scheduler": {"instance_type": "medium"},
+            "worker": {"instance_type": "xlarge"},
+        },
+        "routes": [{"subdomain": "tb", "container_port": 6006, "visibility": "org"}],
+    },
+}
+
+
+def _server(start_server: ServerFactory) -> RunningServer:
+    return start_server(saturn_instance_types=SIZES)
+
+
+def test_the_cli_reports_refuses_and_applies_leniently(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    server = _server(start_server)
+    recipe = tmp_path / "saturn.json"
+    recipe.write_text(json.dumps(JOB_2022))
+
+    strict = titan(server, "import", "saturn", str(recipe))
+    assert strict.returncode == 1 and strict.stdout == ""
+    assert "3 Saturn fields cannot be converted" in strict.stderr
+    for path in ("job.schedule", "job.backoff_limit", "job.concurrency_policy"):
+        assert f"  {path}: Titan has no job " in strict.stderr, strict.stderr
+    assert "--lenient" in strict.stderr
+
+    converted = titan(server, "import", "saturn", "-", "--lenient", stdin=recipe.read_text())
+    assert converted.returncode == 0, converted.stderr
+    (job,) = json.loads(converted.stdout)
+    assert job["name"] == "nightly-greeting" and job["spec"]["instance_type"] == "cpu-small"
+    assert job["spec"]["environment_variables"] == {"GREETING": "hello from saturn"}
+    table = converted.stderr
+    assert "job.instance_type" in table and "translated" in table and "spec.instance_type" in table
+    assert "Titan has no job schedules (cron) yet (dropped: --lenient)" in table
+
+    applied = titan(server, "import", "saturn", str(recipe), "--lenient", "--apply")
+    assert applied.returncode == 0, applied.stderr
+    assert "job/nightly-greeting created (generation 1)" in applied.stdout
+    hub = server.hub()
+    hub.wait("job/nightly-greeting", {"succeeded"}, timeout=120)
+    logs = hub.logs("job/nightly-greeting")
+    assert any("hello from saturn" in chunk["text"] for chunk in logs["processes"].values())
+
+
+def test_the_api_answers_the_report_or_names_every_refused_field(
+    start_server: ServerFactory,
+) -> None:
+    server = _server(start_server)
+    strict = server.request("POST", ROUTE, json=WORKSPACE_2025)
+    assert strict.status_code == 422, strict.text
+    error = strict.json()["error"]
+    paths = [problem["path"] for problem in error["details"]]
+    assert paths == ["spec.start_ssh", "spec.dask_cluster.worker.instance_type", "spec.routes"]
+    assert "TITAN_SATURN_INSTANCE_TYPES" in error["details"][1]["message"]
+    assert "lenient" in error["message"]
+
+    answer = server.request("POST", ROUTE + "?lenient=true", json=WORKSPACE_2025)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    outcomes = {row["field"]: row["outcome"] for row in body["report"]}
+    assert outcomes["spec.name"] == "kept" and outcomes["spec.instance_type"] == "translated"
+    assert outcomes["spec.disk_space"] == "dropped" and outcomes["spec.routes"] == "dropped"
+    (recipe,) = body["recipes"]
+    assert recipe["spec"]["dask_cluster"]["n_workers"] == 2
+    # What the import makes, Titan takes as it is (planned here: nothing starts).
+    planned = server.request("POST", "/api/v1/recipes/plan", json=recipe)
+    assert planned.status_code == 200, planned.text
+    assert planned.json()["action"] == "create"
+
+
+def test_the_api_refuses_what_is_no_saturn_recipe_or_no_json(start_server: ServerFactory) -> None:
+    server = _server(start_server)
+    nothing = server.request("POST", ROUTE, json={"hello": "world"})
+    assert nothing.status_code == 422
+    assert "not a Saturn resource recipe" in nothing.json()["error"]["message"]
+    yaml = server.request(
+        "POST", ROUTE, content="name: x\n", headers={"Content-Type": "application/yaml"}
+    )
+    assert yaml.status_code == 415
+    nul = '{"type": "job", "spec": {"name": "j", "command": "echo \\u0000"}}'
+    stored = server.request(
+        "POST", ROUTE, content=nul, headers={"Content-Type": "application/json"}
+    )
+    assert stored.status_code == 422 and "spec.command" in stored.json()["error"]["message"]
+    huge = '{"type": "job", "spec": {"name": "j", "command": "true", "retries": 1' + "0" * 400
+    huge += "}}"
+    big = server.request("POST", ROUTE, content=huge, headers={"Content-Type": "application/json"})
+    assert big.status_code == 422 and "spec.retries" in big.json()["error"]["message"]
