@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, select
 from service.database.models import Process
 from tests.integration.conftest import RunningServer, ServerFactory
 from tests.integration.test_restart_safety import running_server_process
-from workers.training.ray_train import LOST_SESSION
+from workers.training.ray_train import lost_session
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -46,9 +46,6 @@ def ray_cluster(name: str = "r", **spec: Any) -> dict[str, Any]:
     return {"type": "cluster", "name": name, "spec": {**body, **spec}}
 
 
-CLIENT_SERVER_FAILED = LOST_SESSION  # as the training driver, the tests connect again once
-
-
 def client_server_logs() -> str:
     """The last lines of every Ray Client session server's error log on this machine
     (the nodes' folders are /tmp/titan-*): why a driver could not connect."""
@@ -69,7 +66,7 @@ def driver(address: str, token: str | None, code: str = DRIVER) -> subprocess.Co
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180
     )
-    if CLIENT_SERVER_FAILED in done.stderr:
+    if lost_session(done.stderr):  # as the training driver, the tests connect again once
         # Ray's client proxy sometimes loses the session server it has just started (its
         # log stays empty; seen on a cluster's first connection): Ray's own advice is to
         # connect again, as a user would. Once only: a second failure is a failure.

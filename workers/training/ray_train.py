@@ -39,8 +39,15 @@ from workers.training.xgboost_train import (
 
 HEAD_RESOURCE = "node:__internal_head__"  # the resource only a Ray head node has
 # What Ray Client says when its proxy could not start a session's own server (seen now and
-# then on a new cluster's first connection on a busy machine); a second try gets one.
-LOST_SESSION = "Starting Ray client server failed"
+# then on a new cluster's first connection on a busy machine): the server failed to start,
+# or died at once and the proxy found it a zombie (ray-project/ray#63202, a race in the
+# proxy's fork). A second try gets a new one.
+LOST_SESSION = ("Starting Ray client server failed", "but it's a zombie")
+
+
+def lost_session(message: str) -> bool:
+    """Whether a failed Ray Client connection lost the session server its proxy started."""
+    return any(marker in message for marker in LOST_SESSION)
 
 
 def connect() -> Any:
@@ -70,7 +77,7 @@ def connect() -> Any:
             ray.init(address=address, logging_level=logging.WARNING)
             return ray
         except ConnectionError as error:
-            if attempt == 1 and LOST_SESSION in str(error):
+            if attempt == 1 and lost_session(str(error)):
                 continue  # Ray's client proxy lost the session server it started: retry once
             print(
                 f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({error}): is it "
