@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -44,7 +45,9 @@ async def sign_in(
         if principal.resource_id is not None:
             raise TitanError("a resource token cannot sign in; use your own token")
         hours = titan.settings.console_session_hours
-        made = titan.tokens.create(principal, SESSION_NAME, None, int(hours * 3600))
+        made = await asyncio.to_thread(  # a store write: off the event loop
+            titan.tokens.create, principal, SESSION_NAME, None, int(hours * 3600)
+        )
     except TitanError as exc:
         return _form(request, titan, local_path(next), exc.message, exc.status_code)
     request.state.principal = principal
