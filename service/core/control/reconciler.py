@@ -45,12 +45,14 @@ from service.core.capacity.usage import close_ended
 from service.core.control import records
 from service.core.control.autoscaler import Autoscaler
 from service.core.control.periodic import every
+from service.core.control.run_rules import RunStatus
 from service.core.control.state import FINISHED, SERVING, Phase, Status, Target, set_status
 from service.core.control.tasks import cancel_all
 from service.core.identity.accounts import run_as
 from service.core.identity.auth import jupyter_token
 from service.core.sharing.folders import ensure_mounted, mounts
 from service.core.sharing.secrets import Vault, secret_values, vault_of, with_secrets
+from service.core.workloads import job_runs
 from service.core.workloads.cluster_credentials import ClusterConnections, cluster_credentials
 from service.core.workloads.dashboards import dashboard_path, jupyter_path
 from service.core.workloads.outputs import outputs_folder
@@ -249,6 +251,9 @@ class Reconciler:
             stopping = why or f"{verb} requested"
             await self._db(self._set_status, resource.id, Status.STOPPING, stopping)
         await self._stop(resource.id, running)
+        if resource.type == "job":  # its open run ends here (with its logs' handle)
+            ended = why or f"{verb} requested"
+            await self._db(self._close_run, resource.id, RunStatus.STOPPED, ended, None)
         if resource.target == Target.DELETED:
             await self.backend.forget(resource.id)  # fails → retried: nothing is left behind
             await self._db(records.delete_resource, resource.id)
@@ -540,8 +545,10 @@ class Reconciler:
         place: Place,
         secret: str,
         gpus: list[str],
+        run: int | None = None,
     ) -> ProcessSpec:
-        """The backend's view of a planned process: its launch, token, addresses and GPUs."""
+        """The backend's view of a planned process: its launch, token, addresses and GPUs
+        (and a job's, the output folder of its run ``run``)."""
         launch = launch_of(planned, ports, place, jupyter_token(self.key, resource.id))
         env = {
             **planned.env,
@@ -577,7 +584,11 @@ class Reconciler:
             output_dir=(
                 str(
                     outputs_folder(
-                        self.settings.outputs_dir, resource.owner, resource.type, resource.name
+                        self.settings.outputs_dir,
+                        resource.owner,
+                        resource.type,
+                        resource.name,
+                        run,
                     )
                 )
                 if planned.role == "job"
@@ -607,7 +618,8 @@ class Reconciler:
             secret, gpus, values, files = await self._db(
                 self._prepare_process, resource.id, engine, planned, ports
             )
-        spec = self._spec(resource, engine, planned, ports, place, secret, gpus)
+        run = await self._db(job_runs.open_number, resource.id) if planned.role == "job" else None
+        spec = self._spec(resource, engine, planned, ports, place, secret, gpus, run)
         spec = with_secrets(spec, planned.secrets, values, files)
         if self.backend.shares_host:  # Forbidden (no account mapped) fails the start
             account = await self._db(
@@ -789,18 +801,37 @@ class Reconciler:
             return
         resource.observed_generation = generation
         process = next((p for p in resource.processes if p.name == "job"), None)
-        duration = ""
-        if process is not None:
-            if process.state != Phase.EXITED:
-                process.state, process.exit_code, process.finished_at = Phase.EXITED, code, utcnow()
-            seconds = ((process.finished_at or utcnow()) - process.started_at).total_seconds()
-            duration = f" after {seconds:.1f}s"
+        if process is None or process.spec_hash == job_runs.REPLACED:
+            return  # a newer run replaced it meanwhile: that run is not this one's to end
+        if process.state != Phase.EXITED:
+            process.state, process.exit_code, process.finished_at = Phase.EXITED, code, utcnow()
+        seconds = ((process.finished_at or utcnow()) - process.started_at).total_seconds()
+        duration = f" after {seconds:.1f}s"
+        why = f": {reason}" if reason else ""
+        exited = f"job exited with code {code}{duration}{why}"
+        if code is None:  # nothing says how it ended: its process vanished
+            outcome = RunStatus.LOST
+        else:
+            outcome = RunStatus.SUCCEEDED if code == 0 else RunStatus.FAILED
+        job_runs.close_run(session, resource, outcome, exited, code)
         if resource.target != Target.RUNNING or resource.generation != generation:
             return  # changed meanwhile (deleted, stopped, re-applied): the next pass decides
         resource.target = Target.STOPPED
         status = Status.SUCCEEDED if code == 0 else Status.FAILED
-        why = f": {reason}" if reason else ""
-        set_status(session, resource, status, f"job exited with code {code}{duration}{why}")
+        set_status(session, resource, status, exited)
+
+    def _close_run(
+        self,
+        session: Session,
+        resource_id: str,
+        status: RunStatus,
+        reason: str,
+        code: int | None,
+    ) -> None:
+        resource = records.load_resource(session, resource_id)
+        # A run begun since this pass read the resource (it runs again) is not this one.
+        if resource is not None and resource.target != Target.RUNNING:
+            job_runs.close_run(session, resource, status, reason, code)
 
 
 def _up(resource: Resource, desired: dict[str, PlannedProcess], alive: dict[str, Observed]) -> bool:
