@@ -170,7 +170,13 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         reclaim = IdleReclaim(
             sessions, settings, monitor.activity, monitor.latest, reconciler.wake, monitor.clock
         )
-        scheduler = Scheduler(sessions, settings, reconciler.wake, resource_service.admitting)
+        scheduler = Scheduler(
+            sessions,
+            settings,
+            reconciler.wake,
+            resource_service.admitting,
+            seen=reconciler.seen,
+        )
         http = httpx.AsyncClient(timeout=30)
         app.state.titan = Titan(
             settings=settings,

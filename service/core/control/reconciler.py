@@ -109,6 +109,7 @@ class Reconciler:
         self._queued: set[str] = set()
         self._active: set[str] = set()
         self._dirty: set[str] = set()
+        self._seen: set[str] = set()  # reconciled at least once since this start
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allocating = asyncio.Lock()
@@ -141,6 +142,11 @@ class Reconciler:
         """Stop reconciling; running processes are left alone to be adopted later."""
         await self.autoscaler.close()
         await cancel_all(self._tasks)
+
+    def seen(self, resource_id: str) -> bool:
+        """Whether ``resource_id`` was reconciled since this control plane started: what
+        the store says of its processes was checked against the backend since."""
+        return resource_id in self._seen
 
     @property
     def queue_depth(self) -> int:
@@ -176,6 +182,7 @@ class Reconciler:
                 await self._db(self._record_failure, resource_id, str(exc) or repr(exc))
             finally:
                 self.timed(time.perf_counter() - started)
+                self._seen.add(resource_id)
                 self._active.discard(resource_id)
                 if resource_id in self._dirty:
                     self._dirty.discard(resource_id)
@@ -559,6 +566,8 @@ class Reconciler:
             "TITAN_TELEMETRY_PUSH_SECONDS": str(self.settings.telemetry_push_seconds),
             **launch.env,
         }
+        if run is not None:  # a job's run: its number (its outputs go to runs/<number>)
+            env["TITAN_JOB_RUN"] = str(run)
         if planned.attached and not planned.engine and engine is not None and place.head_ports:
             env.update(engine.attach(place.head_ports, place.head_host, place.secure))
         return ProcessSpec(

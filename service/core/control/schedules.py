@@ -60,12 +60,16 @@ class Scheduler:
         wake: Callable[[str], None],
         admitting: threading.Lock,
         clock: Callable[[], datetime] = utcnow,
+        seen: Callable[[str], bool] = lambda resource_id: True,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.wake = wake
         self.admitting = admitting  # the lock applies and starts hold: one admission at a time
         self.clock = clock
+        # Whether the reconciler checked the job since this start: until it has, an open
+        # run may have ended while the control plane was away, so no due time is decided.
+        self.seen = seen
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -118,6 +122,8 @@ class Scheduler:
         run = job_runs.open_run(session, resource.id)
         if policy.timeout is None or run is None or run.started_at is None:
             return False
+        if not self.seen(resource.id):
+            return False  # it may have ended in time while the control plane was away
         if now - run.started_at < policy.timeout:
             return False
         took = _seconds(policy.timeout.total_seconds())
@@ -163,6 +169,8 @@ class Scheduler:
         if due.run is None:
             return bool(due.missed)
         running = job_runs.open_run(session, resource.id)
+        if running is not None and not self.seen(resource.id):
+            return False  # decided once the reconciler has seen whether it still runs
         action = when_due(policy.concurrency, running is not None)
         if action == WhenBusy.SKIP and running is not None:
             why = f"run {running.number} was still running (concurrency_policy Forbid)"
