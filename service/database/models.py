@@ -99,6 +99,9 @@ class Resource(Base):
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     failures: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A job's schedule counts due times from here: when its schedule (or time zone, or
+    # suspension) was last applied; None without a schedule.
+    schedule_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # The named Dask workers the control plane keeps (None until first started).
     workers: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -805,7 +805,7 @@ class Reconciler:
         code: int | None,
         reason: str = "",
     ) -> None:
-        resource = session.get(Resource, resource_id)
+        resource = records.lock_resource(session, resource_id)  # no run begins meanwhile
         if resource is None:
             return
         resource.observed_generation = generation
@@ -837,7 +837,7 @@ class Reconciler:
         reason: str,
         code: int | None,
     ) -> None:
-        resource = records.load_resource(session, resource_id)
+        resource = records.lock_resource(session, resource_id)  # no run begins meanwhile
         # A run begun since this pass read the resource (it runs again) is not this one.
         if resource is not None and resource.target != Target.RUNNING:
             job_runs.close_run(session, resource, status, reason, code)

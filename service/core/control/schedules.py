@@ -71,6 +71,7 @@ class Scheduler:
         # run may have ended while the control plane was away, so no due time is decided.
         self.seen = seen
         self._tasks: list[asyncio.Task[None]] = []
+        self._dry = False  # deciding without acting: nothing is logged
 
     @property
     def kept(self) -> int:
@@ -106,15 +107,34 @@ class Scheduler:
             return [id for id, recipe in session.execute(query) if _has_run_settings(recipe)]
 
     def _settle(self, resource_id: str) -> bool:
-        with self.admitting, self.sessions.begin() as session:
-            resource = records.load_resource(session, resource_id)
-            if resource is None or resource.target == Target.DELETED:
-                return False
-            policy = job_runs.run_policy(resource.recipe, self.settings.schedule_time_scale)
-            now = self.clock()
-            changed = self._time_out(session, resource, policy, now)
-            changed = self._retry(session, resource, policy, now) or changed
-            return self._schedule(session, resource, policy, now) or changed
+        """Settle one job; whether anything changed. Decided first without a lock (most
+        ticks change nothing, and then write nothing), then, if something changes, again
+        with the job locked, so that no run ends or begins between reading and writing."""
+        now = self.clock()
+        with self.admitting:
+            with self.sessions() as session:  # a dry run: never committed, says nothing
+                self._dry = True
+                try:
+                    resource = records.load_resource(session, resource_id)
+                    if not self._decide(session, resource, now):
+                        return False
+                finally:
+                    self._dry = False
+            with self.sessions.begin() as session:
+                return self._decide(session, records.lock_resource(session, resource_id), now)
+
+    def _say(self, level: int, message: str, *args: object) -> None:
+        if not self._dry:
+            log.log(level, message, *args)
+
+    def _decide(self, session: Session, resource: Resource | None, now: datetime) -> bool:
+        if resource is None or resource.target == Target.DELETED:
+            return False
+        policy = job_runs.run_policy(resource.recipe, self.settings.schedule_time_scale)
+        changed = self._time_out(session, resource, policy, now)
+        # The schedule first: a scheduled run begun supersedes a retry.
+        changed = self._schedule(session, resource, policy, now) or changed
+        return self._retry(session, resource, policy, now) or changed
 
     def _time_out(
         self, session: Session, resource: Resource, policy: RunPolicy, now: datetime
@@ -131,7 +151,7 @@ class Scheduler:
         job_runs.close_run(session, resource, RunStatus.TIMED_OUT, why)
         resource.target = Target.STOPPED
         resource.target_reason = why
-        log.info("job %s: %s", resource.key, why)
+        self._say(logging.INFO, "job %s: %s", resource.key, why)
         return True
 
     def _retry(
@@ -149,12 +169,16 @@ class Scheduler:
         try:
             job_runs.admit(session, resource, self.settings.default_quota)
         except Conflict as exc:
-            log.warning("job %s: retry of run %d waits: %s", resource.key, last.number, exc)
+            self._say(
+                logging.WARNING, "job %s: retry of run %d waits: %s", resource.key, last.number, exc
+            )
             return False
         run = job_runs.begin_run(
             session, resource, Trigger.RETRY, self.kept, attempt=last.attempt + 1
         )
-        log.info("job %s: run %d retries run %d", resource.key, run.number, last.number)
+        self._say(
+            logging.INFO, "job %s: run %d retries run %d", resource.key, run.number, last.number
+        )
         return True
 
     def _schedule(
@@ -163,14 +187,15 @@ class Scheduler:
         if policy.schedule is None or policy.suspend:
             return False
         handled = job_runs.last_due(session, resource.id)
-        since = max(handled, resource.updated_at) if handled else resource.updated_at
+        begun = resource.schedule_since or resource.created_at
+        since = max(handled, begun) if handled else begun
         due = catch_up(policy.schedule, since, now, policy.starting_deadline)
         self._record_missed(session, resource, due.missed, due.missed_more)
         if due.run is None:
             return bool(due.missed)
         running = job_runs.open_run(session, resource.id)
         if running is not None and not self.seen(resource.id):
-            return False  # decided once the reconciler has seen whether it still runs
+            return bool(due.missed)  # decided once the reconciler has seen if it still runs
         action = when_due(policy.concurrency, running is not None)
         if action == WhenBusy.SKIP and running is not None:
             why = f"run {running.number} was still running (concurrency_policy Forbid)"
@@ -189,7 +214,7 @@ class Scheduler:
         run = job_runs.begin_run(
             session, resource, Trigger.SCHEDULE, self.kept, scheduled_for=due.run
         )
-        log.info("job %s: run %d begins (due %s)", resource.key, run.number, due.run.isoformat())
+        self._say(logging.INFO, "job %s: run %d begins (due %s)", resource.key, run.number, due.run)
         return True
 
     def _record_missed(
@@ -208,7 +233,7 @@ class Scheduler:
                 why += f"; {'at least ' if more else ''}{earlier} earlier due times since "
                 why += f"{since} were missed too"
             job_runs.record_unrun(session, resource, RunStatus.MISSED, at, why, self.kept)
-        log.warning("job %s: %d due time(s) missed", resource.key, len(missed))
+        self._say(logging.WARNING, "job %s: %d due time(s) missed", resource.key, len(missed))
 
 
 def _has_run_settings(recipe: dict[str, object]) -> bool:

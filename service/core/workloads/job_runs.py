@@ -66,6 +66,15 @@ def is_scheduled(recipe: dict[str, Any]) -> bool:
     return recipe.get("type") == "job" and bool((recipe.get("spec") or {}).get("schedule"))
 
 
+def schedule_key(recipe: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What, when it changes, starts a job's schedule counting afresh: its schedule, time
+    zone and suspension (None: no schedule)."""
+    if not is_scheduled(recipe):
+        return None
+    spec = recipe["spec"]
+    return spec.get("schedule"), spec.get("timezone"), bool(spec.get("suspend"))
+
+
 def open_number(session: Session, resource_id: str) -> int | None:
     """The number of the job's open run, if any (its outputs go to a folder of that name)."""
     run = open_run(session, resource_id)

@@ -23,7 +23,7 @@ from service.config import Settings
 from service.core.capacity.fit import check_fits, node_sizes
 from service.core.capacity.ledger import Overcommit
 from service.core.capacity.quotas import check_recipe, check_running_count
-from service.core.control.records import request_of
+from service.core.control.records import lock_resource, request_of
 from service.core.control.run_rules import Trigger
 from service.core.control.state import FINISHED, Phase, Status, Target
 from service.core.identity.access import (
@@ -40,7 +40,14 @@ from service.core.sharing.folders import check_folders
 from service.core.sharing.image_registry import ImageService
 from service.core.sharing.secrets import check_refs
 from service.core.workloads.dashboards import dashboard_path, jupyter_path
-from service.core.workloads.job_runs import begin_run, is_scheduled, latest_run, open_run, run_of
+from service.core.workloads.job_runs import (
+    begin_run,
+    is_scheduled,
+    latest_run,
+    open_run,
+    run_of,
+    schedule_key,
+)
 from service.core.workloads.outputs import list_outputs, open_output
 from service.core.workloads.processes import planned_processes
 from service.core.workloads.worker_names import next_workers
@@ -157,6 +164,7 @@ class ResourceService:
                 if scheduled
                 else "created; waiting for the reconciler",
                 status_changed_at=now,
+                schedule_since=now if scheduled else None,
             )
             session.add(resource)
             session.add(
@@ -176,6 +184,9 @@ class ResourceService:
             raise Conflict(f"{existing.type} {existing.name!r} is being deleted; apply it after")
         if existing.recipe == document:
             return {"action": "unchanged", "resource": self.view(existing), "plan": plan}
+        if schedule_key(existing.recipe) != schedule_key(document):
+            # A new schedule (or one resumed) counts from now: nothing before is "missed".
+            existing.schedule_since = utcnow() if scheduled else None
         existing.recipe = document
         existing.generation += 1
         if existing.type != "job" or open_run(session, existing.id) is not None:
@@ -369,6 +380,8 @@ class ResourceService:
             if target == Target.RUNNING and resource.target != Target.RUNNING:
                 check_owner_enabled(session, resource.owner)
                 check_running_count(session, resource.owner, self.settings.default_quota)
+            if resource.type == "job":
+                lock_resource(session, resource.id)  # no run ends or begins meanwhile
             running = open_run(session, resource.id) if resource.type == "job" else None
             if target == Target.RUNNING and resource.type == "job" and running is None:
                 # Starting a job that does not run begins a run of it (a finished job runs

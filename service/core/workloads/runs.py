@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service.core.control.records import lock_resource
 from service.core.control.run_rules import Trigger, WhenBusy, when_due
 from service.core.identity.access import Principal, require_user
 from service.core.workloads import job_runs
@@ -65,6 +66,7 @@ class RunService:
             resource = service.load(session, principal, "job", name, owner, change=True)
             if resource.target == "deleted":
                 raise Conflict(f"job {name!r} is being deleted")
+            lock_resource(session, resource.id)  # no run ends or begins meanwhile
             policy = job_runs.run_policy(resource.recipe)
             running = job_runs.open_run(session, resource.id)
             action = when_due(policy.concurrency, running is not None)

@@ -39,8 +39,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("resource_id", "scheduled_for"),
     )
     op.create_index("ix_job_runs_open", "job_runs", ["finished_at"])
+    with op.batch_alter_table("resources") as batch:
+        batch.add_column(sa.Column("schedule_since", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("resources") as batch:
+        batch.drop_column("schedule_since")
     op.drop_index("ix_job_runs_open", table_name="job_runs")
     op.drop_table("job_runs")
