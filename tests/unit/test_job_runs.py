@@ -274,3 +274,39 @@ def test_each_run_keeps_its_logs_and_the_history_keeps_the_newest(tmp_path: Path
             assert exits == [3, 4, 5]
 
     asyncio.run(scenario())
+
+
+def test_a_suspended_schedule_starts_nothing_and_resumed_counts_from_then(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with jobs(tmp_path) as j:
+            j.apply("s", schedule="* * * * *", suspend=True)
+            j.clock.now += timedelta(minutes=10)
+            assert await j.tick() == [] and j.list("s") == []
+            # Resumed: the ten minutes before are not "missed", and the next due time runs.
+            j.apply("s", schedule="* * * * *")
+            j.clock.now = utcnow()
+            assert await j.tick() == []
+            j.clock.to_next_minute()
+            await j.tick()
+            assert j.statuses("s") == [(1, "schedule", "running")]
+
+    asyncio.run(scenario())
+
+
+def test_starting_a_scheduled_job_runs_it_now_beside_its_schedule(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with jobs(tmp_path) as j:
+            j.apply("n", schedule="0 3 * * *")
+            j.plane.target("job", "n", Target.RUNNING)  # titan start
+            await j.plane.status("job", "n", "running")
+            assert j.statuses("n") == [(1, "manual", "running")]
+            j.plane.target("job", "n", Target.STOPPED)  # stops the run, not the schedule
+            await j.run_status("n", 1, "stopped")
+            assert "stop requested" in j.list("n")[0]["reason"]
+            j.clock.now = j.clock.now.replace(hour=3, minute=0) + timedelta(days=1, seconds=1)
+            await j.tick()
+            assert j.statuses("n")[-1][1:] == ("schedule", "running")
+
+    asyncio.run(scenario())
