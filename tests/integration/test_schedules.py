@@ -75,6 +75,8 @@ def test_a_schedule_runs_each_due_time_with_its_own_logs_and_outputs(
     hub.download_output("job/tick", "number.txt", out, first["number"])
     assert out.read_text() == f"{first['number']}\n"
 
+    samples = server.request("GET", first["telemetry"])  # its metrics in the monitoring store
+    assert samples.status_code == 200 and "series" in samples.json(), samples.text
     shown = titan(server, "runs", "job/tick")
     assert shown.returncode == 0 and "schedule" in shown.stdout and "succeeded" in shown.stdout
     logged = titan(server, "logs", "job/tick", "--run", str(first["number"]))

@@ -103,7 +103,10 @@ class RunAnswer(Answer):
     started_at: Timestamp | None = Field(description="None: it never began (skipped, missed)")
     finished_at: Timestamp | None = Field(description="None: it goes on")
     exit_code: int | None
-    telemetry: str | None = Field(description="its samples in the monitoring store (API path)")
+    telemetry: str | None = Field(
+        description="its samples in the monitoring store: the API path of one metric over "
+        "its run (change metric=)"
+    )
 
 
 class CredentialsAnswer(Answer):

@@ -273,14 +273,15 @@ def run_view(run: JobRun, resource: Resource) -> dict[str, Any]:
 
 
 def _telemetry_window(run: JobRun, resource: Resource) -> str | None:
-    """The API path of the run's samples in the monitoring store (None: it never ran)."""
+    """The API path of the run's samples in the monitoring store, of one metric (change
+    ``metric=``; `titan metrics` lists them); None: it never ran."""
     if run.started_at is None:
         return None
-    window = f"from={run.started_at.isoformat()}"
+    window = f"from={run.started_at.timestamp():.3f}"
     if run.finished_at is not None:
-        window += f"&to={run.finished_at.isoformat()}"
+        window += f"&to={run.finished_at.timestamp():.3f}"
     base = f"/api/v1/resources/job/{resource.name}/telemetry?owner={resource.owner}"
-    return f"{base}&{window.replace('+', '%2B')}"
+    return f"{base}&{window}&metric=host_cpu_percent"
 
 
 def _iso(at: datetime | None) -> str | None:
