@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from service.core.control.schedules import Scheduler
-from service.core.control.state import Target
+from service.core.control.state import Phase, Target
 from service.core.workloads.runs import RunService
-from service.database.models import utcnow
+from service.database.db import make_engine, session_factory
+from service.database.models import Process, utcnow
 from service.errors import Conflict
+from tests.fakes import FakeBackend, FakeMachine
 from tests.planes import Plane, plane
 
 
@@ -65,8 +68,10 @@ class Jobs:
 
 
 @asynccontextmanager
-async def jobs(tmp_path: Path, **settings: Any) -> AsyncIterator[Jobs]:
-    async with plane(tmp_path, "", **settings) as p:
+async def jobs(
+    tmp_path: Path, backend: FakeBackend | None = None, **settings: Any
+) -> AsyncIterator[Jobs]:
+    async with plane(tmp_path, "", backend, **settings) as p:
         clock = Clock(utcnow())
         scheduler = Scheduler(
             p.service.sessions, p.service.settings, p.reconciler.wake, p.service.admitting, clock
@@ -308,5 +313,39 @@ def test_starting_a_scheduled_job_runs_it_now_beside_its_schedule(tmp_path: Path
             j.clock.now = j.clock.now.replace(hour=3, minute=0) + timedelta(days=1, seconds=1)
             await j.tick()
             assert j.statuses("n")[-1][1:] == ("schedule", "running")
+
+    asyncio.run(scenario())
+
+
+def test_a_job_whose_start_the_control_plane_did_not_see_through_runs_once(
+    tmp_path: Path,
+) -> None:
+    """kill -9 after a job's process began but before its start was recorded: on restart
+    it is adopted, whether it still runs or ended meanwhile; its program runs once and its
+    run ends once, with its exit code."""
+
+    async def scenario() -> None:
+        machine = FakeMachine()
+        async with jobs(tmp_path, backend=FakeBackend(machine=machine)) as j:
+            j.apply("ends")
+            j.apply("goes-on")
+            await j.plane.status("job", "ends", "running")
+            await j.plane.status("job", "goes-on", "running")
+            ids = {name: j.plane.get("job", name)["id"] for name in ("ends", "goes-on")}
+        with session_factory(make_engine(f"sqlite:///{tmp_path / 'titan.db'}")).begin() as s:
+            s.execute(update(Process).values(state=Phase.STARTING))  # as the kill left them
+        ended = [p for p in machine.processes.values() if p.spec.resource_id == ids["ends"]]
+        ended[0].end(7)  # "ends" ended while the control plane was away
+        async with jobs(tmp_path, backend=FakeBackend(machine=machine)) as j:
+            await j.run_status("ends", 1, "failed")
+            assert j.list("ends")[0]["exit_code"] == 7
+            await j.plane.until(lambda: j.plane.reconciler.seen(ids["goes-on"]))
+            assert j.plane.backend.starts == []  # neither started again
+            j.plane.backend.machine.processes[j.plane.backend.pid_of("job", "goes-on")].end(0)
+            await j.run_status("goes-on", 1, "succeeded")
+            await asyncio.sleep(0.5)
+            assert j.plane.backend.starts == []
+            assert j.statuses("ends") == [(1, "manual", "failed")]
+            assert j.statuses("goes-on") == [(1, "manual", "succeeded")]
 
     asyncio.run(scenario())

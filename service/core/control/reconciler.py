@@ -291,6 +291,17 @@ class Reconciler:
         # A start the control plane did not see through (it was killed meanwhile) is
         # undone: the process may live, but its address and readiness are unknown.
         interrupted = [o for o in observed.values() if o.interrupted]
+        # A job's program starts with its process (it has nothing to wait for): one whose
+        # start was cut short is adopted, never run twice; if it ended meanwhile, its
+        # exit is recorded below as any job's.
+        job = observed.get("job")
+        if job in interrupted and job is not None and job.handle and _adoptable(job, desired):
+            ports = await self._db(records.ports_of, resource.id, job.name)
+            await self._record_started(
+                resource.id, engine, desired[job.name], ports, job.handle, job.cluster_address
+            )
+            observed["job"] = replace(job, interrupted=False)
+            interrupted.remove(job)
         if interrupted:
             await self._stop(resource.id, interrupted)
             await self._db(records.forget_processes, resource.id, [o.name for o in interrupted])
@@ -841,6 +852,18 @@ class Reconciler:
         # A run begun since this pass read the resource (it runs again) is not this one.
         if resource is not None and resource.target != Target.RUNNING:
             job_runs.close_run(session, resource, status, reason, code)
+
+
+def _adoptable(job: Observed, desired: dict[str, PlannedProcess]) -> bool:
+    """Whether a job process whose start the control plane did not see through is the
+    one its recipe asks for (and so goes on, or has ended, rather than run again)."""
+    planned = desired.get(job.name)
+    return (
+        job.handle is not None
+        and planned is not None
+        and planned.role == "job"
+        and planned.spec_hash == job.spec_hash
+    )
 
 
 def _up(resource: Resource, desired: dict[str, PlannedProcess], alive: dict[str, Observed]) -> bool:
