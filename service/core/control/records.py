@@ -35,7 +35,8 @@ def lock_resource(session: Session, resource_id: str) -> Resource | None:
     transaction changes it (or begins or ends one of its runs) until this one ends, and
     what this one reads next is current. (An UPDATE is the lock both stores take: SQLite
     its one writer's lock, PostgreSQL the row's.)"""
-    session.execute(update(Resource).where(Resource.id == resource_id).values(id=Resource.id))
+    same = {"generation": Resource.generation}  # writes nothing new: the lock is the point
+    session.execute(update(Resource).where(Resource.id == resource_id).values(same))
     return load_resource(session, resource_id)
 
 
