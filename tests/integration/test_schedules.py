@@ -105,7 +105,8 @@ def test_forbid_skips_due_times_while_a_run_goes_on(start_server: ServerFactory)
     found = wait_for(second_run_began, timeout=90)
     suspend(hub, recipe)
     first, second = [r for r in found if r["started_at"] is not None][:2]
-    skipped = [r for r in found if r["status"] == "skipped"]
+    before = at(second["scheduled_for"])
+    skipped = [r for r in found if r["status"] == "skipped" and at(r["scheduled_for"]) < before]
     # Every due time while run 1 went on was skipped, naming it; none started beside it.
     assert first["status"] == "succeeded" and len(skipped) >= 2
     assert all(
@@ -187,7 +188,7 @@ def test_kill_9_during_runs_then_a_restart_neither_loses_nor_repeats_a_run(
         command = "echo start $TITAN_JOB_RUN; sleep 4; echo done $TITAN_JOB_RUN"
         hub.apply(job("a", command, schedule=every_10s))
         hub.apply(job("b", "true", schedule=every_10s, starting_deadline="1s"))
-        hub.apply(job("c", "echo c $TITAN_JOB_RUN; sleep 45; echo c done"))
+        hub.apply(job("c", "echo c $TITAN_JOB_RUN; sleep 60; echo c done"))
 
         def a_runs() -> dict[str, Any] | None:
             found = runs(hub, "a")
@@ -222,8 +223,11 @@ def test_kill_9_during_runs_then_a_restart_neither_loses_nor_repeats_a_run(
         away = [r for r in later if killed_at < at(r["scheduled_for"]) <= back_at]
         ran = [r for r in away if r["started_at"] is not None]
         assert len(ran) == 1, away
-        assert ran[0]["scheduled_for"] == max(r["scheduled_for"] for r in away)
-        assert all(r["status"] == "missed" for r in away if r is not ran[0])
+        # (A due time that came while the server was starting, after the catch-up, is
+        # skipped: the run caught up still goes on.)
+        caught_up = [r for r in away if r["status"] != "skipped"]
+        assert ran[0]["scheduled_for"] == max(r["scheduled_for"] for r in caught_up)
+        assert all(r["status"] == "missed" for r in caught_up if r is not ran[0])
         dues = [r["scheduled_for"] for r in runs(hub, "a") if r["scheduled_for"]]
         assert len(dues) == len(set(dues))  # no due time twice
 
