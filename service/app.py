@@ -46,6 +46,7 @@ from service.core.capacity.usage import UsageService
 from service.core.control.data_dir import make_private
 from service.core.control.idle import IdleReclaim
 from service.core.control.reconciler import Reconciler
+from service.core.control.schedules import Scheduler
 from service.core.control.state import Phase
 from service.core.identity.audit import AuditLog, AuditService
 from service.core.identity.auth import Authenticator, bootstrap_admin, server_key
@@ -58,6 +59,7 @@ from service.core.sharing.secrets import SecretService, vault_of
 from service.core.workloads.cluster_credentials import ClusterAccess
 from service.core.workloads.listing import ResourceListing
 from service.core.workloads.resources import ResourceService
+from service.core.workloads.runs import RunService
 from service.database.db import make_engine, migrate, session_factory
 from service.database.models import Process
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
@@ -168,10 +170,18 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         reclaim = IdleReclaim(
             sessions, settings, monitor.activity, monitor.latest, reconciler.wake, monitor.clock
         )
+        scheduler = Scheduler(
+            sessions,
+            settings,
+            reconciler.wake,
+            resource_service.admitting,
+            seen=reconciler.seen,
+        )
         http = httpx.AsyncClient(timeout=30)
         app.state.titan = Titan(
             settings=settings,
             resources=resource_service,
+            runs=RunService(resource_service),
             listing=ResourceListing(resource_service, sessions),
             users=UserService(sessions, settings, authenticator.revoked, reconciler.wake),
             tokens=TokenService(sessions, authenticator.revoked),
@@ -192,9 +202,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         await reconciler.start()
         await monitor.start(http)
         reclaim.start()
+        scheduler.start()
         try:
             yield
         finally:
+            await scheduler.close()
             await reclaim.close()
             await monitor.close()
             await http.aclose()

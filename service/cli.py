@@ -16,6 +16,7 @@ from service.cli_accounts import add_account_commands
 from service.cli_common import Owner, Ref, State, console, errors, hub, read_recipe, ref
 from service.cli_import import add_import_commands
 from service.cli_logs import add_logs_command
+from service.cli_runs import add_runs_commands
 from service.cli_sharing import add_sharing_commands
 from service.cli_tables import alerts_table, top_table
 from service.client import ResourceRef, TitanClientError
@@ -28,6 +29,7 @@ add_sharing_commands(app)
 add_account_commands(app)
 add_logs_command(app)
 add_import_commands(app)
+add_runs_commands(app)
 FINISHED = {"stopped", "succeeded", "failed"}  # nothing runs
 JOB_DONE = {"succeeded", "failed"}  # a job's program exited
 
@@ -298,15 +300,21 @@ def outputs(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="where to save it (default: its name)")
     ] = None,
+    run: Annotated[
+        int | None, typer.Option("--run", help="of this run (`titan runs`); default: the latest")
+    ] = None,
 ) -> None:
-    """List the files a job wrote to $TITAN_OUTPUT_DIR, or download one with --get."""
+    """List the files a job wrote to $TITAN_OUTPUT_DIR in a run, or download one with
+    --get."""
     target = ref(resource, owner)
     if get is not None:
         to = output or Path(get.rsplit("/", 1)[-1])
-        written = hub().download_output(target, get, to)
+        written = hub().download_output(target, get, to, run)
         console.print(f"{get}: {written} bytes saved to {to}")
         return
-    found = hub().outputs(target)
+    found = hub().outputs(target, run)
+    if found.get("run") is not None:
+        console.print(f"run {found['run']}:")
     table = Table("path", "bytes", "modified")
     for item in found["files"]:
         table.add_row(item["path"], str(item["size"]), item["modified"])

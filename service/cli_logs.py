@@ -44,8 +44,14 @@ def logs(
         bool,
         typer.Option("--follow", "-f", help="keep printing new output, across restarts"),
     ] = False,
+    run: Annotated[
+        int | None,
+        typer.Option("--run", help="a job's run (`titan runs`), also one that ended"),
+    ] = None,
 ) -> None:
     """Print the output of a resource's processes, each line as written (never folded)."""
+    if run is not None and follow:
+        raise typer.BadParameter("give --run or --follow, not both", param_hint="--run")
     if since is not None:
         try:
             parse_time(since, time.time())
@@ -54,7 +60,7 @@ def logs(
     if tail is None and since is None:
         tail = DEFAULT_TAIL
     reader = LogFollower(hub(), ref(resource, owner), process, timestamps)
-    reader.first(tail, since)
+    reader.first(tail, since, run)
     while follow:
         time.sleep(1)
         reader.more()
@@ -79,10 +85,16 @@ class LogFollower:
         self.process, self.timestamps = process, timestamps
         self.places: dict[str, Place] = {}
 
-    def first(self, tail: int | None, since: str | None) -> None:
-        """Print the last ``tail`` lines (or those ``since``) of each process."""
+    def first(self, tail: int | None, since: str | None, job_run: int | None = None) -> None:
+        """Print the last ``tail`` lines (or those ``since``) of each process (of a job's
+        run ``job_run``: its job process)."""
         found = self.client.logs(
-            self.target, self.process, tail=tail, since=since, timestamps=self.timestamps
+            self.target,
+            self.process,
+            tail=tail,
+            since=since,
+            timestamps=self.timestamps,
+            job_run=job_run,
         )
         for name, chunk in found["processes"].items():
             self._show(name, chunk)

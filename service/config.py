@@ -204,6 +204,23 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="grace period between SIGTERM and SIGKILL"
     )
 
+    schedule_tick_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often jobs' schedules, retries and timeouts are checked",
+    )
+    job_runs_kept: int = Field(
+        default=100,
+        ge=1,
+        description="runs of each job kept in its history (the oldest ended ones go first)",
+    )
+    schedule_time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="tests only: how many times faster than real time schedules run "
+        "(60: a schedule's minute lasts one second)",
+    )
+
     telemetry_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often each process samples its GPUs or host"
     )

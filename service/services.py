@@ -25,6 +25,7 @@ from service.core.sharing.secrets import SecretService
 from service.core.workloads.cluster_credentials import ClusterAccess
 from service.core.workloads.listing import ResourceListing
 from service.core.workloads.resources import ResourceService
+from service.core.workloads.runs import RunService
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ControlPlaneMetrics
 
@@ -35,6 +36,7 @@ class Titan:
 
     settings: Settings
     resources: ResourceService
+    runs: RunService
     listing: ResourceListing
     users: UserService
     tokens: TokenService

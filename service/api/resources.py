@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from service.api.answers.resources import (
@@ -16,6 +16,7 @@ from service.api.answers.resources import (
     LogsAnswer,
     OutputsAnswer,
     ResourceAnswer,
+    RunAnswer,
     StatusChange,
 )
 from service.api.deps import CurrentPrincipal, TitanDep
@@ -27,6 +28,9 @@ from service.times import time_param
 router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
 ONE = "/{type}/{name}"
 Owner = Annotated[str | None, Query(description="owner; default: the caller")]
+JobRunNumber = Annotated[
+    int | None, Query(ge=1, le=2**31 - 1, description="a job's run number; default: the latest")
+]
 
 
 @router.get("", response_model=list[ResourceAnswer])
@@ -99,22 +103,30 @@ async def get_logs(
         Query(max_length=64, description="only lines since: ISO 8601, or back from now (10m)"),
     ] = None,
     timestamps: Annotated[bool, Query(description="prefix each line with its UTC time")] = False,
+    run: JobRunNumber = None,
 ) -> dict[str, Any]:
     """Output of each process, from ``offset`` or the last ``tail`` lines; ``run`` names
-    the process's current start (offsets begin again when it changes)."""
+    the process's current start (offsets begin again when it changes). With the query
+    ``run`` (a job's run number), that run's job process, also after it ended."""
     start = time_param("since", since, time.time())
     return await titan.resources.logs(
-        principal, type, name, owner, process, tail, offset, start, timestamps
+        principal, type, name, owner, process, tail, offset, start, timestamps, run
     )
 
 
 @router.get(ONE + "/outputs", response_model=OutputsAnswer)
 def list_outputs(
-    type: str, name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+    type: str,
+    name: str,
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    owner: Owner = None,
+    run: JobRunNumber = None,
 ) -> dict[str, Any]:
-    """The files a job wrote to ``$TITAN_OUTPUT_DIR``: path, size, modified time. Links and
-    special files are listed under ``skipped`` and never served."""
-    return titan.resources.outputs(principal, type, name, owner)
+    """The files a job wrote to ``$TITAN_OUTPUT_DIR`` in one run (default: its latest):
+    path, size, modified time. Links and special files are listed under ``skipped`` and
+    never served."""
+    return titan.resources.outputs(principal, type, name, owner, run)
 
 
 @router.get(
@@ -129,9 +141,11 @@ def get_output(
     titan: TitanDep,
     principal: CurrentPrincipal,
     owner: Owner = None,
+    run: JobRunNumber = None,
 ) -> StreamingResponse:
-    """One output file's bytes (only regular files inside the job's folder)."""
-    fd, size = titan.resources.output_file(principal, type, name, owner, path)
+    """One output file's bytes from one run (default: the latest; only regular files
+    inside the run's folder)."""
+    fd, size = titan.resources.output_file(principal, type, name, owner, path, run)
     filename = quote(path.rsplit("/", 1)[-1])
     return StreamingResponse(
         read_chunks(fd),
@@ -186,3 +200,37 @@ router.add_api_route(
     status_code=202,
     response_model=ResourceAnswer,
 )
+
+
+@router.get("/job/{name}/runs", response_model=list[RunAnswer])
+def list_runs(
+    name: str,
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    owner: Owner = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="most listed")] = 1000,
+) -> list[dict[str, Any]]:
+    """The job's runs, newest first: scheduled, manual and retries, and the due times
+    skipped or missed (kept: ``TITAN_JOB_RUNS_KEPT`` per job)."""
+    return titan.runs.list(principal, name, owner, limit)
+
+
+@router.post("/job/{name}/runs", response_model=RunAnswer, status_code=201)
+def run_now(
+    name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+) -> dict[str, Any]:
+    """Begin a run of the job now (trigger ``manual``). While a run goes on: 409 under
+    ``concurrency_policy`` Forbid; under Replace that run is stopped first."""
+    return titan.runs.run_now(principal, name, owner)
+
+
+@router.get("/job/{name}/runs/{number}", response_model=RunAnswer)
+def get_run(
+    name: str,
+    number: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    titan: TitanDep,
+    principal: CurrentPrincipal,
+    owner: Owner = None,
+) -> dict[str, Any]:
+    """One run of the job."""
+    return titan.runs.get(principal, name, owner, number)

@@ -15,13 +15,14 @@ from typing import Self
 from service.client.accounts import Accounts
 from service.client.monitoring import Monitoring
 from service.client.resources import FAILED, UP, ResourceRef, Resources
+from service.client.runs import Runs
 from service.client.sharing import Sharing
 from service.client.sync import LOOP, blocking
 
 __all__ = ["FAILED", "UP", "AsyncHub", "Hub", "ResourceRef"]
 
 
-class AsyncHub(Resources, Accounts, Sharing, Monitoring):
+class AsyncHub(Resources, Runs, Accounts, Sharing, Monitoring):
     """Asynchronous client. Without arguments it uses ``TITAN_URL``/``TITAN_TOKEN``, the
     saved login, or the local server's URL and admin token file.
 
@@ -111,6 +112,10 @@ class Hub:
     cluster_security = blocking(AsyncHub.cluster_security)
     wait = blocking(AsyncHub.wait)
     wait_gone = blocking(AsyncHub.wait_gone)
+    # runs of jobs
+    runs = blocking(AsyncHub.runs)
+    job_run = blocking(AsyncHub.job_run)
+    run = blocking(AsyncHub.run)
     # accounts
     me = blocking(AsyncHub.me)
     users = blocking(AsyncHub.users)

@@ -184,16 +184,20 @@ class Resources(Transport):
         result: builtins.list[dict[str, Any]] = await self.send(about(ref, "history"))
         return result
 
-    async def outputs(self, ref: ResourceRef | str) -> dict[str, Any]:
-        """The files a job wrote to ``$TITAN_OUTPUT_DIR``: ``{"files": [{"path", "size",
-        "modified"}], "skipped": [links and special files, never served], "truncated"}``."""
-        result: dict[str, Any] = await self.send(about(ref, "outputs"))
+    async def outputs(self, ref: ResourceRef | str, run: int | None = None) -> dict[str, Any]:
+        """The files a job wrote to ``$TITAN_OUTPUT_DIR`` in run ``run`` (default: its
+        latest): ``{"files": [{"path", "size", "modified"}], "skipped": [links and special
+        files, never served], "truncated", "run"}``."""
+        result: dict[str, Any] = await self.send(about(ref, "outputs", run=run))
         return result
 
-    async def download_output(self, ref: ResourceRef | str, path: str, to: str | Path) -> int:
-        """Save the job's output file ``path`` (as :meth:`outputs` lists it) to ``to``;
-        the bytes written. NotFoundError names the files there are not."""
-        call = about(ref, "outputs/" + quote(path, safe="/"))
+    async def download_output(
+        self, ref: ResourceRef | str, path: str, to: str | Path, run: int | None = None
+    ) -> int:
+        """Save the job's output file ``path`` (as :meth:`outputs` lists it) of run ``run``
+        (default: the latest) to ``to``; the bytes written. NotFoundError names the files
+        there are not."""
+        call = about(ref, "outputs/" + quote(path, safe="/"), run=run)
         return await self.download(call, Path(to))
 
     async def logs(
@@ -204,12 +208,14 @@ class Resources(Transport):
         offset: int = 0,
         since: str | None = None,
         timestamps: bool = False,
+        job_run: int | None = None,
     ) -> dict[str, Any]:
         """Output of the resource's processes: ``{"processes": {name: {"text", "offset",
         "run"}}}`` (pass ``offset`` back to read only what came after, while ``run`` stays
         the same: it changes when the process restarts). ``since``: only lines that began
         then or later (ISO 8601, or back from now: ``10m``); ``timestamps``: each line
-        prefixed with its UTC time."""
+        prefixed with its UTC time; ``job_run``: a job's run (by number), also one that
+        ended."""
         call = about(
             ref,
             "logs",
@@ -218,6 +224,7 @@ class Resources(Transport):
             offset=offset,
             since=since,
             timestamps=timestamps or None,
+            run=job_run,
         )
         result: dict[str, Any] = await self.send(call)
         return result

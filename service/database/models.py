@@ -99,6 +99,9 @@ class Resource(Base):
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     failures: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A job's schedule counts due times from here: when its schedule (or time zone, or
+    # suspension) was last applied; None without a schedule.
+    schedule_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # The named Dask workers the control plane keeps (None until first started).
     workers: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -127,6 +130,39 @@ class StatusEvent(Base):
     to_status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text, default="")
     generation: Mapped[int] = mapped_column(default=1)
+
+
+class JobRun(Base):
+    """One run of a job: why it began (schedule, manual, retry), when, and how it ended.
+
+    Written in the transaction that asks for its processes, so a control plane killed at
+    any moment neither loses nor repeats it; a due time has at most one row (scheduled,
+    skipped or missed), which is what keeps a restart from starting it twice.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("resource_id", "number"),
+        UniqueConstraint("resource_id", "scheduled_for"),
+        Index("ix_job_runs_open", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column()  # 1, 2, ... per job: what users call the run
+    trigger: Mapped[str] = mapped_column(String(20))  # schedule | manual | retry
+    # The due time a scheduled (or skipped, or missed) run fills; None for the others.
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    attempt: Mapped[int] = mapped_column(default=1)  # 1, then 2... for its retries
+    generation: Mapped[int] = mapped_column(default=1)  # of the recipe it ran
+    status: Mapped[str] = mapped_column(String(20))  # a RunStatus
+    reason: Mapped[str] = mapped_column(Text, default="")
+    exit_code: Mapped[int | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The handle of its job process once started: where its logs stay readable.
+    handle: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
 
 
 class Process(Base):

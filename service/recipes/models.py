@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -24,7 +25,7 @@ from pydantic import (
 
 from service.json_values import quoted, text_problem
 from service.recipes.problems import problem, recipe_problems
-from service.recipes.units import parse_duration, parse_memory
+from service.recipes.units import check_cron, parse_duration, parse_memory
 
 SCHEMA_VERSION = 1
 RESOURCE_TYPES = ("workspace", "cluster", "job")
@@ -91,7 +92,25 @@ def _check_duration(value: str) -> str:
     return value
 
 
+def _check_cron(value: str) -> str:
+    return check_cron(value)
+
+
+def _check_timezone(value: str) -> str:
+    if value in ("", "localtime") or value.startswith("/") or ".." in value:
+        raise ValueError(f"{quoted(value)} is not an IANA time zone; write e.g. 'Europe/Berlin'")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{quoted(value)} is not an IANA time zone; write e.g. 'Europe/Berlin' or 'UTC'"
+        ) from None
+    return value
+
+
 Label = Annotated[str, AfterValidator(_check_label)]
+Cron = Annotated[str, StringConstraints(max_length=200), AfterValidator(_check_cron)]
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_timezone)]
 Memory = Annotated[str, AfterValidator(_check_memory)]
 Duration = Annotated[str, AfterValidator(_check_duration)]
 EnvValue = Annotated[str, StringConstraints(max_length=32768), AfterValidator(_check_text)]
@@ -430,9 +449,54 @@ class ClusterSpec(CommonSpec, ClusterFields):
 
 
 class JobSpec(CommonSpec, Attaching):
-    """A command run to completion, optionally with its own Dask or Ray cluster."""
+    """A command run to completion, optionally with its own Dask or Ray cluster; once
+    when applied, or on a cron ``schedule``. Each run is recorded on its own (``titan
+    runs``)."""
 
     command: str | list[str] = Field(description="shell command, or argv list")
+    schedule: Cron | None = Field(
+        default=None,
+        description="5-field cron expression (minute hour day-of-month month day-of-week), "
+        "e.g. '30 2 * * *' for 02:30 daily; with one, applying the job starts no run: "
+        "its schedule does (and 'titan run' any time)",
+    )
+    timezone: TimeZone | None = Field(
+        default=None,
+        description="IANA time zone the schedule's times are in, e.g. 'Europe/Berlin' "
+        "(default UTC); a time skipped by a DST change runs when the gap ends, a time "
+        "repeated runs once",
+    )
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] | None = Field(
+        default=None,
+        description="when a run is due while the previous one still runs: 'Forbid' (the "
+        "default) skips it (a manual run is refused), 'Replace' stops the running one and "
+        "starts it; 'Allow' (both at once) is not supported yet",
+    )
+    starting_deadline: Duration | None = Field(
+        default=None,
+        description="after the control plane was away, the latest missed due time still "
+        "runs if it is at most this old (default 1h); every other missed one is recorded, "
+        "never run",
+    )
+    retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="times a failed, timed-out or lost run is retried (default 0)",
+    )
+    retry_backoff: Duration | None = Field(
+        default=None,
+        description="wait before the first retry (default 10s); doubled for each further "
+        "one, at most 1h",
+    )
+    timeout: Duration | None = Field(
+        default=None,
+        description="a run going longer is stopped and recorded as timed out (default: never)",
+    )
+    suspend: bool | None = Field(
+        default=None,
+        description="true: the schedule starts no run ('titan run' still does)",
+    )
 
     @field_validator("command")
     @classmethod
@@ -446,6 +510,31 @@ class JobSpec(CommonSpec, Attaching):
                 _check_text(item)
             except ValueError as exc:
                 raise ValueError(f"item {index} {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("schedule") is None:
+            raise ValueError("give it with a schedule: it says where the schedule's times are")
+        return value
+
+    @field_validator("concurrency_policy")
+    @classmethod
+    def _concurrency_policy(cls, value: str | None) -> str | None:
+        if value == "Allow":
+            raise ValueError(
+                "'Allow' (two runs of one job at once) is not supported yet; use 'Forbid' "
+                "(skip a run due while one runs) or 'Replace' (stop the running one), or "
+                "make a second job"
+            )
+        return value
+
+    @field_validator("starting_deadline", "retry_backoff")
+    @classmethod
+    def _finite(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) is None:
+            raise ValueError("give a duration such as '30s' or '1h' ('never' is not one here)")
         return value
 
 
@@ -490,7 +579,7 @@ class ClusterRecipe(RecipeBase):
 
 
 class JobRecipe(RecipeBase):
-    """A job: a command run once."""
+    """A job: a command run once, or on a schedule."""
 
     type: Literal["job"]
     spec: JobSpec

@@ -1,8 +1,12 @@
-"""Sizes and durations as users write them: ``"4GiB"``, ``"90m"``, ``"never"``."""
+"""Sizes, durations and schedules as users write them: ``"4GiB"``, ``"90m"``, ``"never"``,
+``"30 2 * * *"``."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+
+from cronsim import CronSim, CronSimError
 
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _MEMORY_FACTORS = {
@@ -60,3 +64,17 @@ def parse_duration(text: str) -> int | None:
     if seconds > MAX_SECONDS:
         raise ValueError(f"{text[:40]!r} is too long a duration; at most 3650d, or 'never'")
     return seconds
+
+
+def check_cron(expression: str) -> str:
+    """``expression`` if it is a 5-field cron expression; ValueError saying why not."""
+    if len(expression.split()) != 5:
+        raise ValueError(
+            "must be a 5-field cron expression: minute hour day-of-month month day-of-week, "
+            "e.g. '30 2 * * *' (daily at 02:30)"
+        )
+    try:
+        CronSim(expression, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        raise ValueError(f"is not a valid cron expression ({exc})") from None
+    return expression

@@ -183,7 +183,7 @@ def test_containers_send_telemetry_and_a_job_writes_its_output_folder(
     hub.apply({"type": "job", "name": "writer", "spec": {"command": ["python", "-c", script]}})
     finished(hub, "job/writer")
     assert hub.get("job/writer")["status"] == "succeeded", hub.logs("job/writer")
-    written = server.settings.outputs_dir / "admin" / "job" / "writer" / "o"
+    written = server.settings.outputs_dir / "admin" / "job" / "writer" / "runs" / "1" / "o"
     assert written.read_text() == "ok"
 
 

@@ -71,6 +71,16 @@ def _parked(name: str) -> Callable[[World, str], None]:
     return setup
 
 
+def _replacing(name: str) -> Callable[[World, str], None]:
+    """A parked job whose runs replace each other: a manual run of it always begins."""
+
+    def setup(world: World, who: str) -> None:
+        spec = {**PARKED["spec"], "concurrency_policy": "Replace"}
+        world.admin("PUT", "/api/v1/recipes", json={**PARKED, "name": name, "spec": spec})
+
+    return setup
+
+
 def _group(world: World, who: str) -> None:
     if world.server.request("GET", f"/api/v1/groups/gd-{who}").status_code == 404:
         world.admin("POST", "/api/v1/groups", json={"name": f"gd-{who}"})
@@ -122,8 +132,9 @@ def _olives_token(world: World, who: str) -> None:
 
 
 def _result(world: World, who: str) -> None:
-    """A file the job ``team/job/m`` wrote to its outputs, as a job's owner would."""
-    folder = world.server.settings.outputs_dir / "team" / "job" / "m"
+    """A file the job ``team/job/m`` wrote to its outputs in its run 1, as a job's owner
+    would."""
+    folder = world.server.settings.outputs_dir / "team" / "job" / "m" / "runs" / "1"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "result.txt").write_text("42\n")
 
@@ -183,6 +194,15 @@ MATRIX = [
         "/api/v1/resources/cluster/pc/credentials" + T,
     ),
     Case("POST", R + "/start", CHANGE, M + "/start" + T),
+    Case("GET", "/api/v1/resources/job/{name}/runs", SEE, M + "/runs" + T),
+    Case("GET", "/api/v1/resources/job/{name}/runs/{number}", SEE, M + "/runs/1" + T),
+    Case(
+        "POST",
+        "/api/v1/resources/job/{name}/runs",
+        (401, 403, 404, 403, 201, 201),
+        "/api/v1/resources/job/rn/runs" + T,
+        setup=_replacing("rn"),
+    ),
     Case("POST", R + "/stop", CHANGE, M + "/stop" + T),
     Case(
         "DELETE",

@@ -99,7 +99,7 @@ def test_a_job_that_wrote_nothing_lists_no_outputs(server: RunningServer) -> Non
     server.hub().wait("job/later", {"succeeded"}, timeout=60)
     listed = server.request("GET", "/api/v1/resources/job/later/outputs")
     assert listed.status_code == 200
-    assert listed.json() == {"files": [], "skipped": [], "truncated": False}
+    assert listed.json() == {"files": [], "skipped": [], "truncated": False, "run": 1}
     missing = server.request("GET", "/api/v1/resources/job/later/outputs/model.bin")
     assert missing.status_code == 404 and "titan outputs" in missing.json()["error"]["message"]
 

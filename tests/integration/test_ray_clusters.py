@@ -364,7 +364,9 @@ def test_the_ray_training_recipe_trains_on_its_ray_cluster_with_telemetry(
     result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
     assert result["device"] == "cpu" and result["rows"] == 50_000
     assert result["rmse"] < result["baseline_rmse"] / 2
-    folder = ray_server.settings.outputs_dir / "admin" / "job" / "train-xgboost-ray-cpu"
+    folder = (
+        ray_server.settings.outputs_dir / "admin" / "job" / "train-xgboost-ray-cpu" / "runs" / "1"
+    )
     assert result["model"] == str(folder / "model.json")
     assert json.loads((folder / "metrics.json").read_text())["rmse"] == result["rmse"]
     series = hub.telemetry(ref, "training_rmse", start=time.time() - 1800, step=1)["series"]

@@ -164,7 +164,7 @@ def test_the_cpu_training_job_runs_end_to_end_with_its_telemetry(server: Running
     assert result["device"] == "cpu" and result["rows"] == 200_000
     assert result["rmse"] < result["baseline_rmse"] / 2
 
-    folder = server.settings.outputs_dir / "admin" / "job" / "train-xgboost-cpu"
+    folder = server.settings.outputs_dir / "admin" / "job" / "train-xgboost-cpu" / "runs" / "1"
     assert result["model"] == str(folder / "model.json")
     model = json.loads((folder / "model.json").read_text())
     assert model["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"] == "30"

@@ -82,6 +82,31 @@ class OutputsAnswer(Answer):
     files: list[OutputFile]
     skipped: list[str] = Field(description="links and special files, never served")
     truncated: bool
+    run: int | None = Field(
+        default=None, description="the job's run these are of (None: the job's own folder)"
+    )
+
+
+class RunAnswer(Answer):
+    """One run of a job: why it began, when, and how it ended."""
+
+    number: int = Field(description="1, 2, ... per job")
+    trigger: Literal["schedule", "manual", "retry"]
+    status: Literal[
+        "running", "succeeded", "failed", "timed_out", "lost", "stopped", "skipped", "missed"
+    ]
+    reason: str = Field(description="why it ended so, or why it did not run")
+    attempt: int = Field(description="1, then 2, 3... for its retries")
+    generation: int = Field(description="the recipe's generation it ran")
+    scheduled_for: Timestamp | None = Field(description="the due time it filled (schedule)")
+    created_at: Timestamp
+    started_at: Timestamp | None = Field(description="None: it never began (skipped, missed)")
+    finished_at: Timestamp | None = Field(description="None: it goes on")
+    exit_code: int | None
+    telemetry: str | None = Field(
+        description="its samples in the monitoring store: the API path of one metric over "
+        "its run (change metric=)"
+    )
 
 
 class CredentialsAnswer(Answer):

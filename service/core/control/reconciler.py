@@ -45,12 +45,14 @@ from service.core.capacity.usage import close_ended
 from service.core.control import records
 from service.core.control.autoscaler import Autoscaler
 from service.core.control.periodic import every
+from service.core.control.run_rules import RunStatus
 from service.core.control.state import FINISHED, SERVING, Phase, Status, Target, set_status
 from service.core.control.tasks import cancel_all
 from service.core.identity.accounts import run_as
 from service.core.identity.auth import jupyter_token
 from service.core.sharing.folders import ensure_mounted, mounts
 from service.core.sharing.secrets import Vault, secret_values, vault_of, with_secrets
+from service.core.workloads import job_runs
 from service.core.workloads.cluster_credentials import ClusterConnections, cluster_credentials
 from service.core.workloads.dashboards import dashboard_path, jupyter_path
 from service.core.workloads.outputs import outputs_folder
@@ -107,6 +109,7 @@ class Reconciler:
         self._queued: set[str] = set()
         self._active: set[str] = set()
         self._dirty: set[str] = set()
+        self._seen: set[str] = set()  # reconciled at least once since this start
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._allocating = asyncio.Lock()
@@ -139,6 +142,11 @@ class Reconciler:
         """Stop reconciling; running processes are left alone to be adopted later."""
         await self.autoscaler.close()
         await cancel_all(self._tasks)
+
+    def seen(self, resource_id: str) -> bool:
+        """Whether ``resource_id`` was reconciled since this control plane started: what
+        the store says of its processes was checked against the backend since."""
+        return resource_id in self._seen
 
     @property
     def queue_depth(self) -> int:
@@ -174,6 +182,7 @@ class Reconciler:
                 await self._db(self._record_failure, resource_id, str(exc) or repr(exc))
             finally:
                 self.timed(time.perf_counter() - started)
+                self._seen.add(resource_id)
                 self._active.discard(resource_id)
                 if resource_id in self._dirty:
                     self._dirty.discard(resource_id)
@@ -249,6 +258,9 @@ class Reconciler:
             stopping = why or f"{verb} requested"
             await self._db(self._set_status, resource.id, Status.STOPPING, stopping)
         await self._stop(resource.id, running)
+        if resource.type == "job":  # its open run ends here (with its logs' handle)
+            ended = why or f"{verb} requested"
+            await self._db(self._close_run, resource.id, RunStatus.STOPPED, ended, None)
         if resource.target == Target.DELETED:
             await self.backend.forget(resource.id)  # fails → retried: nothing is left behind
             await self._db(records.delete_resource, resource.id)
@@ -279,6 +291,17 @@ class Reconciler:
         # A start the control plane did not see through (it was killed meanwhile) is
         # undone: the process may live, but its address and readiness are unknown.
         interrupted = [o for o in observed.values() if o.interrupted]
+        # A job's program starts with its process (it has nothing to wait for): one whose
+        # start was cut short is adopted, never run twice; if it ended meanwhile, its
+        # exit is recorded below as any job's.
+        job = observed.get("job")
+        if job in interrupted and job is not None and job.handle and _adoptable(job, desired):
+            ports = await self._db(records.ports_of, resource.id, job.name)
+            await self._record_started(
+                resource.id, engine, desired[job.name], ports, job.handle, job.cluster_address
+            )
+            observed["job"] = replace(job, interrupted=False)
+            interrupted.remove(job)
         if interrupted:
             await self._stop(resource.id, interrupted)
             await self._db(records.forget_processes, resource.id, [o.name for o in interrupted])
@@ -540,8 +563,10 @@ class Reconciler:
         place: Place,
         secret: str,
         gpus: list[str],
+        run: int | None = None,
     ) -> ProcessSpec:
-        """The backend's view of a planned process: its launch, token, addresses and GPUs."""
+        """The backend's view of a planned process: its launch, token, addresses and GPUs
+        (and a job's, the output folder of its run ``run``)."""
         launch = launch_of(planned, ports, place, jupyter_token(self.key, resource.id))
         env = {
             **planned.env,
@@ -552,6 +577,8 @@ class Reconciler:
             "TITAN_TELEMETRY_PUSH_SECONDS": str(self.settings.telemetry_push_seconds),
             **launch.env,
         }
+        if run is not None:  # a job's run: its number (its outputs go to runs/<number>)
+            env["TITAN_JOB_RUN"] = str(run)
         if planned.attached and not planned.engine and engine is not None and place.head_ports:
             env.update(engine.attach(place.head_ports, place.head_host, place.secure))
         return ProcessSpec(
@@ -577,7 +604,11 @@ class Reconciler:
             output_dir=(
                 str(
                     outputs_folder(
-                        self.settings.outputs_dir, resource.owner, resource.type, resource.name
+                        self.settings.outputs_dir,
+                        resource.owner,
+                        resource.type,
+                        resource.name,
+                        run,
                     )
                 )
                 if planned.role == "job"
@@ -607,7 +638,8 @@ class Reconciler:
             secret, gpus, values, files = await self._db(
                 self._prepare_process, resource.id, engine, planned, ports
             )
-        spec = self._spec(resource, engine, planned, ports, place, secret, gpus)
+        run = await self._db(job_runs.open_number, resource.id) if planned.role == "job" else None
+        spec = self._spec(resource, engine, planned, ports, place, secret, gpus, run)
         spec = with_secrets(spec, planned.secrets, values, files)
         if self.backend.shares_host:  # Forbidden (no account mapped) fails the start
             account = await self._db(
@@ -784,23 +816,54 @@ class Reconciler:
         code: int | None,
         reason: str = "",
     ) -> None:
-        resource = session.get(Resource, resource_id)
+        resource = records.lock_resource(session, resource_id)  # no run begins meanwhile
         if resource is None:
             return
         resource.observed_generation = generation
         process = next((p for p in resource.processes if p.name == "job"), None)
-        duration = ""
-        if process is not None:
-            if process.state != Phase.EXITED:
-                process.state, process.exit_code, process.finished_at = Phase.EXITED, code, utcnow()
-            seconds = ((process.finished_at or utcnow()) - process.started_at).total_seconds()
-            duration = f" after {seconds:.1f}s"
+        if process is None or process.spec_hash == job_runs.REPLACED:
+            return  # a newer run replaced it meanwhile: that run is not this one's to end
+        if process.state != Phase.EXITED:
+            process.state, process.exit_code, process.finished_at = Phase.EXITED, code, utcnow()
+        seconds = ((process.finished_at or utcnow()) - process.started_at).total_seconds()
+        duration = f" after {seconds:.1f}s"
+        why = f": {reason}" if reason else ""
+        exited = f"job exited with code {code}{duration}{why}"
+        if code is None:  # nothing says how it ended: its process vanished
+            outcome = RunStatus.LOST
+        else:
+            outcome = RunStatus.SUCCEEDED if code == 0 else RunStatus.FAILED
+        job_runs.close_run(session, resource, outcome, exited, code)
         if resource.target != Target.RUNNING or resource.generation != generation:
             return  # changed meanwhile (deleted, stopped, re-applied): the next pass decides
         resource.target = Target.STOPPED
         status = Status.SUCCEEDED if code == 0 else Status.FAILED
-        why = f": {reason}" if reason else ""
-        set_status(session, resource, status, f"job exited with code {code}{duration}{why}")
+        set_status(session, resource, status, exited)
+
+    def _close_run(
+        self,
+        session: Session,
+        resource_id: str,
+        status: RunStatus,
+        reason: str,
+        code: int | None,
+    ) -> None:
+        resource = records.lock_resource(session, resource_id)  # no run begins meanwhile
+        # A run begun since this pass read the resource (it runs again) is not this one.
+        if resource is not None and resource.target != Target.RUNNING:
+            job_runs.close_run(session, resource, status, reason, code)
+
+
+def _adoptable(job: Observed, desired: dict[str, PlannedProcess]) -> bool:
+    """Whether a job process whose start the control plane did not see through is the
+    one its recipe asks for (and so goes on, or has ended, rather than run again)."""
+    planned = desired.get(job.name)
+    return (
+        job.handle is not None
+        and planned is not None
+        and planned.role == "job"
+        and planned.spec_hash == job.spec_hash
+    )
 
 
 def _up(resource: Resource, desired: dict[str, PlannedProcess], alive: dict[str, Observed]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from service.backends.base import Handle, handle_identity
@@ -28,6 +28,16 @@ def load_resource(session: Session, resource_id: str) -> Resource | None:
     return session.scalar(
         select(Resource).options(selectinload(Resource.processes)).where(Resource.id == resource_id)
     )
+
+
+def lock_resource(session: Session, resource_id: str) -> Resource | None:
+    """The resource, locked for the rest of the session's transaction: no other
+    transaction changes it (or begins or ends one of its runs) until this one ends, and
+    what this one reads next is current. (An UPDATE is the lock both stores take: SQLite
+    its one writer's lock, PostgreSQL the row's.)"""
+    same = {"generation": Resource.generation}  # writes nothing new: the lock is the point
+    session.execute(update(Resource).where(Resource.id == resource_id).values(same))
+    return load_resource(session, resource_id)
 
 
 def due_resources(session: Session) -> list[str]:

@@ -158,3 +158,11 @@ def _view(user: User) -> dict[str, Any]:
         "disabled": user.disabled,
         "created_at": user.created_at.isoformat(),
     }
+
+
+def check_owner_enabled(session: Session, owner: str) -> None:
+    """Conflict if ``owner`` is a disabled user: their resources stay stopped."""
+    if session.scalar(select(User.disabled).where(User.name == owner)):
+        raise Conflict(
+            f"its owner {owner!r} is disabled; an admin enables them first (`titan user enable`)"
+        )

@@ -27,9 +27,17 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def outputs_folder(outputs_dir: Path, owner: str, type: str, name: str) -> Path:
-    """Where the resource's processes write results (``$TITAN_OUTPUT_DIR``)."""
-    return outputs_dir / owner / type / name
+def outputs_folder(
+    outputs_dir: Path, owner: str, type: str, name: str, run: int | None = None
+) -> Path:
+    """Where the resource's processes write results (``$TITAN_OUTPUT_DIR``): a job's
+    run ``run`` in ``runs/<run>`` of its folder, so every run keeps its own."""
+    return outputs_dir.joinpath(*where(owner, type, name, run))
+
+
+def where(owner: str, type: str, name: str, run: int | None = None) -> list[str]:
+    """The folder names from the outputs folder to a resource's (or its run's) outputs."""
+    return [owner, type, name, *(["runs", str(run)] if run is not None else [])]
 
 
 def parts_of(path: str) -> list[str]:
@@ -66,14 +74,16 @@ def _is_plain_file(info: os.stat_result) -> bool:
     return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
 
 
-def list_outputs(outputs_dir: Path, owner: str, type: str, name: str) -> dict[str, Any]:
+def list_outputs(
+    outputs_dir: Path, owner: str, type: str, name: str, run: int | None = None
+) -> dict[str, Any]:
     """``{"files": [{"path", "size", "modified"}], "skipped": [...], "truncated": bool}``:
     the regular files under the job's folder, sorted by path (none before it first ran);
     symlinks, hard links and special files are named under ``skipped``, never followed."""
     files: list[dict[str, Any]] = []
     skipped: list[str] = []
     try:
-        with _folder(outputs_dir, [owner, type, name], "no folder yet") as root:
+        with _folder(outputs_dir, where(owner, type, name, run), "no folder yet") as root:
             for folder, dirs, names, dir_fd in os.fwalk(".", dir_fd=root, follow_symlinks=False):
                 dirs.sort()
                 for entry in sorted(names):
@@ -91,12 +101,16 @@ def list_outputs(outputs_dir: Path, owner: str, type: str, name: str) -> dict[st
     return {"files": files, "skipped": skipped, "truncated": False}
 
 
-def open_output(outputs_dir: Path, owner: str, type: str, name: str, path: str) -> tuple[int, int]:
-    """``(descriptor, size)`` of one regular file of the job's outputs; the caller closes it.
-    NotFound for anything that is not a plain file there (a symlink, a link, a FIFO)."""
+def open_output(
+    outputs_dir: Path, owner: str, type: str, name: str, path: str, run: int | None = None
+) -> tuple[int, int]:
+    """``(descriptor, size)`` of one regular file of the job's (run's) outputs; the caller
+    closes it. NotFound for anything that is not a plain file there (a symlink, a link, a
+    FIFO)."""
     parts = parts_of(path)
-    missing = f"{type}/{name} has no output file {path[:200]!r}; 'titan outputs' lists them"
-    with _folder(outputs_dir, [owner, type, name, *parts[:-1]], missing) as folder:
+    which = f" (run {run})" if run is not None else ""
+    missing = f"{type}/{name}{which} has no output file {path[:200]!r}; 'titan outputs' lists them"
+    with _folder(outputs_dir, [*where(owner, type, name, run), *parts[:-1]], missing) as folder:
         try:
             before = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False)
         except OSError as error:

@@ -23,7 +23,8 @@ from service.config import Settings
 from service.core.capacity.fit import check_fits, node_sizes
 from service.core.capacity.ledger import Overcommit
 from service.core.capacity.quotas import check_recipe, check_running_count
-from service.core.control.records import request_of
+from service.core.control.records import lock_resource, request_of
+from service.core.control.run_rules import Trigger
 from service.core.control.state import FINISHED, Phase, Status, Target
 from service.core.identity.access import (
     Principal,
@@ -34,14 +35,23 @@ from service.core.identity.access import (
 )
 from service.core.identity.accounts import run_as
 from service.core.identity.auth import dashboard_ticket, jupyter_token, workspace_ticket
+from service.core.identity.users import check_owner_enabled
 from service.core.sharing.folders import check_folders
 from service.core.sharing.image_registry import ImageService
 from service.core.sharing.secrets import check_refs
 from service.core.workloads.dashboards import dashboard_path, jupyter_path
+from service.core.workloads.job_runs import (
+    begin_run,
+    is_scheduled,
+    latest_run,
+    open_run,
+    run_of,
+    schedule_key,
+)
 from service.core.workloads.outputs import list_outputs, open_output
 from service.core.workloads.processes import planned_processes
 from service.core.workloads.worker_names import next_workers
-from service.database.models import Process, Resource, StatusEvent, User, utcnow
+from service.database.models import Process, Resource, StatusEvent, utcnow
 from service.engines import ENGINES, engine_of
 from service.engines.base import PlannedProcess
 from service.errors import Conflict, InvalidInput, NotFound, Unauthenticated
@@ -77,7 +87,8 @@ class ResourceService:
         self.backend = backend
         self.wake = wake
         self.key = key
-        self._admitting = threading.Lock()
+        # One admission at a time (applies, starts, runs begun by hand or by schedule).
+        self.admitting = threading.Lock()
 
     # -- apply and plan -------------------------------------------------------------
 
@@ -106,7 +117,7 @@ class ResourceService:
         try:
             # One admission at a time: the running-resources quota counts what it admits,
             # and an If-Match check and its write see no apply in between.
-            with self._admitting, self.sessions.begin() as session:
+            with self.admitting, self.sessions.begin() as session:
                 result = self._apply(session, principal, recipe, if_generation)
         except IntegrityError:
             raise Conflict(
@@ -131,8 +142,14 @@ class ResourceService:
         plan = self._admissible_plan(session, principal, owner, existing, recipe)
         if existing is None or existing.target != Target.RUNNING:
             check_running_count(session, owner, self.settings.default_quota)
+        scheduled = is_scheduled(document)
         if existing is None:
             now = utcnow()
+            # A job on a schedule waits for it; any other resource (a plain job: its
+            # first run) starts now.
+            target, status = (
+                (Target.STOPPED, Status.STOPPED) if scheduled else (Target.RUNNING, Status.PENDING)
+            )
             resource = Resource(
                 id=uuid.uuid4().hex,
                 owner=owner,
@@ -141,10 +158,13 @@ class ResourceService:
                 name=recipe.name,
                 recipe=document,
                 generation=1,
-                target=Target.RUNNING,
-                status=Status.PENDING,
-                status_reason="created; waiting for the reconciler",
+                target=target,
+                status=status,
+                status_reason="created; its schedule starts its runs"
+                if scheduled
+                else "created; waiting for the reconciler",
                 status_changed_at=now,
+                schedule_since=now if scheduled else None,
             )
             session.add(resource)
             session.add(
@@ -157,14 +177,24 @@ class ResourceService:
                 )
             )
             session.flush()
+            if recipe.type == "job" and not scheduled:
+                begin_run(session, resource, Trigger.MANUAL, self.settings.job_runs_kept)
             return {"action": "created", "resource": self.view(resource), "plan": plan}
         if existing.target == Target.DELETED:
             raise Conflict(f"{existing.type} {existing.name!r} is being deleted; apply it after")
         if existing.recipe == document:
             return {"action": "unchanged", "resource": self.view(existing), "plan": plan}
+        if schedule_key(existing.recipe) != schedule_key(document):
+            # A new schedule (or one resumed) counts from now: nothing before is "missed".
+            existing.schedule_since = utcnow() if scheduled else None
         existing.recipe = document
         existing.generation += 1
-        existing.target = Target.RUNNING
+        if existing.type != "job" or open_run(session, existing.id) is not None:
+            existing.target = Target.RUNNING  # a running job's run goes on, as changed
+        elif not scheduled:
+            begin_run(
+                session, existing, Trigger.MANUAL, self.settings.job_runs_kept
+            )  # a changed job runs again
         existing.target_reason = ""
         existing.failures = 0
         existing.next_attempt_at = None
@@ -343,18 +373,20 @@ class ResourceService:
         self, principal: Principal, type: str, name: str, owner: str | None, target: Target
     ) -> dict[str, Any]:
         """Record that the resource should be running, stopped or deleted."""
-        with self._admitting, self.sessions.begin() as session:
+        with self.admitting, self.sessions.begin() as session:
             resource = self.load(session, principal, type, name, owner, change=True)
             if resource.target == Target.DELETED and target != Target.DELETED:
                 raise Conflict(f"{type} {name!r} is being deleted")
             if target == Target.RUNNING and resource.target != Target.RUNNING:
-                _check_owner_enabled(session, resource.owner)
+                check_owner_enabled(session, resource.owner)
                 check_running_count(session, resource.owner, self.settings.default_quota)
-            if target == Target.RUNNING and resource.type == "job":
-                # Starting a finished job runs it again.
-                for process in list(resource.processes):
-                    if process.state == Phase.EXITED:
-                        resource.processes.remove(process)
+            if resource.type == "job":
+                lock_resource(session, resource.id)  # no run ends or begins meanwhile
+            running = open_run(session, resource.id) if resource.type == "job" else None
+            if target == Target.RUNNING and resource.type == "job" and running is None:
+                # Starting a job that does not run begins a run of it (a finished job runs
+                # again); one that runs goes on.
+                begin_run(session, resource, Trigger.MANUAL, self.settings.job_runs_kept)
             resource.target = target
             resource.target_reason = ""  # the user's request, not the control plane's
             resource.failures = 0  # an explicit request retries now, not after the backoff
@@ -377,13 +409,17 @@ class ResourceService:
         offset: int = 0,
         since: float | None = None,
         timestamps: bool = False,
+        run: int | None = None,
     ) -> dict[str, Any]:
         """Output of the resource's processes: ``{"processes": {name: {"text", "offset",
-        "run"}}}`` (see :func:`~service.backends.log_times.read_process_log`)."""
+        "run"}}}`` (see :func:`~service.backends.log_times.read_process_log`); with ``run``,
+        that run's job process (a job's older runs keep their logs)."""
 
         def load() -> list[tuple[str, dict[str, Any]]]:
             with self.sessions() as session:
                 resource = self.load(session, principal, type, name, owner)
+                if run is not None:
+                    return _run_handles(session, resource, run)
                 handles = [(p.name, p.handle) for p in resource.processes if p.handle]
                 if process is not None:
                     handles = [h for h in handles if h[0] == process]
@@ -401,25 +437,41 @@ class ResourceService:
         return {"processes": out}
 
     def outputs(
-        self, principal: Principal, type: str, name: str, owner: str | None
+        self, principal: Principal, type: str, name: str, owner: str | None, run: int | None = None
     ) -> dict[str, Any]:
-        """The files the resource's job wrote to ``$TITAN_OUTPUT_DIR`` (see outputs.py)."""
-        where = self._outputs_of(principal, type, name, owner)
-        return list_outputs(self.settings.outputs_dir, *where)
+        """The files the job wrote to ``$TITAN_OUTPUT_DIR`` in run ``run`` (default: its
+        latest), see outputs.py; ``run`` in the answer says which run that was."""
+        whose, kind, called, number = self._outputs_of(principal, type, name, owner, run)
+        listed = list_outputs(self.settings.outputs_dir, whose, kind, called, number)
+        return {**listed, "run": number}
 
     def output_file(
-        self, principal: Principal, type: str, name: str, owner: str | None, path: str
+        self,
+        principal: Principal,
+        type: str,
+        name: str,
+        owner: str | None,
+        path: str,
+        run: int | None = None,
     ) -> tuple[int, int]:
-        """``(descriptor, size)`` of one output file; the caller reads and closes it."""
-        where = self._outputs_of(principal, type, name, owner)
-        return open_output(self.settings.outputs_dir, *where, path)
+        """``(descriptor, size)`` of one output file of run ``run`` (default: the latest);
+        the caller reads and closes it."""
+        whose, kind, called, number = self._outputs_of(principal, type, name, owner, run)
+        return open_output(self.settings.outputs_dir, whose, kind, called, path, number)
 
     def _outputs_of(
-        self, principal: Principal, type: str, name: str, owner: str | None
-    ) -> tuple[str, str, str]:
+        self, principal: Principal, type: str, name: str, owner: str | None, run: int | None
+    ) -> tuple[str, str, str, int | None]:
+        """Whose outputs: owner, type, name and the run (None: a job that never ran, or
+        ran before runs were recorded, keeps them in its own folder)."""
         with self.sessions() as session:
             resource = self.load(session, principal, type, name, owner)
-            return resource.owner, resource.type, resource.name
+            if run is None:
+                latest = latest_run(session, resource.id)
+                run = latest.number if latest is not None else None
+            elif run_of(session, resource.id, run) is None:
+                raise NotFound(f"{type} {name!r} has no run {run}; `titan runs` lists them")
+            return resource.owner, resource.type, resource.name, run
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -550,6 +602,21 @@ class ResourceService:
         }
 
 
+def _run_handles(session: Session, resource: Resource, number: int) -> list[tuple[str, Any]]:
+    """The job process's handle of run ``number``: its own while the run goes on, the one
+    kept with the run after; NotFound if there is no such run or it never started one."""
+    run = run_of(session, resource.id, number)
+    if run is None:
+        raise NotFound(f"{resource.type} {resource.name!r} has no run {number}")
+    if run.finished_at is None:
+        handle = next((p.handle for p in resource.processes if p.name == "job"), None)
+    else:
+        handle = run.handle
+    if not handle:
+        raise NotFound(f"run {number} of {resource.name!r} has no logs: it started no process")
+    return [("job", handle)]
+
+
 def _workers_view(wanted: list[str] | None, processes: list[Any]) -> dict[str, int] | None:
     """A cluster's workers: how many serve (joined their cluster) of how many it asks for
     now; None where there is no worker set (no cluster, or not started yet)."""
@@ -641,14 +708,6 @@ def recipe_engine(recipe: dict[str, Any]) -> str | None:
         return "dask"
     cluster = spec.get("cluster")
     return str(cluster.get("engine") or "dask") if isinstance(cluster, dict) else None
-
-
-def _check_owner_enabled(session: Session, owner: str) -> None:
-    """Conflict if ``owner`` is a disabled user: their resources stay stopped."""
-    if session.scalar(select(User.disabled).where(User.name == owner)):
-        raise Conflict(
-            f"its owner {owner!r} is disabled; an admin enables them first (`titan user enable`)"
-        )
 
 
 def check_generation(
