@@ -264,3 +264,20 @@ def test_instances_are_checked_row_by_row() -> None:
         check_instances([[10**400, 1, 1]], 3)
     with pytest.raises(ValueError, match=r"e\.g\. \{\"instances\": \[\[0\.5, 0\.5, 0\.5, \.\.\.\]"):
         check_instances({"a": 1}, 5)
+
+
+def test_training_publishes_only_a_model_that_learned(tmp_path: Path) -> None:
+    from workers.training.__main__ import publish_if
+    from workers.training.xgboost_train import TrainingResult
+
+    booster, _ = trained(1)
+    poor = TrainingResult("cpu", 300, FEATURES, 5, rmse=0.9, baseline_rmse=1.0, seconds=0.1)
+    assert publish_if(False, str(tmp_path / "models"), poor, booster) == {}
+    assert versions(tmp_path / "models") == []
+    good = TrainingResult("cpu", 300, FEATURES, 5, rmse=0.1, baseline_rmse=1.0, seconds=0.1)
+    published = publish_if(True, str(tmp_path / "models"), good, booster)
+    [version] = versions(tmp_path / "models")
+    assert published == {"version": version.name, "published": str(version.folder)}
+    assert version.metadata()["metric"] == {"name": "rmse", "value": 0.1, "baseline": 1.0}
+    assert version.metadata()["features"] == {"count": FEATURES}
+    assert publish_if(True, None, good, booster) == {}  # no --publish: nothing published
