@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,32 +26,41 @@ from workers.model_folder import versions
 pytestmark = pytest.mark.slow
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "train-xgboost-nightly.json"
+SERVE = RECIPE.with_name("serve-xgboost.json")  # a deployment: started by hand here
 ENDED = {"succeeded", "failed", "timed_out", "lost", "stopped", "skipped", "missed"}
 
 
 @pytest.fixture
 def serving_app(tmp_path: Path) -> Iterator[Any]:
-    """Start ``python -m workers.serving.xgboost_server`` on a free loopback port; its URL.
-    Stopped (SIGTERM) after; its log is shown if the test failed."""
+    """Start the serving app as serve-xgboost.json's command does, in a replica's folder
+    where the local backend links the 'models' folder, on a free loopback port; its URL.
+    Stopped (SIGTERM) after; its log is printed."""
     started: list[subprocess.Popen[str]] = []
+    log_path = tmp_path / "serving.log"
 
     def start(model_dir: Path) -> str:
-        command = [sys.executable, "-m", "workers.serving.xgboost_server", "--port", "0"]
-        command += ["--model-dir", str(model_dir), "--reload-seconds", "0.5"]
-        log = (tmp_path / "serving.log").open("w")
-        app = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-        )
-        log.close()  # the app holds its own copy
+        command = json.loads(SERVE.read_text())["spec"]["command"]
+        assert command.startswith('python -m workers.serving.xgboost_server --port "$PORT"')
+        command = command.replace("python", shlex.quote(sys.executable), 1)
+        command += " --reload-seconds 0.5"
+        replica = tmp_path / "replica"
+        replica.mkdir()
+        (replica / "models").symlink_to(model_dir, target_is_directory=True)
+        env = {**os.environ, "PORT": "0", "PYTHONPATH": str(Path(__file__).parents[2])}
+        with log_path.open("w") as log:
+            app = subprocess.Popen(
+                ["sh", "-c", f"exec {command}"],
+                cwd=replica,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         started.append(app)
 
         def listening() -> str | None:
-            found = re.search(r"listening on (http://\S+),", (tmp_path / "serving.log").read_text())
-            assert app.poll() is None, (tmp_path / "serving.log").read_text()
+            found = re.search(r"listening on (http://\S+),", log_path.read_text())
+            assert app.poll() is None, log_path.read_text()
             return found.group(1) if found else None
 
         return str(wait_for(listening, timeout=60, every=0.2))
@@ -59,7 +69,8 @@ def serving_app(tmp_path: Path) -> Iterator[Any]:
     for app in started:
         app.terminate()
         assert app.wait(timeout=30) == 0  # SIGTERM is a clean stop
-    print((tmp_path / "serving.log").read_text())
+    if log_path.exists():
+        print(log_path.read_text())
 
 
 def test_the_nightly_job_publishes_a_model_the_serving_app_answers_with(
@@ -105,6 +116,9 @@ def test_the_nightly_job_publishes_a_model_the_serving_app_answers_with(
         return answer.json() if answer.status_code == 200 else None  # type: ignore[no-any-return]
 
     assert wait_for(healthy, timeout=60)["model_version"] == version.name
+    described = httpx.get(url + "/model").json()
+    assert described["model_dir"].endswith("/replica/models")  # the link, for /models
+    assert described["metadata"] == metadata
     rows = np.random.default_rng(5).normal(size=(10, 20)).astype(np.float32)
     answer = httpx.post(url + "/predict", json={"instances": rows.tolist()})
     assert answer.status_code == 200, answer.text
