@@ -281,3 +281,34 @@ def test_training_publishes_only_a_model_that_learned(tmp_path: Path) -> None:
     assert version.metadata()["metric"] == {"name": "rmse", "value": 0.1, "baseline": 1.0}
     assert version.metadata()["features"] == {"count": FEATURES}
     assert publish_if(True, None, good, booster) == {}  # no --publish: nothing published
+
+
+def test_no_request_fails_while_a_new_version_is_taken_up_under_load(
+    tmp_path: Path, start: Start
+) -> None:
+    folder = tmp_path / "models"
+    first, rows = trained(1)
+    one = publish(first, metadata(), folder)
+    url, _ = start()
+    wait_for(serving(url, one.name), timeout=10, every=0.05)
+    second, _ = trained(2, rounds=8)
+    expected = {one.name: own_predictions(first, rows)}
+    answers: list[httpx.Response] = []
+
+    def call(count: int) -> None:
+        with httpx.Client(base_url=url) as client:  # one kept-alive connection each
+            for _ in range(count):
+                answers.append(client.post("/predict", json={"instances": rows.tolist()}))
+
+    callers = [threading.Thread(target=call, args=(40,)) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    two = publish(second, metadata(), folder)
+    expected[two.name] = own_predictions(second, rows)
+    for caller in callers:
+        caller.join()
+    wait_for(serving(url, two.name), timeout=10, every=0.05)
+    assert len(answers) == 160 and {a.status_code for a in answers} == {200}
+    for answer in answers:  # each answer is wholly the version it names
+        body = answer.json()
+        assert body["predictions"] == expected[body["model_version"]]

@@ -79,6 +79,7 @@ class PredictionHandler(BaseHTTPRequestHandler):
 
     server: ModelServer
     protocol_version = "HTTP/1.1"  # keep-alive: a balancer reuses its connections
+    timeout = 120  # seconds a connection may sit idle or mid-request before it is closed
 
     def do_GET(self) -> None:
         """Health or model description."""
