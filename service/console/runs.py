@@ -32,6 +32,7 @@ from service.services import Titan
 router = APIRouter(include_in_schema=False)
 JOB = "/resources/job/{name}"
 Owner = Annotated[str | None, Form()]
+RUNS_CHANGED = "runs-changed"  # the event after which the page's runs part refreshes
 SHOWN_RUNS = 50  # the newest runs on the page; `titan runs` lists every kept one
 LOG_TAIL = 1000  # lines of a run's log shown
 LOG_MOST = 64 * 1024  # characters of them, at most: pages stay small
@@ -177,7 +178,9 @@ def run_now(
             raise
         return _answer(f"Not started: {exc.message}", "alert", "problem")
     if request.headers.get("hx-request"):
-        return _answer(f"Run {run['number']} begun.", "status", "notice")
+        answer = _answer(f"Run {run['number']} begun.", "status", "notice")
+        answer.headers["HX-Trigger"] = RUNS_CHANGED  # the runs part shows it at once
+        return answer
     job = {"type": "job", "name": name, "owner": owner or principal.user_name}
     return RedirectResponse(resource_path(job, principal) + "#job-runs", 303)
 

@@ -121,6 +121,8 @@ def test_run_now_lists_the_run_with_its_logs_and_outputs(
     assert "<td>0</td>" in row  # its exit code
     assert 'href="/resources/job/report/runs/1?owner=admin"' in row
     assert "No runs yet" not in page
+    jobs = admin.get("/jobs").text.split('data-resource="job/report"')[1].split("</tr>")[0]
+    assert '<a href="/resources/job/report#job-runs"' in jobs
     # The part the page refreshes says the same.
     part = admin.get("/resources/job/report/runs")
     assert part.status_code == 200 and 'data-run="1"' in part.text and "<html" not in part.text
@@ -159,8 +161,14 @@ def test_run_now_shows_the_concurrency_policys_refusal(
     assert "Not started: " in line.text and "concurrency_policy is Forbid" in line.text
     assert [r["number"] for r in runs(server, "sleeper")] == [1]
     page = admin.get("/resources/job/sleeper").text
-    assert 'hx-trigger="every 3s"' in page  # a run goes on: the runs part follows it
+    assert 'hx-trigger="every 3s, ' in page  # a run goes on: the runs part follows it
     row = page.split('data-run="1"')[1].split("</tr>")[0]
     assert '<span class="badge running">running</span>' in row and "so far" in row
+    assert admin.post("/resources/job/sleeper/stop", {"owner": "admin"}).status_code == 303
+    wait_for(lambda: runs(server, "sleeper")[0]["status"] == "stopped")
+    # Nothing runs now: the next one begins, and the page's runs part is told to refresh.
+    again = admin.post("/resources/job/sleeper/run-now", **{"HX-Request": "true"})
+    assert again.status_code == 200 and 'role="status">Run 2 begun.</p>' in again.text
+    assert again.headers["HX-Trigger"] == "runs-changed"
     assert admin.post("/resources/job/sleeper/stop", {"owner": "admin"}).status_code == 303
     wait_for(lambda: runs(server, "sleeper")[0]["status"] == "stopped")
