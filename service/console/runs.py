@@ -35,7 +35,7 @@ Owner = Annotated[str | None, Form()]
 RUNS_CHANGED = "runs-changed"  # the event after which the page's runs part refreshes
 SHOWN_RUNS = 50  # the newest runs on the page; `titan runs` lists every kept one
 LOG_TAIL = 1000  # lines of a run's log shown
-LOG_MOST = 64 * 1024  # characters of them, at most: pages stay small
+LOG_MOST = 32 * 1024  # characters of them, at most: escaped (up to 5 each), pages stay small
 POLICIES = {
     "Forbid": "a run due while one still runs is skipped; Run now is refused",
     "Replace": "a run due while one still runs stops it and starts",

@@ -25,7 +25,7 @@ REPORT = {
     "type": "job",
     "name": "report",
     "spec": {
-        "command": 'echo "hello from run $TITAN_JOB_RUN"; echo done >$TITAN_OUTPUT_DIR/result.txt',
+        "command": 'echo "<b>hi</b> from run $TITAN_JOB_RUN"; echo done >$TITAN_OUTPUT_DIR/r.txt',
         "schedule": YEARLY,
         "timezone": "Europe/Berlin",
         "concurrency_policy": "Replace",
@@ -130,11 +130,12 @@ def test_run_now_lists_the_run_with_its_logs_and_outputs(
     # The run's own page (no script): its logs and its outputs, each downloadable.
     whole = admin.get("/resources/job/report/runs/1?owner=admin")
     assert whole.status_code == 200 and len(whole.content) < PAGE_MOST
-    assert "hello from run 1" in text_of(whole.text, "run-logs")
+    assert "<b>hi</b> from run 1" in text_of(whole.text, "run-logs")  # shown, not markup
+    assert "&lt;b&gt;hi&lt;/b&gt; from run 1" in whole.text
     assert 'href="/resources/job/report#job-runs"' in whole.text
-    link = re.search(r'<a href="([^"]+)" download>result.txt</a>', whole.text)
+    link = re.search(r'<a href="([^"]+)" download>r.txt</a>', whole.text)
     assert link, whole.text
-    assert link[1] == "/api/v1/resources/job/report/outputs/result.txt?owner=admin&amp;run=1"
+    assert link[1] == "/api/v1/resources/job/report/outputs/r.txt?owner=admin&amp;run=1"
     got = admin.http.get(html.unescape(link[1]))  # the console's session reads the API
     assert got.status_code == 200 and got.text == "done\n"
     # As the page's panel (htmx): the same, without the page around it.
@@ -142,7 +143,7 @@ def test_run_now_lists_the_run_with_its_logs_and_outputs(
         "/resources/job/report/runs/1", headers={"Accept": "text/html", "HX-Request": "true"}
     )
     assert panel.status_code == 200 and "<html" not in panel.text
-    assert "hello from run 1" in text_of(panel.text, "run-logs")
+    assert "<b>hi</b> from run 1" in text_of(panel.text, "run-logs")
     assert admin.get("/resources/job/report/runs/7").status_code == 404
 
 
