@@ -118,12 +118,11 @@ async def _logs(
     except NotFound as exc:
         return "", exc.message
     text = "".join(chunk.get("text") or "" for chunk in answer["processes"].values())
-    whole = f"`titan logs job/{name} --run {number}` prints all of it"
     if len(text) > LOG_MOST:
-        return text[-LOG_MOST:], f"The last {LOG_MOST // 1024} KiB of its output; {whole}."
+        return text[-LOG_MOST:], f"The last {LOG_MOST // 1024} KiB of its output."
     if not text:
         return "", "It has written no output (yet)."
-    return text, f"The last {LOG_TAIL} lines of its output at most; {whole}."
+    return text, f"The last {LOG_TAIL} lines of its output at most."
 
 
 @router.get(JOB + "/runs/{number}")
