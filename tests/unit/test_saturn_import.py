@@ -371,6 +371,16 @@ def test_allow_is_refused_as_titan_refuses_it_and_lenient_leaves_titans_forbid()
     ].startswith("not one of Saturn's policies")
 
 
+def test_a_2022_job_without_backoff_limit_says_saturn_retried_where_titan_does_not() -> None:
+    plain = {"name": "j", "job": {"command": "true"}, "schema_version": "2022.06.01"}
+    found = rows(convert(plain, SIZES, DEFAULT_INSTANCE_TYPES))
+    assert "Saturn's 2022 schema retried a failed run 3 times" in found["job.command"].why
+    assert (
+        "retried" not in rows(convert(JOB_2022, SIZES, DEFAULT_INSTANCE_TYPES))["job.command"].why
+    )  # its backoff_limit is given
+    assert "retried" not in rows(convert(job(), SIZES, DEFAULT_INSTANCE_TYPES))["spec.command"].why
+
+
 def test_a_schedule_without_a_policy_says_saturn_overlapped_where_titan_skips() -> None:
     # Saturn's 2022 schema defaults concurrency_policy to Allow; Titan's default is Forbid.
     found = rows(convert(job(schedule="0 2 * * *"), SIZES, DEFAULT_INSTANCE_TYPES))

@@ -245,9 +245,8 @@ def _command(work: _Converting, item: SaturnField) -> None:
     if problem is not None:
         work.draft.invalid(item.path, problem, item.value)
     else:
-        work.draft.keep(
-            item.path, ("spec", "command"), item.value, "the same command, run by the shell"
-        )
+        why = "the same command, run by the shell" + job.unsaid_retries(work.document)
+        work.draft.keep(item.path, ("spec", "command"), item.value, why)
 
 
 def _instance_type(work: _Converting, item: SaturnField) -> None:

@@ -14,7 +14,10 @@ failed"), so each field has a Titan field of the same meaning:
   retry, doubling, as Kubernetes backs off (Kubernetes stops doubling at 6 minutes,
   Titan at 1 hour).
 
-Saturn has no job timeout or time zone field, so none is read here.
+Saturn has no job timeout or time zone field, so none is read here. Where Saturn's 2022
+schema has a default that differs from Titan's (``backoff_limit`` 3, ``concurrency_policy``
+Allow) and the recipe leaves the field out, the report says so beside the command or the
+schedule: nothing changes silently.
 """
 
 from __future__ import annotations
@@ -129,3 +132,16 @@ def retries(draft: Draft, item: SaturnField) -> None:
             value,
             f"Kubernetes' backoff limit is its number of retries: {backoff}",
         )
+
+
+def unsaid_retries(document: SaturnDocument) -> str:
+    """What the command's report row adds for a 2022 job that leaves ``backoff_limit``
+    out (Saturn's schema retried such a job 3 times; Titan retries none); "" otherwise."""
+    section = next((f for f in document.fields if f.name == "type"), None)
+    flat = section is not None and section.path == "job"  # the 2022 schema's job section
+    if not flat or document.value("backoff_limit") is not None:
+        return ""
+    return (
+        "; with no backoff_limit Saturn's 2022 schema retried a failed run 3 times, Titan "
+        "retries none (add spec.retries to retry)"
+    )
