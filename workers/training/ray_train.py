@@ -41,8 +41,13 @@ HEAD_RESOURCE = "node:__internal_head__"  # the resource only a Ray head node ha
 # What Ray Client says when its proxy could not start a session's own server (seen now and
 # then on a new cluster's first connection on a busy machine): the server failed to start,
 # or died at once and the proxy found it a zombie (ray-project/ray#63202, a race in the
-# proxy's fork). A second try gets a new one.
-LOST_SESSION = ("Starting Ray client server failed", "but it's a zombie")
+# proxy's fork), or the proxy did not answer within Ray Client's connection timeout (seen
+# on a machine running several test suites at once). A second try gets a new one.
+LOST_SESSION = (
+    "Starting Ray client server failed",
+    "but it's a zombie",
+    "ray client connection timeout",
+)
 
 
 def lost_session(message: str) -> bool:
