@@ -180,6 +180,9 @@ def test_allow_starts_alongside_up_to_its_default_bound_and_says_why_it_skips() 
     assert why_skipped("Forbid", [7], most=1) == (
         "run 7 was still running (concurrency_policy Forbid)"
     )
+    assert why_skipped("Forbid", [7], now=True) == (
+        "run 7 is still running and its concurrency_policy is Forbid"
+    )
 
 
 ENDED = datetime(2026, 12, 7, tzinfo=UTC)

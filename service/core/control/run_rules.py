@@ -86,7 +86,9 @@ def why_skipped(
             f"runs {numbers} {'are' if now else 'were'} still running: at most {most} at "
             "once (max_concurrent_runs, concurrency_policy Allow)"
         )
-    return f"run {running[-1]} {'is' if now else 'was'} still running (concurrency_policy Forbid)"
+    if now:
+        return f"run {running[-1]} is still running and its concurrency_policy is Forbid"
+    return f"run {running[-1]} was still running (concurrency_policy Forbid)"
 
 
 def retry_delay(backoff: timedelta, attempt: int) -> timedelta:
