@@ -468,3 +468,23 @@ def test_allow_runs_side_by_side_are_each_adopted_after_a_restart(tmp_path: Path
             assert j.statuses("c") == [(1, "manual", "failed"), (2, "manual", "succeeded")]
 
     asyncio.run(scenario())
+
+
+def test_allow_skips_a_run_that_would_take_the_owner_past_its_quota(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with jobs(tmp_path, default_quota={"cpus": 3}) as j:
+            spec = {"schedule": "* * * * *", "concurrency_policy": "Allow"}
+            j.apply("q", resources={"cpu": 2, "memory": "1GiB"}, **spec)
+            j.clock.to_next_minute()
+            await j.tick()
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1"])
+            j.clock.to_next_minute()
+            await j.tick()  # 2 CPUs more would make 4 of 3
+            run = j.list("q")[1]
+            assert (run["status"], run["started_at"]) == ("skipped", None)
+            assert "would not fit beside the runs going on: waiting for quota" in run["reason"]
+            with pytest.raises(Conflict, match="waiting for quota of 'admin'"):
+                j.runs.run_now(j.plane.admin, "q", None)
+            assert j.plane.backend.starts == ["job-1"]
+
+    asyncio.run(scenario())
