@@ -165,7 +165,7 @@ class Scheduler:
         self, session: Session, resource: Resource, policy: RunPolicy, now: datetime
     ) -> bool:
         if policy.concurrency == "Allow":
-            waiting = awaiting_retry(job_runs.ended_runs(session, resource.id), policy.retries)
+            waiting = awaiting_retry(job_runs.begun_runs(session, resource.id), policy.retries)
         elif job_runs.open_run(session, resource.id) is None:
             last = job_runs.latest_run(session, resource.id)
             waiting = [last] if last is not None and last.finished_at is not None else []

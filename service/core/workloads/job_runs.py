@@ -63,7 +63,7 @@ def run_policy(recipe: dict[str, Any], time_scale: float = 1.0) -> RunPolicy:
         schedule = Schedule(spec.schedule, spec.timezone or "UTC", time_scale)
     timeout = parse_duration(spec.timeout or "never")
     concurrency = spec.concurrency_policy or "Forbid"
-    most = spec.max_concurrent_runs or DEFAULT_MOST_RUNS if concurrency == "Allow" else 1
+    most = (spec.max_concurrent_runs or DEFAULT_MOST_RUNS) if concurrency == "Allow" else 1
     return RunPolicy(
         schedule=schedule,
         concurrency=concurrency,
@@ -149,7 +149,7 @@ def open_runs(session: Session, resource_id: str) -> list[JobRun]:
     return list(session.scalars(query))
 
 
-def ended_runs(session: Session, resource_id: str) -> list[JobRun]:
+def begun_runs(session: Session, resource_id: str) -> list[JobRun]:
     """The job's kept runs that began, oldest first (what retries are decided from)."""
     query = (
         select(JobRun)
