@@ -220,7 +220,8 @@ def run_now(
     name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
 ) -> dict[str, Any]:
     """Begin a run of the job now (trigger ``manual``). While a run goes on: 409 under
-    ``concurrency_policy`` Forbid; under Replace that run is stopped first."""
+    ``concurrency_policy`` Forbid; under Replace that run is stopped first; under Allow it
+    begins alongside (409 once ``max_concurrent_runs`` go on, or beyond the quota)."""
     return titan.runs.run_now(principal, name, owner)
 
 

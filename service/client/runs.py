@@ -30,7 +30,8 @@ class Runs(Transport):
     async def run(self, ref: ResourceRef | str) -> dict[str, Any]:
         """Begin a run of the job now (trigger ``manual``); the run. ConflictError while a
         run goes on and the job's concurrency_policy is Forbid (under Replace that run is
-        stopped)."""
+        stopped; under Allow it begins alongside, ConflictError once max_concurrent_runs
+        go on)."""
         target = as_ref(ref)
         call = Call("POST", f"{target.path}/runs", target.params)
         result: dict[str, Any] = await self.send(call)

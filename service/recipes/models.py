@@ -470,7 +470,15 @@ class JobSpec(CommonSpec, Attaching):
         default=None,
         description="when a run is due while the previous one still runs: 'Forbid' (the "
         "default) skips it (a manual run is refused), 'Replace' stops the running one and "
-        "starts it; 'Allow' (both at once) is not supported yet",
+        "starts it, 'Allow' starts it alongside (each run its own process, exit code, logs, "
+        "outputs, timeout and retries; at most max_concurrent_runs at once)",
+    )
+    max_concurrent_runs: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="with concurrency_policy 'Allow': how many runs may go on at once "
+        "(default 5); a run due beyond that is skipped (a manual one refused)",
     )
     starting_deadline: Duration | None = Field(
         default=None,
@@ -521,12 +529,21 @@ class JobSpec(CommonSpec, Attaching):
 
     @field_validator("concurrency_policy")
     @classmethod
-    def _concurrency_policy(cls, value: str | None) -> str | None:
-        if value == "Allow":
+    def _concurrency_policy(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value == "Allow" and (info.data.get("cluster") or info.data.get("dask_cluster")):
             raise ValueError(
-                "'Allow' (two runs of one job at once) is not supported yet; use 'Forbid' "
-                "(skip a run due while one runs) or 'Replace' (stop the running one), or "
-                "make a second job"
+                "'Allow' (runs side by side) is not supported for a job with its own cluster "
+                "(its runs would share it); use 'Forbid' or 'Replace', or drop the cluster"
+            )
+        return value
+
+    @field_validator("max_concurrent_runs")
+    @classmethod
+    def _max_concurrent_runs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("concurrency_policy") != "Allow":
+            raise ValueError(
+                "applies only with concurrency_policy 'Allow' (the other policies run one "
+                "run at a time); set concurrency_policy 'Allow' or leave it out"
             )
         return value
 

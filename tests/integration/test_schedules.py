@@ -143,6 +143,57 @@ def test_replace_stops_the_running_run_for_the_due_one(start_server: ServerFacto
     assert f"started {first['number']}" in old
 
 
+def test_allow_runs_overlapping_runs_side_by_side_each_with_its_own_logs_and_outputs(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(**FAST)
+    hub = server.hub()
+    # Due every 2 seconds, each run takes 5: runs overlap; at most 2 at once.
+    command = (
+        'echo "start $TITAN_JOB_RUN"; echo "$TITAN_JOB_RUN" > "$TITAN_OUTPUT_DIR/number.txt"; '
+        'sleep 5; echo "done $TITAN_JOB_RUN"'
+    )
+    recipe = job("allow", command, schedule="*/2 * * * *", concurrency_policy="Allow")
+    recipe["spec"]["max_concurrent_runs"] = 2
+    hub.apply(recipe)
+
+    def two_running() -> list[dict[str, Any]]:
+        processes = hub.get("job/allow")["processes"]
+        running = [p for p in processes if p["state"] == "running"]
+        return running if len(running) == 2 else []
+
+    side_by_side = wait_for(two_running, timeout=90)  # two runs' processes at once
+    assert sorted(p["name"] for p in side_by_side)[0].startswith("job-")
+
+    def two_began_and_ended() -> list[dict[str, Any]]:
+        began = [r for r in runs(hub, "allow") if r["started_at"] is not None]
+        return began[:2] if len(began) >= 2 and began[1]["status"] in ENDED else []
+
+    first, second = wait_for(two_began_and_ended, timeout=90)
+    skipped = wait_for(
+        lambda: [r for r in runs(hub, "allow") if r["status"] == "skipped"], timeout=60
+    )
+    suspend(hub, recipe)
+    assert at(second["started_at"]) < at(first["finished_at"])  # they overlapped
+    for run in (first, second):
+        assert (run["trigger"], run["status"], run["exit_code"]) == ("schedule", "succeeded", 0)
+        number = run["number"]
+        text = hub.logs("job/allow", job_run=number)["processes"]["job"]["text"]
+        assert [line for line in text.splitlines() if line.split()[0] in ("start", "done")] == [
+            f"start {number}",
+            f"done {number}",
+        ], text
+        listed = hub.outputs("job/allow", number)
+        assert [f["path"] for f in listed["files"]] == ["number.txt"] and listed["run"] == number
+        out = server.settings.data_dir.parent / f"number-{number}.txt"
+        hub.download_output("job/allow", "number.txt", out, number)
+        assert out.read_text() == f"{number}\n"
+    # A due time while two went on was skipped, saying why.
+    assert "at most 2 at once (max_concurrent_runs" in skipped[0]["reason"]
+    shown = titan(server, "runs", "job/allow")
+    assert shown.returncode == 0 and "skipped" in shown.stdout and "succeeded" in shown.stdout
+
+
 def test_a_failing_run_is_retried_and_a_long_one_times_out(start_server: ServerFactory) -> None:
     server = start_server(**FAST)
     hub = server.hub()
@@ -248,3 +299,49 @@ def test_kill_9_during_runs_then_a_restart_neither_loses_nor_repeats_a_run(
         assert lines.count("c 1") == 1 and lines.count("c done") == 1, text
         for name in ("a", "b"):
             suspend(hub, job(name, "true", schedule=every_10s))
+
+
+@pytest.mark.slow
+def test_kill_9_during_runs_side_by_side_then_a_restart_keeps_each_run_right(
+    tmp_path: Path,
+) -> None:
+    env = {"TITAN_SCHEDULE_TIME_SCALE": "60", "TITAN_SCHEDULE_TICK_SECONDS": "0.2"}
+    with running_server_process(tmp_path / "data", env) as server:
+        hub = server.start()
+        # Run 1 takes 12s, run 2 4s: run 2 ends while the control plane is away, run 1
+        # goes on through the restart.
+        command = (
+            "echo c $TITAN_JOB_RUN; sleep $((20 - 8 * TITAN_JOB_RUN)); "
+            "echo c done $TITAN_JOB_RUN; exit $((TITAN_JOB_RUN + 1))"
+        )
+        hub.apply(job("c", command, concurrency_policy="Allow"))
+        wait_for(lambda: runs(hub, "c") and runs(hub, "c")[0]["status"] == "running", 30)
+        hub.run("job/c")
+
+        def two_running() -> bool:
+            processes = hub.get("job/c")["processes"]
+            return sum(p["state"] == "running" for p in processes) == 2
+
+        wait_for(two_running, timeout=30)
+        server.kill()  # kill -9 while both runs go on
+        time.sleep(5)
+        hub = server.start()
+
+        def both_ended() -> list[dict[str, Any]]:
+            found = runs(hub, "c")
+            return found if all(r["status"] in ENDED for r in found) else []
+
+        found = wait_for(both_ended, timeout=90)
+        assert [(r["number"], r["status"], r["exit_code"]) for r in found] == [
+            (1, "failed", 2),
+            (2, "failed", 3),
+        ]
+        for number in (1, 2):  # each ran once, its whole log its own
+            text = hub.logs("job/c", job_run=number)["processes"]["job"]["text"]
+            lines = text.splitlines()
+            assert lines.count(f"c {number}") == 1, text
+            assert lines.count(f"c done {number}") == 1, text
+            assert all(line.endswith(str(number)) for line in lines if line.startswith("c ")), text
+        wait_for(lambda: hub.get("job/c")["status"] == "failed", timeout=30)
+        time.sleep(1)
+        assert len(runs(hub, "c")) == 2  # none repeated, none lost

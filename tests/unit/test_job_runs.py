@@ -19,7 +19,7 @@ from service.core.control.schedules import Scheduler
 from service.core.control.state import Phase, Target
 from service.core.workloads.runs import RunService
 from service.database.db import make_engine, session_factory
-from service.database.models import Process, utcnow
+from service.database.models import JobRun, Process, utcnow
 from service.errors import Conflict
 from tests.fakes import FakeBackend, FakeMachine
 from tests.planes import Plane, plane
@@ -347,5 +347,144 @@ def test_a_job_whose_start_the_control_plane_did_not_see_through_runs_once(
             assert j.plane.backend.starts == []
             assert j.statuses("ends") == [(1, "manual", "failed")]
             assert j.statuses("goes-on") == [(1, "manual", "succeeded")]
+
+    asyncio.run(scenario())
+
+
+def test_allow_runs_side_by_side_each_with_its_own_process_exit_code_logs_and_outputs(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with jobs(tmp_path) as j:
+            j.apply("a", schedule="* * * * *", concurrency_policy="Allow", max_concurrent_runs=2)
+            j.clock.to_next_minute()
+            await j.tick()
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1"])
+            j.clock.to_next_minute()
+            await j.tick()  # run 1 goes on: run 2 starts beside it
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1", "job-2"])
+            assert j.statuses("a") == [(1, "schedule", "running"), (2, "schedule", "running")]
+            outputs = {s.name: s.output_dir for s in j.plane.backend.specs.values()}
+            assert outputs["job-1"] and outputs["job-1"].endswith("/job/a/runs/1")
+            assert outputs["job-2"] and outputs["job-2"].endswith("/job/a/runs/2")
+            j.clock.to_next_minute()
+            await j.tick()  # two go on: the bound
+            runs = j.list("a")
+            assert j.statuses("a")[2] == (3, "schedule", "skipped")
+            assert "runs 1, 2 were still running: at most 2 at once" in runs[2]["reason"]
+            with pytest.raises(Conflict, match="runs 1, 2 are still running: at most 2"):
+                j.runs.run_now(j.plane.admin, "a", None)
+
+            j.plane.backend.exit("job-2", 3)  # the later one ends first
+            await j.run_status("a", 2, "failed")
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1"])
+            assert j.list("a")[1]["exit_code"] == 3
+            assert j.plane.get("job", "a")["status"] == "running"  # run 1 goes on
+            logs = await j.plane.service.logs(j.plane.admin, "job", "a", None, run=2)
+            assert "log of job-2" in logs["processes"]["job"]["text"]
+            logs = await j.plane.service.logs(j.plane.admin, "job", "a", None, run=1)
+            assert "log of job-1" in logs["processes"]["job"]["text"]
+            manual = j.runs.run_now(j.plane.admin, "a", None)  # room again: a manual run
+            assert manual["number"] == 4
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1", "job-4"])
+
+            j.plane.backend.exit("job-1", 0)
+            await j.run_status("a", 1, "succeeded")
+            assert j.plane.get("job", "a")["status"] == "running"
+            j.plane.backend.exit("job-4", 0)
+            await j.run_status("a", 4, "succeeded")
+            await j.plane.status("job", "a", "succeeded")  # the last run ended: done
+            assert [r["exit_code"] for r in j.list("a")] == [0, 3, None, 0]
+            assert sorted(j.plane.backend.starts) == ["job-1", "job-2", "job-4"]
+
+    asyncio.run(scenario())
+
+
+def test_allow_times_out_and_retries_each_run_on_its_own_and_a_stop_ends_them_all(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with jobs(tmp_path) as j:
+            j.apply("b", concurrency_policy="Allow", timeout="30s", retries=1, retry_backoff="5s")
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1"])
+            started = datetime.fromisoformat(j.list("b")[0]["started_at"])
+            j.runs.run_now(j.plane.admin, "b", None)
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1", "job-2"])
+            with session_factory(make_engine(f"sqlite:///{tmp_path / 'titan.db'}")).begin() as s:
+                later = started + timedelta(seconds=20)  # run 2 began 20s after run 1
+                s.execute(update(JobRun).where(JobRun.number == 2).values(started_at=later))
+            j.clock.now = started + timedelta(seconds=31)
+            await j.tick()  # run 1 is past its timeout, run 2 is not; run 1 is retried
+            await j.run_status("b", 1, "timed_out")
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-2", "job-3"])
+            assert j.statuses("b")[1:] == [(2, "manual", "running"), (3, "retry", "running")]
+            j.plane.backend.exit("job-2", 1)
+            await j.run_status("b", 2, "failed")
+            assert j.plane.get("job", "b")["status"] == "running"  # run 3 goes on
+            j.clock.now = datetime.fromisoformat(j.list("b")[1]["finished_at"])
+            j.clock.now += timedelta(seconds=6)
+            await j.tick()  # run 2 is retried beside run 3
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-3", "job-4"])
+            assert j.statuses("b")[3] == (4, "retry", "running")
+            assert [r["attempt"] for r in j.list("b")] == [1, 1, 2, 2]
+            await j.tick()
+            assert len(j.list("b")) == 4  # each failure retried once, never twice
+
+            j.plane.target("job", "b", Target.STOPPED)  # stops every run
+            await j.run_status("b", 3, "stopped")
+            await j.run_status("b", 4, "stopped")
+            await j.plane.status("job", "b", "stopped")
+            assert j.plane.backend.running() == []
+
+    asyncio.run(scenario())
+
+
+def test_allow_runs_side_by_side_are_each_adopted_after_a_restart(tmp_path: Path) -> None:
+    """kill -9 of the control plane while two runs go on side by side: on restart each
+    process is mapped back to its run (by its name, job-N): none starts again, each run
+    ends once, with its own exit code."""
+
+    async def scenario() -> None:
+        machine = FakeMachine()
+        async with jobs(tmp_path, backend=FakeBackend(machine=machine)) as j:
+            j.apply("c", concurrency_policy="Allow")
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1"])
+            j.runs.run_now(j.plane.admin, "c", None)
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1", "job-2"])
+        with session_factory(make_engine(f"sqlite:///{tmp_path / 'titan.db'}")).begin() as s:
+            s.execute(update(Process).values(state=Phase.STARTING))  # as a kill may leave them
+        backend = FakeBackend(machine=machine)
+        backend.machine.processes[backend.pid_of("job-1")].end(5)  # ended while away
+        async with jobs(tmp_path, backend=backend) as j:
+            await j.run_status("c", 1, "failed")
+            assert j.list("c")[0]["exit_code"] == 5
+            await j.plane.status("job", "c", "running")
+            assert j.plane.backend.running() == ["job-2"]
+            j.plane.backend.exit("job-2", 0)
+            await j.run_status("c", 2, "succeeded")
+            await j.plane.status("job", "c", "succeeded")
+            await asyncio.sleep(0.3)
+            assert j.plane.backend.starts == []  # neither started again
+            assert j.statuses("c") == [(1, "manual", "failed"), (2, "manual", "succeeded")]
+
+    asyncio.run(scenario())
+
+
+def test_allow_skips_a_run_that_would_take_the_owner_past_its_quota(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with jobs(tmp_path, default_quota={"cpus": 3}) as j:
+            spec = {"schedule": "* * * * *", "concurrency_policy": "Allow"}
+            j.apply("q", resources={"cpu": 2, "memory": "1GiB"}, **spec)
+            j.clock.to_next_minute()
+            await j.tick()
+            await j.plane.until(lambda: j.plane.backend.running() == ["job-1"])
+            j.clock.to_next_minute()
+            await j.tick()  # 2 CPUs more would make 4 of 3
+            run = j.list("q")[1]
+            assert (run["status"], run["started_at"]) == ("skipped", None)
+            assert "would not fit beside the runs going on: waiting for quota" in run["reason"]
+            with pytest.raises(Conflict, match="waiting for quota of 'admin'"):
+                j.runs.run_now(j.plane.admin, "q", None)
+            assert j.plane.backend.starts == ["job-1"]
 
     asyncio.run(scenario())

@@ -9,6 +9,7 @@ passes of the repeated hour (it counts real time).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,10 +19,13 @@ from service.core.control.due_times import MOST_COUNTED, Schedule, catch_up
 from service.core.control.run_rules import (
     MOST_BACKOFF,
     RunStatus,
+    Trigger,
     WhenBusy,
+    awaiting_retry,
     retries_left,
     retry_delay,
     when_due,
+    why_skipped,
 )
 from service.recipes.models import RecipeInvalid, parse_recipe
 
@@ -149,16 +153,63 @@ def test_a_long_outage_is_never_a_burst_and_its_count_is_capped() -> None:
 
 
 @pytest.mark.parametrize(
-    ("policy", "busy", "action"),
+    ("policy", "running", "action"),
     [
-        ("Forbid", False, WhenBusy.START),
-        ("Forbid", True, WhenBusy.SKIP),
-        ("Replace", False, WhenBusy.START),
-        ("Replace", True, WhenBusy.REPLACE),
+        ("Forbid", 0, WhenBusy.START),
+        ("Forbid", 1, WhenBusy.SKIP),
+        ("Replace", 0, WhenBusy.START),
+        ("Replace", 1, WhenBusy.REPLACE),
+        ("Allow", 0, WhenBusy.START),
+        ("Allow", 1, WhenBusy.START),  # alongside the one going on
+        ("Allow", 2, WhenBusy.START),
+        ("Allow", 3, WhenBusy.SKIP),  # the bound (max_concurrent_runs 3) is reached
     ],
 )
-def test_each_concurrency_policy(policy: str, busy: bool, action: WhenBusy) -> None:
-    assert when_due(policy, busy) == action
+def test_each_concurrency_policy(policy: str, running: int, action: WhenBusy) -> None:
+    assert when_due(policy, running, most=3) == action
+
+
+def test_allow_starts_alongside_up_to_its_default_bound_and_says_why_it_skips() -> None:
+    assert when_due("Allow", 4) == WhenBusy.START
+    assert when_due("Allow", 5) == WhenBusy.SKIP  # default max_concurrent_runs: 5
+    assert why_skipped("Allow", [4, 6], most=2) == (
+        "runs 4, 6 were still running: at most 2 at once "
+        "(max_concurrent_runs, concurrency_policy Allow)"
+    )
+    assert why_skipped("Allow", [4, 6], most=2, now=True).startswith("runs 4, 6 are still")
+    assert why_skipped("Forbid", [7], most=1) == (
+        "run 7 was still running (concurrency_policy Forbid)"
+    )
+    assert why_skipped("Forbid", [7], now=True) == (
+        "run 7 is still running and its concurrency_policy is Forbid"
+    )
+
+
+ENDED = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Run:
+    number: int
+    trigger: str
+    status: str
+    attempt: int = 1
+    finished_at: datetime | None = ENDED
+
+
+def test_under_allow_each_failed_run_gets_its_own_retries() -> None:
+    failed, running = RunStatus.FAILED, RunStatus.RUNNING
+    one, two = Run(1, Trigger.SCHEDULE, failed), Run(2, Trigger.SCHEDULE, failed)
+    assert awaiting_retry([one, two], retries=2) == [one, two]  # side by side, both failed
+    retry = Run(3, Trigger.RETRY, running, attempt=2, finished_at=None)
+    assert awaiting_retry([one, two, retry], retries=2) == [two]  # 3 answers 1
+    retry_failed = Run(3, Trigger.RETRY, failed, attempt=2)
+    assert awaiting_retry([one, two, retry_failed], retries=2) == [two, retry_failed]
+    assert awaiting_retry([one, two, retry_failed], retries=1) == [two]  # its retries spent
+    done = Run(4, Trigger.RETRY, RunStatus.SUCCEEDED, attempt=2)
+    assert awaiting_retry([one, two, retry, done], retries=2) == []
+    stopped = Run(5, Trigger.MANUAL, RunStatus.STOPPED)
+    assert awaiting_retry([stopped, Run(6, Trigger.MANUAL, running, finished_at=None)], 3) == []
 
 
 def test_retries_back_off_exponentially_up_to_an_hour() -> None:
@@ -209,6 +260,19 @@ def test_a_scheduled_job_recipe() -> None:
         }
     )
     assert recipe.spec.schedule == "30 2 * * *"  # type: ignore[union-attr]
+    allowed = parse_recipe(
+        {
+            "type": "job",
+            "name": "every-minute",
+            "spec": {
+                "command": "python step.py",
+                "schedule": "* * * * *",
+                "concurrency_policy": "Allow",
+                "max_concurrent_runs": 3,
+            },
+        }
+    )
+    assert allowed.spec.max_concurrent_runs == 3  # type: ignore[union-attr]
 
 
 def test_schedule_mistakes_are_named() -> None:
@@ -218,8 +282,12 @@ def test_schedule_mistakes_are_named() -> None:
         schedule="* * * * *", timezone="Mars/Base"
     )
     assert "spec.timezone: give it with a schedule" in problems(timezone="UTC")
-    assert "spec.concurrency_policy: 'Allow' (two runs of one job at once) is not supported" in (
-        problems(concurrency_policy="Allow")
+    assert "spec.max_concurrent_runs: applies only with concurrency_policy 'Allow'" in (
+        problems(max_concurrent_runs=2)
+    )
+    assert "spec.max_concurrent_runs" in problems(concurrency_policy="Allow", max_concurrent_runs=0)
+    assert "spec.concurrency_policy: 'Allow' (runs side by side) is not supported for a job " in (
+        problems(concurrency_policy="Allow", dask_cluster={"n_workers": 1})
     )
     assert "spec.starting_deadline: give a duration" in problems(starting_deadline="never")
     assert "spec.retries" in problems(retries=-1)

@@ -258,9 +258,9 @@ class Reconciler:
             stopping = why or f"{verb} requested"
             await self._db(self._set_status, resource.id, Status.STOPPING, stopping)
         await self._stop(resource.id, running)
-        if resource.type == "job":  # its open run ends here (with its logs' handle)
+        if resource.type == "job":  # its open runs end here (with its logs' handle)
             ended = why or f"{verb} requested"
-            await self._db(self._close_run, resource.id, RunStatus.STOPPED, ended, None)
+            await self._db(self._close_runs, resource.id, RunStatus.STOPPED, ended)
         if resource.target == Target.DELETED:
             await self.backend.forget(resource.id)  # fails → retried: nothing is left behind
             await self._db(records.delete_resource, resource.id)
@@ -287,34 +287,31 @@ class Reconciler:
         cluster = recipe.cluster
         engine = engine_of(cluster.engine) if cluster is not None else None
         workers = await self._db(records.worker_set, resource.id, cluster)
-        desired = planned_processes(recipe, self.settings.instance_types, workers)
+        runs = await self._db(self._run_processes, resource) if resource.type == "job" else {}
+        jobs = list(runs) or None  # a job process per open run (none open: the one "job")
+        desired = planned_processes(recipe, self.settings.instance_types, workers, jobs)
         # A start the control plane did not see through (it was killed meanwhile) is
         # undone: the process may live, but its address and readiness are unknown.
         interrupted = [o for o in observed.values() if o.interrupted]
         # A job's program starts with its process (it has nothing to wait for): one whose
         # start was cut short is adopted, never run twice; if it ended meanwhile, its
         # exit is recorded below as any job's.
-        job = observed.get("job")
-        if job in interrupted and job is not None and job.handle and _adoptable(job, desired):
+        for job in [o for o in interrupted if o.handle and _adoptable(o, desired)]:
+            assert job.handle is not None
             ports = await self._db(records.ports_of, resource.id, job.name)
             await self._record_started(
                 resource.id, engine, desired[job.name], ports, job.handle, job.cluster_address
             )
-            observed["job"] = replace(job, interrupted=False)
+            observed[job.name] = replace(job, interrupted=False)
             interrupted.remove(job)
         if interrupted:
             await self._stop(resource.id, interrupted)
             await self._db(records.forget_processes, resource.id, [o.name for o in interrupted])
             observed = {n: o for n, o in observed.items() if not o.interrupted}
         observed = await self._finish_queued(resource, engine, desired, observed)
-        job = observed.get("job")
-        if (
-            job is not None
-            and not job.state.running
-            and not job.state.waiting
-            and job.spec_hash == desired["job"].spec_hash
-        ):
-            await self._finish_job(resource, observed, job)
+        ended = [o for n, o in observed.items() if _job_ended(o, desired.get(n))]
+        if ended:
+            await self._finish_job(resource, observed, ended, runs)
             return
         waiting = {n: o for n, o in observed.items() if o.state.waiting}
         dead = [o for o in observed.values() if not o.state.running and not o.state.waiting]
@@ -638,7 +635,9 @@ class Reconciler:
             secret, gpus, values, files = await self._db(
                 self._prepare_process, resource.id, engine, planned, ports
             )
-        run = await self._db(job_runs.open_number, resource.id) if planned.role == "job" else None
+        run = None
+        if planned.role == "job":  # the run it is the job process of: its outputs' folder
+            run = await self._db(job_runs.run_number, resource.id, planned.name)
         spec = self._spec(resource, engine, planned, ports, place, secret, gpus, run)
         spec = with_secrets(spec, planned.secrets, values, files)
         if self.backend.shares_host:  # Forbidden (no account mapped) fails the start
@@ -692,19 +691,33 @@ class Reconciler:
             log.warning("could not retire %s gracefully (%r); stopping them", leaving, exc)
 
     async def _finish_job(
-        self, resource: Resource, observed: dict[str, Observed], job: Observed
+        self,
+        resource: Resource,
+        observed: dict[str, Observed],
+        ended: list[Observed],
+        runs: dict[str, int],
     ) -> None:
-        await self._stop(resource.id, list(observed.values()))
-        others = [o.name for o in observed.values() if o.name != "job"]
-        await self._db(records.forget_processes, resource.id, others)
-        await self._db(records.reset_workers, resource.id)
-        await self._db(
-            self._record_job_exit,
-            resource.id,
-            resource.generation,
-            job.state.exit_code,
-            job.state.reason,
-        )
+        """Record how the runs of the ``ended`` job processes ended. Once no other run goes
+        on (``runs``: the open runs' processes), the job has finished: all it runs stops
+        (its cluster) and keeps its result; else the runs going on are seen to at once."""
+        names = {o.name for o in ended}
+        last = {runs[n] for n in names if n in runs} >= set(runs.values())
+        if last:
+            await self._stop(resource.id, list(observed.values()))
+            others = [name for name in observed if name not in names]
+            await self._db(records.forget_processes, resource.id, others)
+            await self._db(records.reset_workers, resource.id)
+        for job in ended:
+            await self._db(
+                self._record_job_exit,
+                resource.id,
+                resource.generation,
+                job.state.exit_code,
+                job.state.reason,
+                job.name,
+            )
+        if not last:
+            self.wake(resource.id)
 
     async def _stop(self, resource_id: str, processes: list[Observed]) -> None:
         handles = [o.handle for o in processes if o.handle is not None]
@@ -815,12 +828,15 @@ class Reconciler:
         generation: int,
         code: int | None,
         reason: str = "",
+        name: str = job_runs.JOB,
     ) -> None:
+        """Close the run whose job process ``name`` exited with ``code``; once no other
+        run goes on, the job is done (succeeded or failed, as that run)."""
         resource = records.lock_resource(session, resource_id)  # no run begins meanwhile
         if resource is None:
             return
         resource.observed_generation = generation
-        process = next((p for p in resource.processes if p.name == "job"), None)
+        process = next((p for p in resource.processes if p.name == name), None)
         if process is None or process.spec_hash == job_runs.REPLACED:
             return  # a newer run replaced it meanwhile: that run is not this one's to end
         if process.state != Phase.EXITED:
@@ -833,25 +849,39 @@ class Reconciler:
             outcome = RunStatus.LOST
         else:
             outcome = RunStatus.SUCCEEDED if code == 0 else RunStatus.FAILED
-        job_runs.close_run(session, resource, outcome, exited, code)
+        job_runs.close_run(session, resource, outcome, exited, code, process=name)
+        if job_runs.open_run(session, resource.id) is not None:
+            return  # other runs go on (concurrency_policy Allow): so does the job
         if resource.target != Target.RUNNING or resource.generation != generation:
             return  # changed meanwhile (deleted, stopped, re-applied): the next pass decides
         resource.target = Target.STOPPED
         status = Status.SUCCEEDED if code == 0 else Status.FAILED
         set_status(session, resource, status, exited)
 
-    def _close_run(
-        self,
-        session: Session,
-        resource_id: str,
-        status: RunStatus,
-        reason: str,
-        code: int | None,
+    def _run_processes(self, session: Session, resource: Resource) -> dict[str, int]:
+        """The job processes of ``resource``'s open runs, with their runs' numbers."""
+        return job_runs.run_processes(session, resource.id, job_runs.allows(resource.recipe))
+
+    def _close_runs(
+        self, session: Session, resource_id: str, status: RunStatus, reason: str
     ) -> None:
+        """End the job's open runs (it stops, or is deleted) with ``status`` and ``reason``."""
         resource = records.lock_resource(session, resource_id)  # no run begins meanwhile
         # A run begun since this pass read the resource (it runs again) is not this one.
         if resource is not None and resource.target != Target.RUNNING:
-            job_runs.close_run(session, resource, status, reason, code)
+            job_runs.close_runs(session, resource, status, reason)
+
+
+def _job_ended(job: Observed, planned: PlannedProcess | None) -> bool:
+    """Whether ``job`` is a job process that ended while its run goes on (or, with none
+    open, as the recipe asks for it)."""
+    return (
+        planned is not None
+        and planned.role == "job"
+        and not job.state.running
+        and not job.state.waiting
+        and job.spec_hash == planned.spec_hash
+    )
 
 
 def _adoptable(job: Observed, desired: dict[str, PlannedProcess]) -> bool:

@@ -2,10 +2,11 @@
 
 Every ``schedule_tick_seconds``, for each job, in one transaction of its own:
 
-1. an open run past the recipe's ``timeout`` is recorded as timed out and the job is set
-   to stop (the reconciler stops its processes);
+1. an open run past the recipe's ``timeout`` is recorded as timed out and its process is
+   stopped (the job is set to stop when no other run goes on);
 2. a run that failed, timed out or was lost, with retries left, is run again once its
-   backoff has passed (trigger ``retry``);
+   backoff has passed (trigger ``retry``): the latest run, or under ``Allow`` every such
+   run (each failure gets its own retries);
 3. the due times of its ``schedule`` since the last one handled are settled by
    :func:`~service.core.control.due_times.catch_up` (the latest runs if within
    ``starting_deadline``, the rest are recorded as missed), and the one to run follows
@@ -27,7 +28,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings
+from service.config import InstanceType, Settings
 from service.core.control import records
 from service.core.control.due_times import catch_up
 from service.core.control.periodic import every
@@ -35,15 +36,17 @@ from service.core.control.run_rules import (
     RunStatus,
     Trigger,
     WhenBusy,
+    awaiting_retry,
     retries_left,
     retry_delay,
     when_due,
+    why_skipped,
 )
 from service.core.control.state import Target
 from service.core.control.tasks import cancel_all
 from service.core.workloads import job_runs
 from service.core.workloads.job_runs import RunPolicy
-from service.database.models import Resource, utcnow
+from service.database.models import JobRun, Resource, utcnow
 from service.errors import Conflict
 
 log = logging.getLogger(__name__)
@@ -139,35 +142,62 @@ class Scheduler:
     def _time_out(
         self, session: Session, resource: Resource, policy: RunPolicy, now: datetime
     ) -> bool:
-        run = job_runs.open_run(session, resource.id)
-        if policy.timeout is None or run is None or run.started_at is None:
-            return False
-        if not self.seen(resource.id):
-            return False  # it may have ended in time while the control plane was away
-        if now - run.started_at < policy.timeout:
-            return False
-        took = _seconds(policy.timeout.total_seconds())
-        why = f"run {run.number} timed out: it ran longer than its timeout ({took}) and was stopped"
-        job_runs.close_run(session, resource, RunStatus.TIMED_OUT, why)
-        resource.target = Target.STOPPED
-        resource.target_reason = why
-        self._say(logging.INFO, "job %s: %s", resource.key, why)
-        return True
+        if policy.timeout is None or not self.seen(resource.id):
+            return False  # unseen: a run may have ended in time while the control plane was away
+        changed = False
+        for run in job_runs.open_runs(session, resource.id):
+            if run.started_at is None or now - run.started_at < policy.timeout:
+                continue
+            took = _seconds(policy.timeout.total_seconds())
+            why = f"run {run.number} timed out: it ran longer than its timeout ({took}) and "
+            why += "was stopped"
+            process = job_runs.process_of(session, resource, run)
+            job_runs.close_run(session, resource, RunStatus.TIMED_OUT, why, process=process)
+            changed = True
+            self._say(logging.INFO, "job %s: %s", resource.key, why)
+            if job_runs.open_run(session, resource.id) is None:
+                resource.target = Target.STOPPED  # the reconciler stops its processes
+                resource.target_reason = why
+            # else (Allow): its job-N is asked for no more, so the reconciler stops it
+        return changed
 
     def _retry(
         self, session: Session, resource: Resource, policy: RunPolicy, now: datetime
     ) -> bool:
-        if job_runs.open_run(session, resource.id) is not None:
+        if policy.concurrency == "Allow":
+            waiting = awaiting_retry(job_runs.begun_runs(session, resource.id), policy.retries)
+        elif job_runs.open_run(session, resource.id) is None:
+            last = job_runs.latest_run(session, resource.id)
+            waiting = [last] if last is not None and last.finished_at is not None else []
+            waiting = [r for r in waiting if retries_left(r.status, r.attempt, policy.retries)]
+        else:
             return False
-        last = job_runs.latest_run(session, resource.id)
-        if last is None or last.finished_at is None:
-            return False
-        if not retries_left(last.status, last.attempt, policy.retries):
-            return False
-        if now < last.finished_at + retry_delay(policy.retry_backoff, last.attempt):
+        changed = False
+        for last in waiting:  # each failure, under Allow; else the latest run's
+            assert last.finished_at is not None
+            if now < last.finished_at + retry_delay(policy.retry_backoff, last.attempt):
+                continue
+            if not self._retry_one(session, resource, policy, last):
+                break  # waits for room: the later ones wait too
+            changed = True
+        return changed
+
+    def _retry_one(
+        self, session: Session, resource: Resource, policy: RunPolicy, last: JobRun
+    ) -> bool:
+        """Begin the retry of run ``last`` if it may begin now; whether it began."""
+        running = len(job_runs.open_runs(session, resource.id))
+        if running >= policy.most_runs:
+            self._say(
+                logging.INFO,
+                "job %s: retry of run %d waits: %d runs go on (max_concurrent_runs)",
+                resource.key,
+                last.number,
+                running,
+            )
             return False
         try:
-            job_runs.admit(session, resource, self.settings.default_quota)
+            job_runs.admit(session, resource, self.settings.default_quota, self._catalog(policy))
         except Conflict as exc:
             self._say(
                 logging.WARNING, "job %s: retry of run %d waits: %s", resource.key, last.number, exc
@@ -193,17 +223,18 @@ class Scheduler:
         self._record_missed(session, resource, due.missed, due.missed_more)
         if due.run is None:
             return bool(due.missed)
-        running = job_runs.open_run(session, resource.id)
-        if running is not None and not self.seen(resource.id):
+        running = [run.number for run in job_runs.open_runs(session, resource.id)]
+        if running and not self.seen(resource.id):
             return bool(due.missed)  # decided once the reconciler has seen if it still runs
-        action = when_due(policy.concurrency, running is not None)
-        if action == WhenBusy.SKIP and running is not None:
-            why = f"run {running.number} was still running (concurrency_policy Forbid)"
+        action = when_due(policy.concurrency, len(running), policy.most_runs)
+        if action == WhenBusy.SKIP:
+            why = why_skipped(policy.concurrency, running, policy.most_runs)
             job_runs.record_unrun(session, resource, RunStatus.SKIPPED, due.run, why, self.kept)
             return True
         if action == WhenBusy.START:
             try:
-                job_runs.admit(session, resource, self.settings.default_quota)
+                catalog = self._catalog(policy)
+                job_runs.admit(session, resource, self.settings.default_quota, catalog)
             except Conflict as exc:
                 job_runs.record_unrun(
                     session, resource, RunStatus.SKIPPED, due.run, str(exc), self.kept
@@ -216,6 +247,10 @@ class Scheduler:
         )
         self._say(logging.INFO, "job %s: run %d begins (due %s)", resource.key, run.number, due.run)
         return True
+
+    def _catalog(self, policy: RunPolicy) -> dict[str, InstanceType] | None:
+        """The instance types, where a run may begin beside others (see ``admit``)."""
+        return self.settings.instance_types if policy.concurrency == "Allow" else None
 
     def _record_missed(
         self, session: Session, resource: Resource, missed: list[datetime], more: bool

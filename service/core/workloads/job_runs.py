@@ -2,9 +2,14 @@
 
 Every function runs inside a session the caller opens, so a run's row and the change
 that starts or stops its processes commit together: a control plane killed at any moment
-neither loses a run nor starts one twice. While a run is open (no ``finished_at``) the
-job's processes belong to it; when they end, the reconciler closes it with their exit
-code. A job holds one open run at a time.
+neither loses a run nor starts one twice. While a run is open (no ``finished_at``) its job
+process belongs to it; when that ends, the reconciler closes the run with its exit code.
+
+Which process is whose (see :func:`run_processes`) follows from the names alone, so a
+restarted control plane maps every process back to its run: under ``concurrency_policy``
+``Allow`` run N's process is ``job-N`` (several runs may be open); otherwise a job holds
+one open run at a time, whose process is ``job`` (older open runs left from an earlier
+``Allow`` keep their ``job-N``).
 """
 
 from __future__ import annotations
@@ -16,17 +21,23 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from service.config import InstanceType
+from service.core.capacity.ledger import Unplaceable, holdings
 from service.core.capacity.limits import QuotaLimits
-from service.core.capacity.quotas import check_running_count
+from service.core.capacity.quotas import check_allocation, check_running_count
 from service.core.control.due_times import Schedule
-from service.core.control.run_rules import RunStatus, Trigger
+from service.core.control.records import request_of
+from service.core.control.run_rules import DEFAULT_MOST_RUNS, RunStatus, Trigger
 from service.core.control.state import Phase, Status, Target, set_status
 from service.core.identity.users import check_owner_enabled
+from service.core.workloads.processes import planned_processes
 from service.database.models import JobRun, Resource, utcnow
+from service.errors import Conflict
 from service.recipes.models import JobSpec, parse_recipe
 from service.recipes.units import parse_duration
 
 REPLACED = "replaced"  # a job process's spec_hash once a newer run replaces it: it stops
+JOB = "job"  # the job process of the one open run (Forbid, Replace)
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,8 @@ class RunPolicy:
     """A job recipe's run settings, with their defaults filled in."""
 
     schedule: Schedule | None
-    concurrency: str  # Forbid | Replace
+    concurrency: str  # Allow | Forbid | Replace
+    most_runs: int  # how many runs may be open at once (Allow; 1 otherwise)
     starting_deadline: timedelta
     retries: int
     retry_backoff: timedelta
@@ -50,9 +62,12 @@ def run_policy(recipe: dict[str, Any], time_scale: float = 1.0) -> RunPolicy:
     if spec.schedule is not None:
         schedule = Schedule(spec.schedule, spec.timezone or "UTC", time_scale)
     timeout = parse_duration(spec.timeout or "never")
+    concurrency = spec.concurrency_policy or "Forbid"
+    most = (spec.max_concurrent_runs or DEFAULT_MOST_RUNS) if concurrency == "Allow" else 1
     return RunPolicy(
         schedule=schedule,
-        concurrency=spec.concurrency_policy or "Forbid",
+        concurrency=concurrency,
+        most_runs=most,
         starting_deadline=timedelta(seconds=parse_duration(spec.starting_deadline or "1h") or 0),
         retries=spec.retries or 0,
         retry_backoff=timedelta(seconds=parse_duration(spec.retry_backoff or "10s") or 0),
@@ -100,20 +115,73 @@ def schedule_key(recipe: dict[str, Any]) -> tuple[Any, ...] | None:
     return spec.get("schedule"), spec.get("timezone"), bool(spec.get("suspend"))
 
 
-def open_number(session: Session, resource_id: str) -> int | None:
-    """The number of the job's open run, if any (its outputs go to a folder of that name)."""
-    run = open_run(session, resource_id)
+def allows(recipe: dict[str, Any]) -> bool:
+    """Whether a stored job recipe lets runs go on side by side (concurrency_policy Allow)."""
+    return (recipe.get("spec") or {}).get("concurrency_policy") == "Allow"
+
+
+def process_name(number: int) -> str:
+    """The job process of run ``number`` while runs go on side by side."""
+    return f"{JOB}-{number}"
+
+
+def run_processes(session: Session, resource_id: str, allow: bool) -> dict[str, int]:
+    """The job processes the job's open runs ask for, by name, each with its run's number
+    (empty: no run is open). Under ``Allow`` (``allow``) every run has its own
+    ``job-N``; otherwise the newest open run's is ``job``."""
+    numbers = [run.number for run in open_runs(session, resource_id)]
+    names = {process_name(number): number for number in numbers}
+    if numbers and not allow:
+        del names[process_name(numbers[-1])]
+        names[JOB] = numbers[-1]
+    return names
+
+
+def run_number(session: Session, resource_id: str, name: str) -> int | None:
+    """The number of the open run whose job process is ``name``, if any (its outputs go
+    to a folder of that name)."""
+    run = _run_of_process(session, resource_id, name)
     return run.number if run is not None else None
 
 
+def _run_of_process(session: Session, resource_id: str, name: str) -> JobRun | None:
+    if name == JOB:
+        return open_run(session, resource_id)
+    number = name.removeprefix(f"{JOB}-")
+    if not number.isdigit():
+        return None
+    run = run_of(session, resource_id, int(number))
+    return run if run is not None and run.finished_at is None else None
+
+
 def open_run(session: Session, resource_id: str) -> JobRun | None:
-    """The job's run that has not ended, if any."""
+    """The job's newest run that has not ended, if any."""
     return session.scalar(
         select(JobRun)
         .where(JobRun.resource_id == resource_id, JobRun.finished_at.is_(None))
         .order_by(JobRun.number.desc())
         .limit(1)
     )
+
+
+def open_runs(session: Session, resource_id: str) -> list[JobRun]:
+    """The job's runs that have not ended, oldest first."""
+    query = (
+        select(JobRun)
+        .where(JobRun.resource_id == resource_id, JobRun.finished_at.is_(None))
+        .order_by(JobRun.number)
+    )
+    return list(session.scalars(query))
+
+
+def begun_runs(session: Session, resource_id: str) -> list[JobRun]:
+    """The job's kept runs that began, oldest first (what retries are decided from)."""
+    query = (
+        select(JobRun)
+        .where(JobRun.resource_id == resource_id, JobRun.started_at.is_not(None))
+        .order_by(JobRun.number)
+    )
+    return list(session.scalars(query))
 
 
 def latest_run(session: Session, resource_id: str) -> JobRun | None:
@@ -147,12 +215,29 @@ def _next_number(session: Session, resource_id: str) -> int:
     return (newest or 0) + 1
 
 
-def admit(session: Session, resource: Resource, default_quota: QuotaLimits) -> None:
+def admit(
+    session: Session,
+    resource: Resource,
+    default_quota: QuotaLimits,
+    catalog: dict[str, InstanceType] | None = None,
+) -> None:
     """Conflict unless a run of the job may begin now: its owner is enabled and, if it is
-    not running already, it fits the owner's count of running resources."""
+    not running already, it fits the owner's count of running resources. A run beginning
+    beside open ones (``catalog``: the instance types, given under ``Allow``) must also
+    fit, with its own job process, in the owner's quota of CPUs, memory and GPUs."""
     if resource.target != Target.RUNNING:
         check_owner_enabled(session, resource.owner)
         check_running_count(session, resource.owner, default_quota)
+        return
+    if catalog is None or open_run(session, resource.id) is None:
+        return
+    planned = planned_processes(parse_recipe(resource.recipe), catalog)[JOB]
+    try:
+        check_allocation(
+            session, resource.owner, request_of(planned), default_quota, holdings(session)
+        )
+    except Unplaceable as exc:
+        raise Conflict(f"it would not fit beside the runs going on: {exc}") from None
 
 
 def begin_run(
@@ -231,13 +316,16 @@ def close_run(
     status: RunStatus,
     reason: str,
     exit_code: int | None = None,
+    process: str | None = None,
 ) -> JobRun | None:
     """End the job's open run (a no-op without one), keeping its job process's handle so
-    that its logs stay readable after the next run starts."""
-    run = open_run(session, resource.id)
+    that its logs stay readable after the next run starts. With ``process`` given, the
+    run that process is the job process of (a no-op if it has none open)."""
+    run = _run_of_process(session, resource.id, process or JOB)
     if run is None:
         return None
-    job = next((p for p in resource.processes if p.name == "job"), None)
+    name = process or process_of(session, resource, run) or JOB
+    job = next((p for p in resource.processes if p.name == name), None)
     if job is not None and job.handle:
         run.handle = dict(job.handle)
     run.status = status
@@ -247,10 +335,22 @@ def close_run(
     return run
 
 
+def process_of(session: Session, resource: Resource, run: JobRun) -> str | None:
+    """The name of open run ``run``'s job process (None if it has ended)."""
+    names = run_processes(session, resource.id, allows(resource.recipe))
+    return next((name for name, number in names.items() if number == run.number), None)
+
+
+def close_runs(session: Session, resource: Resource, status: RunStatus, reason: str) -> None:
+    """End every open run of the job with ``status`` and ``reason`` (stopped, replaced)."""
+    for run in open_runs(session, resource.id):
+        close_run(session, resource, status, reason, process=process_of(session, resource, run))
+
+
 def replace_run(session: Session, resource: Resource, by: str) -> None:
-    """End the open run as replaced (``by`` says by what) and mark its job process for
-    stopping: the reconciler stops a process whose spec it no longer asks for."""
-    close_run(
+    """End the open runs as replaced (``by`` says by what) and mark their job processes
+    for stopping: the reconciler stops a process whose spec it no longer asks for."""
+    close_runs(
         session, resource, RunStatus.STOPPED, f"replaced by {by} (concurrency_policy Replace)"
     )
     for process in resource.processes:

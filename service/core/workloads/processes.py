@@ -10,6 +10,7 @@ workspace's JupyterLab and a job's command from :mod:`service.core.workloads.pro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from service.config import InstanceType
@@ -38,12 +39,17 @@ def size_of(spec: CommonSpec, catalog: dict[str, InstanceType]) -> Resources:
 
 
 def planned_processes(
-    recipe: RecipeBase, catalog: dict[str, InstanceType], workers: Sequence[str] | None = None
+    recipe: RecipeBase,
+    catalog: dict[str, InstanceType],
+    workers: Sequence[str] | None = None,
+    jobs: Sequence[str] | None = None,
 ) -> dict[str, PlannedProcess]:
     """Every process ``recipe`` runs, by name; the cluster's head (if any) first.
 
     ``workers`` names the cluster's current worker set (see
     :mod:`service.core.workloads.worker_names`); without it, the set a fresh start would have.
+    ``jobs`` names a job's processes, one per open run where runs go on side by side (see
+    :mod:`service.core.workloads.job_runs`); without it, the one ``job``.
     """
     spec: CommonSpec = recipe.spec  # type: ignore[attr-defined]
     size = size_of(spec, catalog)
@@ -80,6 +86,9 @@ def planned_processes(
             attached=cluster is not None,
             **common,
         )
+    if jobs is not None and programs.JOB in processes:  # the same command, once per run
+        job = processes.pop(programs.JOB)
+        processes.update({name: replace(job, name=name) for name in jobs})
     return processes
 
 

@@ -45,6 +45,7 @@ from service.core.workloads.job_runs import (
     is_scheduled,
     latest_run,
     open_run,
+    process_of,
     run_of,
     schedule_key,
 )
@@ -609,7 +610,8 @@ def _run_handles(session: Session, resource: Resource, number: int) -> list[tupl
     if run is None:
         raise NotFound(f"{resource.type} {resource.name!r} has no run {number}")
     if run.finished_at is None:
-        handle = next((p.handle for p in resource.processes if p.name == "job"), None)
+        name = process_of(session, resource, run)
+        handle = next((p.handle for p in resource.processes if p.name == name), None)
     else:
         handle = run.handle
     if not handle:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service.core.control.records import lock_resource
-from service.core.control.run_rules import Trigger, WhenBusy, when_due
+from service.core.control.run_rules import Trigger, WhenBusy, when_due, why_skipped
 from service.core.identity.access import Principal, require_user
 from service.core.workloads import job_runs
 from service.core.workloads.resources import ResourceService
@@ -59,7 +59,9 @@ class RunService:
 
     def run_now(self, principal: Principal, name: str, owner: str | None) -> dict[str, Any]:
         """Begin a manual run of the job now. With a run still going: Conflict under
-        ``Forbid``; under ``Replace`` that run is stopped and this one begins."""
+        ``Forbid``; under ``Replace`` that run is stopped and this one begins; under
+        ``Allow`` this one begins alongside, unless ``max_concurrent_runs`` go on already
+        or it would not fit in the owner's quota (Conflict)."""
         require_user(principal)
         service = self.resources
         with service.admitting, self.sessions.begin() as session:
@@ -68,18 +70,21 @@ class RunService:
                 raise Conflict(f"job {name!r} is being deleted")
             lock_resource(session, resource.id)  # no run ends or begins meanwhile
             policy = job_runs.run_policy(resource.recipe)
-            running = job_runs.open_run(session, resource.id)
-            action = when_due(policy.concurrency, running is not None)
-            if action == WhenBusy.SKIP and running is not None:
+            running = [run.number for run in job_runs.open_runs(session, resource.id)]
+            action = when_due(policy.concurrency, len(running), policy.most_runs)
+            if action == WhenBusy.SKIP:
+                busy = why_skipped(policy.concurrency, running, policy.most_runs, now=True)
                 raise Conflict(
-                    f"job {name!r}: run {running.number} is still running and its "
-                    "concurrency_policy is Forbid; wait for it, stop it (`titan stop "
-                    f"job/{name}`), or set concurrency_policy 'Replace'"
+                    f"job {name!r}: {busy}; wait for it, stop it (`titan stop job/{name}`), "
+                    "or change the recipe's "
+                    "concurrency_policy ('Replace', or 'Allow' with max_concurrent_runs)"
                 )
             if action == WhenBusy.REPLACE:
                 job_runs.replace_run(session, resource, "a manual run")
             else:
-                job_runs.admit(session, resource, service.settings.default_quota)
+                allow = policy.concurrency == "Allow"
+                catalog = service.settings.instance_types if allow else None
+                job_runs.admit(session, resource, service.settings.default_quota, catalog)
             kept = service.settings.job_runs_kept
             run = job_runs.begin_run(session, resource, Trigger.MANUAL, kept)
             view = job_runs.run_view(run, resource)
