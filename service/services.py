@@ -26,6 +26,7 @@ from service.core.workloads.cluster_credentials import ClusterAccess
 from service.core.workloads.listing import ResourceListing
 from service.core.workloads.resources import ResourceService
 from service.core.workloads.runs import RunService
+from service.core.workloads.serving import ServingTable
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ControlPlaneMetrics
 
@@ -53,3 +54,4 @@ class Titan:
     http: httpx.AsyncClient  # for relaying dashboards and JupyterLab, and alert webhooks
     monitor: Monitor
     instruments: ControlPlaneMetrics
+    serving: ServingTable  # running deployments, their replicas and health: the front door's

@@ -39,7 +39,7 @@ from service.core.identity.users import check_owner_enabled
 from service.core.sharing.folders import check_folders
 from service.core.sharing.image_registry import ImageService
 from service.core.sharing.secrets import check_refs
-from service.core.workloads.dashboards import dashboard_path, jupyter_path
+from service.core.workloads.dashboards import dashboard_path, deployment_path, jupyter_path
 from service.core.workloads.job_runs import (
     begin_run,
     is_scheduled,
@@ -50,6 +50,7 @@ from service.core.workloads.job_runs import (
 )
 from service.core.workloads.outputs import list_outputs, open_output
 from service.core.workloads.processes import planned_processes
+from service.core.workloads.programs import REPLICA
 from service.core.workloads.worker_names import next_workers
 from service.database.models import Process, Resource, StatusEvent, utcnow
 from service.engines import ENGINES, engine_of
@@ -64,7 +65,7 @@ from service.recipes.models import (
     recipe_document,
 )
 
-RESOURCE_TYPES = ("workspace", "cluster", "job")
+RESOURCE_TYPES = ("workspace", "cluster", "job", "deployment")
 # A listing page holds at most this many resources (the API's default and largest limit).
 PAGE_MOST = 500
 
@@ -572,6 +573,10 @@ class ResourceService:
             ticket = workspace_ticket(self.key, resource.id)
             path = jupyter_path(resource.id)
             endpoints["jupyter"] = f"{self.settings.api_url}{path}/lab?ticket={ticket}"
+        if resource.type == "deployment":  # its replicas only through the front door
+            endpoints.pop(REPLICA, None)
+            url = f"{self.settings.api_url}{deployment_path(resource.owner, resource.name)}/"
+            endpoints["url"] = url
         engine = next(
             (e for e in ENGINES.values() if any(p.name == e.head for p in processes)), None
         )
