@@ -212,6 +212,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             monitor=monitor,
             instruments=instruments,
             serving=serving,
+            health_checks=health_checks,
         )
         await reconciler.start()
         health_checks.start()

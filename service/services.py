@@ -13,6 +13,7 @@ import httpx
 from service.config import Settings
 from service.core.capacity.quotas import QuotaService
 from service.core.capacity.usage import UsageService
+from service.core.control.health_checks import HealthChecker
 from service.core.control.reconciler import Reconciler
 from service.core.identity.audit import AuditService
 from service.core.identity.auth import Authenticator
@@ -55,3 +56,4 @@ class Titan:
     monitor: Monitor
     instruments: ControlPlaneMetrics
     serving: ServingTable  # running deployments, their replicas and health: the front door's
+    health_checks: HealthChecker  # keeps ``serving`` current

@@ -58,6 +58,9 @@ async def deployment_request(
     principal = await _caller(titan, request, authorization)
     what = f"deployment {name!r} of owner {owner!r}"
     served = titan.serving.find(owner, name)
+    if served is None:  # perhaps applied a moment ago
+        await titan.health_checks.refresh()
+        served = titan.serving.find(owner, name)
     if served is None:
         if principal is None:  # whether it exists is said to signed-in callers only
             raise Unauthenticated(f"{what} needs a Titan token: send 'Authorization: Bearer'")

@@ -75,9 +75,13 @@ class HealthChecker:
         if self._http is not None:
             await self._http.aclose()
 
+    async def refresh(self) -> None:
+        """Take the running deployments and their replicas from the store now."""
+        self.table.refresh(await in_transaction(self.sessions, served_rows))
+
     async def check_once(self) -> None:
         """Refresh the table from the store, then check every replica that is due."""
-        self.table.refresh(await in_transaction(self.sessions, served_rows))
+        await self.refresh()
         now = time.monotonic()
         due = [
             (served.resource_id, served.check, replica)

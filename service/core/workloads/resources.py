@@ -188,6 +188,7 @@ class ResourceService:
         if schedule_key(existing.recipe) != schedule_key(document):
             # A new schedule (or one resumed) counts from now: nothing before is "missed".
             existing.schedule_since = utcnow() if scheduled else None
+        existing.previous_recipe = existing.recipe
         existing.recipe = document
         existing.generation += 1
         if existing.type != "job" or open_run(session, existing.id) is not None:
@@ -202,6 +203,29 @@ class ResourceService:
         existing.updated_at = utcnow()
         session.flush()
         return {"action": "updated", "resource": self.view(existing), "plan": plan}
+
+    def rollback(
+        self, principal: Principal, type: str, name: str, owner: str | None
+    ) -> dict[str, Any]:
+        """Apply the deployment's previous recipe again, as a new generation (rolled out
+        like any change; a second rollback returns to the recipe rolled back from).
+        Returns what :meth:`apply` does; Conflict if there is no previous recipe."""
+        require_user(principal)
+        if type != "deployment":
+            raise InvalidInput(
+                f"type: rollback is for deployments, not {type}s; apply the recipe you want"
+            )
+        with self.admitting, self.sessions.begin() as session:
+            resource = self.load(session, principal, type, name, owner, change=True)
+            if resource.previous_recipe is None:
+                raise Conflict(
+                    f"deployment {name!r} has no previous recipe to roll back to: "
+                    "it was applied once and never changed"
+                )
+            recipe = self.parse(resource.previous_recipe)
+            result = self._apply(session, principal, recipe, None)
+        self.wake(result["resource"]["id"])
+        return result
 
     def plan(self, principal: Principal, data: Any) -> dict[str, Any]:
         """What applying ``data`` would change, applying nothing."""
