@@ -170,7 +170,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         )
         image_service = ImageService(sessions, settings)
         resource_service = ResourceService(
-            sessions, settings, chosen, reconciler.wake, key, image_service
+            sessions, settings, chosen, reconciler.wake, key, image_service, serving
         )
         monitor = Monitor(sessions, settings, resource_service, reconciler.wake)
         reclaim = IdleReclaim(

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import RunningServer
+from tests.integration.test_cli import titan
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -183,9 +184,8 @@ def test_a_rolling_update_and_a_rollback_fail_no_request(server: RunningServer) 
         names = [p["name"] for p in settled["processes"]]
         assert len(names) == 2, names
         # Back to v1: as a new generation, rolled out the same way.
-        back = server.request("POST", "/api/v1/resources/deployment/web/rollback", token=alice)
-        assert back.status_code == 200, back.text
-        assert back.json()["resource"]["generation"] == 3
+        back = hub.rollback("deployment/web")  # the Python client
+        assert back["action"] == "updated" and back["resource"]["generation"] == 3
         wait_for(lambda: serving(server, alice, {"v1"}, 2), timeout=120, every=1)
         count = sum(load.answers.values())
         wait_for(lambda: sum(load.answers.values()) > count + 20, timeout=30)
@@ -215,11 +215,19 @@ def test_a_failing_new_version_stops_its_rollout_and_the_old_one_serves(
         assert serving(server, alice, {"v1"}, 2)
     assert load.failures == [], load.failures[:5]
     assert set(load.answers) == {"v1"}
-    # Rolling back to v1 ends the rollout: the old replicas are the recipe's again.
-    server.hub(alice).send_json("POST", "/api/v1/resources/deployment/web/rollback")
-    running = hub.wait("deployment/web", {"running"}, generation=3, timeout=60)
-    assert len(running["processes"]) == 2
+    # Rolling back to v1 (the CLI) ends the rollout: the old replicas are the recipe's again.
+    env = {"TITAN_TOKEN": alice}
+    back = titan(server, "rollback", "deployment/web", "--wait", "--timeout", "60", env=env)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "generation 3" in back.stdout
+    running = hub.get("deployment/web")
+    assert running["observed_generation"] == 3 and len(running["processes"]) == 2
     assert serving(server, alice, {"v1"}, 2)
+    shown = titan(server, "get", "deployment/web", env=env)
+    assert "replicas: 2/2 healthy" in shown.stdout and "healthy" in shown.stdout, shown.stdout
+    assert f"url: {server.settings.api_url}/deploy/alice/web/" in shown.stdout
+    listed = titan(server, "ls", env=env).stdout
+    assert "deployment/web" in listed and "2/2" in listed, listed
 
 
 def test_rollback_without_a_previous_recipe_is_refused(server: RunningServer) -> None:
@@ -283,8 +291,13 @@ def test_requests_errors_and_latency_reach_the_store_and_metrics(
         return float(rows[0].rsplit(" ", 1)[1]) if rows else 0.0
 
     assert wait_for(lambda: requests_total() >= 20, timeout=30)
-    text = server.request("GET", "/metrics", token=alice).text
-    assert "titan_latency_ms{" in text
+
+    def latency_shown() -> bool:  # an interval without requests has no latency: send one
+        assert get(server, "/deploy/alice/web/p", alice).status_code == 200
+        text = server.request("GET", "/metrics", token=alice).text
+        return "titan_latency_ms{" in text and "titan_latency_p95_ms{" in text
+
+    assert wait_for(latency_shown, timeout=30, every=0.2)
     admin = server.request("GET", "/metrics").text
     assert 'titan_deployment_requests_total{deployment="alice/web",outcome="ok"}' in admin
     assert "titan_deployment_request_seconds_bucket" in admin

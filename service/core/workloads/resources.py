@@ -51,6 +51,8 @@ from service.core.workloads.job_runs import (
 from service.core.workloads.outputs import list_outputs, open_output
 from service.core.workloads.processes import planned_processes
 from service.core.workloads.programs import REPLICA
+from service.core.workloads.replicas import Health
+from service.core.workloads.serving import ServingTable
 from service.core.workloads.worker_names import next_workers
 from service.database.models import Process, Resource, StatusEvent, utcnow
 from service.engines import ENGINES, engine_of
@@ -81,8 +83,10 @@ class ResourceService:
         wake: Callable[[str], None],
         key: bytes,
         images: ImageService | None = None,
+        serving: ServingTable | None = None,
     ) -> None:
         self.sessions = sessions
+        self.serving = serving or ServingTable()  # deployments' replicas' health
         self.images = images or ImageService(sessions, settings)
         self.settings = settings
         self.backend = backend
@@ -597,10 +601,15 @@ class ResourceService:
             ticket = workspace_ticket(self.key, resource.id)
             path = jupyter_path(resource.id)
             endpoints["jupyter"] = f"{self.settings.api_url}{path}/lab?ticket={ticket}"
+        workers = _workers_view(resource.workers, processes)
+        health: dict[str, str] = {}
         if resource.type == "deployment":  # its replicas only through the front door
             endpoints.pop(REPLICA, None)
             url = f"{self.settings.api_url}{deployment_path(resource.owner, resource.name)}/"
             endpoints["url"] = url
+            health = dict(self.serving.health(resource.id))
+            scale = int(resource.recipe.get("spec", {}).get("scale", 1))
+            workers = {"ready": sum(h == Health.HEALTHY for h in health.values()), "wanted": scale}
         engine = next(
             (e for e in ENGINES.values() if any(p.name == e.head for p in processes)), None
         )
@@ -624,10 +633,10 @@ class ResourceService:
             "created_at": resource.created_at.isoformat(),
             "updated_at": resource.updated_at.isoformat(),
             "endpoints": endpoints,
-            "workers": _workers_view(resource.workers, processes),
+            "workers": workers,  # a deployment's: its healthy replicas of its scale
             # The named workers the control plane keeps (a cluster's; None before its start).
             "worker_names": resource.workers,
-            "processes": [_process_view(p) for p in processes],
+            "processes": [_process_view(p, health.get(p.name)) for p in processes],
         }
 
 
@@ -655,8 +664,9 @@ def _workers_view(wanted: list[str] | None, processes: list[Any]) -> dict[str, i
     return {"ready": ready, "wanted": len(wanted)}
 
 
-def _process_view(process: Any) -> dict[str, Any]:
+def _process_view(process: Any, health: str | None) -> dict[str, Any]:
     return {
+        "health": health,
         "name": process.name,
         "role": process.role,
         "state": process.state,
@@ -683,6 +693,7 @@ _LISTED = (
     Resource.created_at,
     Resource.updated_at,
     Resource.workers,
+    Resource.recipe,
 )
 _PROCESS_FIELDS = (
     Process.resource_id,
