@@ -34,6 +34,7 @@ from service.database.models import Group, GroupMember, Resource, User
 
 log = logging.getLogger(__name__)
 TICK = 0.2  # seconds between passes; each replica is checked on its own interval
+IDLE_REFRESH = 2.0  # seconds between looks at the store while no deployment runs
 # Report: (resource id, seconds since the last report, counts then, counts now).
 Report = Callable[[str, float, Counts, Counts], None]
 
@@ -57,6 +58,7 @@ class HealthChecker:
         self._tasks: list[asyncio.Task[None]] = []
         self._http: httpx.AsyncClient | None = None
         self._reported: dict[str, tuple[float, Counts]] = {}
+        self._refreshed = 0.0
 
     def start(self) -> None:
         """Begin checking (and reporting, where given a report)."""
@@ -77,11 +79,14 @@ class HealthChecker:
 
     async def refresh(self) -> None:
         """Take the running deployments and their replicas from the store now."""
+        self._refreshed = time.monotonic()
         self.table.refresh(await in_transaction(self.sessions, served_rows))
 
     async def check_once(self) -> None:
-        """Refresh the table from the store, then check every replica that is due."""
-        await self.refresh()
+        """Refresh the table from the store (seldom while no deployment runs: the front
+        door refreshes it on a miss), then check every replica that is due."""
+        if self.table.deployments() or time.monotonic() - self._refreshed > IDLE_REFRESH:
+            await self.refresh()
         now = time.monotonic()
         due = [
             (served.resource_id, served.check, replica)

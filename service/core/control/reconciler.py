@@ -440,13 +440,16 @@ class Reconciler:
         self, resource: Resource, count: int, changed: bool, step: Step | None
     ) -> None:
         """Record ``resource`` as running its ``count`` processes; a deployment as running
-        once a replica is healthy (starting before), saying how its rollout stands."""
+        while a replica is healthy (before: starting; none healthy any more: degraded),
+        saying how its rollout stands."""
         if step is None or not step.waiting:
             await self._db(self._mark_running, resource.id, resource.generation, count, changed)
             return
         health = self.serving.health(resource.id)
-        serves = any(h == Health.HEALTHY for h in health.values())
-        status = Status.RUNNING if serves else Status.STARTING
+        if any(h == Health.HEALTHY for h in health.values()):
+            status = Status.RUNNING
+        else:
+            status = Status.DEGRADED if resource.status in SERVING else Status.STARTING
         await self._db(self._set_status, resource.id, status, step.waiting)
 
     async def _cluster_address(self, resource_id: str, engine: Engine | None) -> str | None:
