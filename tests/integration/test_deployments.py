@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.conftest import RunningServer
 from tests.integration.test_cli import titan
+from tests.integration.test_restart_safety import running_server_process
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -310,3 +311,26 @@ def test_requests_errors_and_latency_reach_the_store_and_metrics(
     )
     assert query.status_code == 200, query.text
     assert "deploy:front_door" in query.text
+
+
+def test_after_kill_9_of_the_control_plane_the_replicas_serve_again(tmp_path: Path) -> None:
+    with running_server_process(tmp_path / "data") as process:
+        hub = process.start()
+        hub.apply(recipe("v1"))
+        hub.wait("deployment/web", {"running"}, generation=1, timeout=120)
+        auth = {"Authorization": f"Bearer {hub.token}"}
+        url = f"{process.url}/deploy/admin/web/"
+
+        def both_serve() -> bool:
+            answers = [httpx.get(url, headers=auth, timeout=30) for _ in range(6)]
+            return all(a.status_code == 200 for a in answers) and (
+                len({a.json()["replica"] for a in answers}) == 2
+            )
+
+        wait_for(both_serve, timeout=60)
+        before = {p["name"]: p["started_at"] for p in hub.get("deployment/web")["processes"]}
+        process.kill()
+        hub = process.start()
+        wait_for(both_serve, timeout=60)  # once their health checks pass again
+        after = {p["name"]: p["started_at"] for p in hub.get("deployment/web")["processes"]}
+        assert after == before  # adopted, not restarted
