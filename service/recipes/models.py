@@ -80,6 +80,20 @@ def _refuse_control(value: str, pattern: re.Pattern[str], allowed: str) -> None:
     )
 
 
+def _check_command(value: str | list[str]) -> str | list[str]:
+    """``value`` if it is a non-empty command (shell string or argv) of printable text."""
+    if not value or (isinstance(value, list) and not all(value)):
+        raise ValueError("must be a non-empty command")
+    if isinstance(value, str):
+        return _check_text(value)
+    for index, item in enumerate(value):
+        try:
+            _check_text(item)
+        except ValueError as exc:
+            raise ValueError(f"item {index} {exc}") from None
+    return value
+
+
 def _check_memory(value: str) -> str:
     size = parse_memory(value)
     if not MIN_MEMORY <= size <= MAX_MEMORY:
@@ -527,20 +541,6 @@ class JobSpec(CommonSpec, Attaching):
         if value is not None and parse_duration(value) is None:
             raise ValueError("give a duration such as '30s' or '1h' ('never' is not one here)")
         return value
-
-
-def _check_command(value: str | list[str]) -> str | list[str]:
-    """``value`` if it is a non-empty command (shell string or argv) of printable text."""
-    if not value or (isinstance(value, list) and not all(value)):
-        raise ValueError("must be a non-empty command")
-    if isinstance(value, str):
-        return _check_text(value)
-    for index, item in enumerate(value):
-        try:
-            _check_text(item)
-        except ValueError as exc:
-            raise ValueError(f"item {index} {exc}") from None
-    return value
 
 
 # A route's path: "/" or "/"-separated segments of URL-safe characters, no "." or "..".
