@@ -181,7 +181,8 @@ def top(
     once: Annotated[bool, typer.Option(help="print the table once and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 2.0,
 ) -> None:
-    """Live table of running resources: each GPU's utilisation, memory, temperature, power."""
+    """Live table of running resources: each GPU's utilisation, memory, temperature, power;
+    each deployment's requests, errors and latency."""
     client = hub()
     if once:
         console.print(top_table(client.current()))
