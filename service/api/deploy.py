@@ -44,6 +44,20 @@ class NoReplica(TitanError):
         self.headers = {"Retry-After": str(RETRY_AFTER)}
 
 
+class BadAnswer(TitanError):
+    """The replica's answer did not come: it broke off (502) or took too long (504)."""
+
+    status_code = 502
+    code = "bad_gateway"
+
+
+class LateAnswer(BadAnswer):
+    """The replica did not answer in time (504)."""
+
+    status_code = 504
+    code = "gateway_timeout"
+
+
 @router.api_route("/deploy/{owner}/{name}", methods=METHODS)
 @router.api_route("/deploy/{owner}/{name}/{path:path}", methods=METHODS)
 async def deployment_request(
@@ -102,10 +116,17 @@ async def _relay(
             tried.append(replica.name)
             try:
                 response = await _send(titan, replica, request, path, added)
-            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-                if isinstance(exc, httpx.RemoteProtocolError) and request.method in CHANGES:
-                    raise  # it may have been acted on: never sent twice
+            except httpx.ConnectError:
+                continue  # it never got the request: another replica may answer
+            except httpx.RemoteProtocolError as exc:
+                if request.method in CHANGES:  # it may have been acted on: never sent twice
+                    return _refusal(BadAnswer(f"{replica.name} broke off its answer: {exc}"))
                 continue
+            except httpx.TimeoutException:
+                seconds = titan.http.timeout.read
+                return _refusal(LateAnswer(f"{replica.name} did not answer within {seconds}s"))
+            except httpx.HTTPError as exc:
+                return _refusal(BadAnswer(f"{replica.name} could not be reached: {exc!r}"))
             error = response.status_code >= 500
             return response
         if tried:
@@ -133,5 +154,9 @@ async def _send(
 
 
 def _unavailable(message: str) -> Response:
-    exc = NoReplica(message)
+    return _refusal(NoReplica(message))
+
+
+def _refusal(exc: TitanError) -> Response:
+    """``exc`` as the API answers it (returned, not raised: the request is counted)."""
     return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
