@@ -428,7 +428,7 @@ class Reconciler:
             why = "; ".join(self.serving.problem(resource.id, n) for n in step.failed)
             await self._stop(resource.id, [observed[n] for n in step.failed])
             await self._db(records.forget_processes, resource.id, list(step.failed))
-            if step.keep:
+            if step.keep and any(n in desired for n in step.failed):  # a new version's
                 raise Degraded(
                     f"rollout stopped: {why}; {len(step.keep)} replica(s) of the previous "
                     "version keep serving"
