@@ -236,3 +236,43 @@ def test_titan_top_shows_a_deployments_requests() -> None:
     console.print(top_table([resource], now=101.0))
     text = console.export_text()
     assert "front door: 12.5 req/s, 0.5 errors/s, 4 ms (p95 10 ms)" in text
+
+
+def test_health_checks_count_failures_after_the_start_period() -> None:
+    import asyncio
+
+    import httpx
+
+    from service.core.control.health_checks import HealthChecker
+    from service.core.workloads.serving import Replica
+
+    answers = iter([500, 500, 200, 500, 500])
+    woken: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/healthz"
+        return httpx.Response(next(answers))
+
+    async def checks() -> list[tuple[Health, int]]:
+        checker = HealthChecker(None, ServingTable(), woken.append)  # type: ignore[arg-type]
+        checker._http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+        check = Check(path="/healthz", interval=0.2, failures=2, start_period=60)
+        replica = Replica("replica-a-0", "http://127.0.0.1:9", "t0")
+        seen = []
+        for _ in range(5):
+            await checker._check("id1", check, replica)
+            seen.append((replica.health, replica.failures))
+        await checker._http.aclose()
+        return seen
+
+    seen = asyncio.run(checks())
+    # Failing within its start period counts nothing; once it passed, failures count:
+    # the first makes it unknown (no traffic), the second (failures: 2) failed.
+    assert seen == [
+        (Health.UNKNOWN, 0),
+        (Health.UNKNOWN, 0),
+        (Health.HEALTHY, 0),
+        (Health.UNKNOWN, 1),
+        (Health.FAILED, 2),
+    ]
+    assert woken == ["id1"] * 3  # each change of health wakes the reconciler
