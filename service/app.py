@@ -22,6 +22,7 @@ from service.api import (
     alerts,
     audit,
     dashboards,
+    deploy,
     folders,
     groups,
     health,
@@ -44,6 +45,7 @@ from service.console.routes import add_console, error_page, wants_page
 from service.core.capacity.quotas import QuotaService
 from service.core.capacity.usage import UsageService
 from service.core.control.data_dir import make_private
+from service.core.control.health_checks import HealthChecker
 from service.core.control.idle import IdleReclaim
 from service.core.control.reconciler import Reconciler
 from service.core.control.schedules import Scheduler
@@ -60,10 +62,12 @@ from service.core.workloads.cluster_credentials import ClusterAccess
 from service.core.workloads.listing import ResourceListing
 from service.core.workloads.resources import ResourceService
 from service.core.workloads.runs import RunService
+from service.core.workloads.serving import ServingTable
 from service.database.db import make_engine, migrate, session_factory
 from service.database.models import Process
 from service.errors import InvalidInput, PayloadTooLarge, TitanError
 from service.json_values import shown
+from service.monitoring.deployment_metrics import reporter
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ApiTimer, ControlPlaneMetrics
 from service.services import Titan
@@ -153,6 +157,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             sessions, settings.token_cache_seconds, settings.auth_failures_per_minute
         )
         vault = await asyncio.to_thread(vault_of, settings)
+        serving = ServingTable()
         reconciler = Reconciler(
             sessions,
             chosen,
@@ -161,10 +166,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             tokens_revoked=authenticator.revoked,
             timed=instruments.reconcile_seconds.observe,
             vault=vault,
+            serving=serving,
         )
         image_service = ImageService(sessions, settings)
         resource_service = ResourceService(
-            sessions, settings, chosen, reconciler.wake, key, image_service
+            sessions, settings, chosen, reconciler.wake, key, image_service, serving
         )
         monitor = Monitor(sessions, settings, resource_service, reconciler.wake)
         reclaim = IdleReclaim(
@@ -176,6 +182,13 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             reconciler.wake,
             resource_service.admitting,
             seen=reconciler.seen,
+        )
+        health_checks = HealthChecker(
+            sessions,
+            serving,
+            reconciler.wake,
+            reporter(monitor),
+            lambda: settings.deployment_metrics_seconds,
         )
         http = httpx.AsyncClient(timeout=30)
         app.state.titan = Titan(
@@ -198,8 +211,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             http=http,
             monitor=monitor,
             instruments=instruments,
+            serving=serving,
+            health_checks=health_checks,
         )
         await reconciler.start()
+        health_checks.start()
         await monitor.start(http)
         reclaim.start()
         scheduler.start()
@@ -207,6 +223,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             yield
         finally:
             await scheduler.close()
+            await health_checks.close()
             await reclaim.close()
             await monitor.close()
             await http.aclose()
@@ -238,6 +255,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         folders,
         dashboards,
         jupyter,
+        deploy,
         telemetry,
         alerts,
         audit,

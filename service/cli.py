@@ -181,7 +181,8 @@ def top(
     once: Annotated[bool, typer.Option(help="print the table once and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 2.0,
 ) -> None:
-    """Live table of running resources: each GPU's utilisation, memory, temperature, power."""
+    """Live table of running resources: each GPU's utilisation, memory, temperature, power;
+    each deployment's requests, errors and latency."""
     client = hub()
     if once:
         console.print(top_table(client.current()))
@@ -225,15 +226,18 @@ def get(
         f"generation {item['generation']})"
     )
     console.print(f"status: {item['status']} - {item['status_reason']} (target {item['target']})")
-    if item.get("workers") is not None:
+    if item.get("workers") is not None and item["type"] != "deployment":
         console.print(f"workers: {workers_text(item)} ready")
     for name, address in item["endpoints"].items():
         # Every endpoint on one line, never folded: a dashboard link's ticket must copy whole.
         console.print(f"{name}: {address}", soft_wrap=True, markup=False)
-    table = Table("process", "state", "exit code", "started")
+    if item["type"] == "deployment" and item.get("workers") is not None:
+        console.print(f"replicas: {workers_text(item)} healthy")
+    table = Table("process", "state", "health", "exit code", "started")
     for process in item["processes"]:
         code = "" if process["exit_code"] is None else str(process["exit_code"])
-        table.add_row(process["name"], process["state"], code, process["started_at"])
+        health = process.get("health") or ""
+        table.add_row(process["name"], process["state"], health, code, process["started_at"])
     console.print(table)
 
 
@@ -288,6 +292,23 @@ def delete(resource: Ref, owner: Owner = None, wait: Wait = False, timeout: Time
     if wait:
         hub().wait_gone(target, timeout)
         console.print(f"{target}: deleted")
+
+
+@app.command()
+def rollback(
+    resource: Ref, owner: Owner = None, wait: Wait = False, timeout: Timeout = 600
+) -> None:
+    """Return a deployment (deployment/NAME) to its previous recipe: applied again as a new
+    generation and rolled out one replica at a time. With --wait: until it runs as that
+    recipe; exit code 1 if it does not."""
+    target = ref(resource, owner)
+    result = hub().rollback(target)
+    item = result["resource"]
+    console.print(
+        f"{target}: rolling back to the previous recipe (generation {item['generation']})"
+    )
+    if wait:
+        _wait_started(target, item, timeout)
 
 
 @app.command()

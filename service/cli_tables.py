@@ -11,7 +11,8 @@ GiB = 1024**3
 
 
 def top_table(resources: list[dict[str, Any]], now: float | None = None) -> Table:
-    """Each running resource's GPUs and hosts: utilisation, memory, temperature, power."""
+    """Each running resource's GPUs and hosts: utilisation, memory, temperature, power; and
+    each deployment's requests through the front door (per second, errors, latency)."""
     now = time.time() if now is None else now
     table = Table(
         "resource",
@@ -38,7 +39,7 @@ def top_table(resources: list[dict[str, Any]], now: float | None = None) -> Tabl
 
 
 def _shown(source: str) -> bool:
-    return source.startswith(("gpu:", "host:"))
+    return source.startswith(("gpu:", "host:", "deploy:"))
 
 
 def _columns(reading: dict[str, Any]) -> list[str]:
@@ -53,6 +54,13 @@ def _columns(reading: dict[str, Any]) -> list[str]:
             _number(values.get("gpu_temperature_celsius")),
             _number(values.get("gpu_power_watts")),
         ]
+    if reading["source"].startswith("deploy:"):
+        latency = values.get("latency_ms")
+        said = f"front door: {values.get('requests_per_second', 0):.1f} req/s, "
+        said += f"{values.get('errors_per_second', 0):.1f} errors/s"
+        if latency is not None:
+            said += f", {latency:.0f} ms (p95 {values.get('latency_p95_ms', 0):.0f} ms)"
+        return [said, "", "", "", ""]
     memory = _memory(values.get("process_memory_bytes"), values.get("host_memory_total_bytes"))
     return [
         f"host {reading['info'].get('host', '')} (CPU)",

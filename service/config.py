@@ -233,6 +233,12 @@ class Settings(BaseSettings):
     telemetry_rollup_retention_seconds: float = Field(
         default=30 * 24 * 3600, gt=0, description="how long 1-minute rollups are kept"
     )
+    deployment_metrics_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="how often each deployment's requests, errors and latency through the "
+        "front door are stored as a sample",
+    )
     telemetry_compact_seconds: float = Field(
         default=60.0, gt=0, description="how often rollups are made and old telemetry removed"
     )

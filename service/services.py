@@ -13,6 +13,7 @@ import httpx
 from service.config import Settings
 from service.core.capacity.quotas import QuotaService
 from service.core.capacity.usage import UsageService
+from service.core.control.health_checks import HealthChecker
 from service.core.control.reconciler import Reconciler
 from service.core.identity.audit import AuditService
 from service.core.identity.auth import Authenticator
@@ -26,6 +27,7 @@ from service.core.workloads.cluster_credentials import ClusterAccess
 from service.core.workloads.listing import ResourceListing
 from service.core.workloads.resources import ResourceService
 from service.core.workloads.runs import RunService
+from service.core.workloads.serving import ServingTable
 from service.monitoring.monitor import Monitor
 from service.monitoring.prometheus import ControlPlaneMetrics
 
@@ -53,3 +55,5 @@ class Titan:
     http: httpx.AsyncClient  # for relaying dashboards and JupyterLab, and alert webhooks
     monitor: Monitor
     instruments: ControlPlaneMetrics
+    serving: ServingTable  # running deployments, their replicas and health: the front door's
+    health_checks: HealthChecker  # keeps ``serving`` current

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from service.api.answers.resources import (
     RECIPE,
+    ApplyAnswer,
     CredentialsAnswer,
     LogsAnswer,
     OutputsAnswer,
@@ -200,6 +201,15 @@ router.add_api_route(
     status_code=202,
     response_model=ResourceAnswer,
 )
+
+
+@router.post("/deployment/{name}/rollback", response_model=ApplyAnswer)
+def rollback(
+    name: str, titan: TitanDep, principal: CurrentPrincipal, owner: Owner = None
+) -> dict[str, Any]:
+    """Apply the deployment's previous recipe again (as a new generation, rolled out one
+    replica at a time); 409 if it has none."""
+    return titan.resources.rollback(principal, "deployment", name, owner)
 
 
 @router.get("/job/{name}/runs", response_model=list[RunAnswer])

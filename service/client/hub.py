@@ -101,6 +101,7 @@ class Hub:
     start = blocking(AsyncHub.start)
     stop = blocking(AsyncHub.stop)
     delete = blocking(AsyncHub.delete)
+    rollback = blocking(AsyncHub.rollback)
     recipe = blocking(AsyncHub.recipe)
     editable_recipe = blocking(AsyncHub.editable_recipe)
     edit = blocking(AsyncHub.edit)

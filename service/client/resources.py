@@ -151,6 +151,17 @@ class Resources(Transport):
         """Ask for the resource to be stopped and forgotten."""
         return await self._act(ref, "delete")
 
+    async def rollback(self, ref: ResourceRef | str) -> dict[str, Any]:
+        """Apply a deployment's previous recipe again (a new generation, rolled out one
+        replica at a time); ``{"action", "resource", "plan"}`` as :meth:`apply` returns.
+        ConflictError if it has no previous recipe."""
+        target = as_ref(ref)
+        if target.type != "deployment":
+            raise ValueError(f"rollback is for deployments, not {target.type}s")
+        call = Call("POST", f"{target.path}/rollback", target.params)
+        result: dict[str, Any] = await self.send(call)
+        return result
+
     async def recipe(self, ref: ResourceRef | str) -> dict[str, Any]:
         """The resource as a recipe that re-applies unchanged."""
         result: dict[str, Any] = await self.send(about(ref, "recipe"))

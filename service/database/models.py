@@ -89,6 +89,10 @@ class Resource(Base):
     type: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(63))
     recipe: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The recipe before the latest change (what ``rollback`` applies again); None if none.
+    previous_recipe: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), default=None
+    )
     generation: Mapped[int] = mapped_column(default=1)
     observed_generation: Mapped[int] = mapped_column(default=0)
     target: Mapped[str] = mapped_column(String(20))

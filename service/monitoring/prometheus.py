@@ -3,7 +3,8 @@
 The newest reading of every GPU and host becomes a gauge ``titan_<metric>``
 labelled by resource, owner, type, name, source, process and GPU. Admins
 also get the control plane's own metrics: resources by status, the
-reconcile queue, reconcile and API latency, and samples ingested.
+reconcile queue, reconcile and API latency, samples ingested, and each
+deployment's requests by outcome and their latency through the front door.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,6 +40,24 @@ class ControlPlaneMetrics:
             "time one reconcile pass of one resource took",
             registry=self.registry,
         )
+        self.deployment_requests = Counter(
+            "titan_deployment_requests",
+            "requests through the front door to a deployment (owner/name), by outcome "
+            "('ok', or 'error': answered 5xx or not at all)",
+            ["deployment", "outcome"],
+            registry=self.registry,
+        )
+        self.deployment_seconds = Histogram(
+            "titan_deployment_request_seconds",
+            "latency of requests through the front door to a deployment (owner/name)",
+            ["deployment"],
+            registry=self.registry,
+        )
+
+    def observe_deployment(self, deployment: str, seconds: float, error: bool) -> None:
+        """Count one request to ``deployment`` (owner/name) that took ``seconds``."""
+        self.deployment_requests.labels(deployment, "error" if error else "ok").inc()
+        self.deployment_seconds.labels(deployment).observe(seconds)
 
 
 class _Snapshot(Collector):

@@ -28,8 +28,8 @@ from service.recipes.problems import problem, recipe_problems
 from service.recipes.units import check_cron, parse_duration, parse_memory
 
 SCHEMA_VERSION = 1
-RESOURCE_TYPES = ("workspace", "cluster", "job")
-RESERVED_TYPES = ("deployment",)
+RESOURCE_TYPES = ("workspace", "cluster", "job", "deployment")
+RESERVED_TYPES: tuple[str, ...] = ()
 
 # Anchored with \Z: "$" would also match before a final newline, letting "name\n" through.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
@@ -78,6 +78,20 @@ def _refuse_control(value: str, pattern: re.Pattern[str], allowed: str) -> None:
     raise ValueError(
         f"holds the control character {char} at position {bad.start()}; {allowed}{hint}"
     )
+
+
+def _check_command(value: str | list[str]) -> str | list[str]:
+    """``value`` if it is a non-empty command (shell string or argv) of printable text."""
+    if not value or (isinstance(value, list) and not all(value)):
+        raise ValueError("must be a non-empty command")
+    if isinstance(value, str):
+        return _check_text(value)
+    for index, item in enumerate(value):
+        try:
+            _check_text(item)
+        except ValueError as exc:
+            raise ValueError(f"item {index} {exc}") from None
+    return value
 
 
 def _check_memory(value: str) -> str:
@@ -509,16 +523,7 @@ class JobSpec(CommonSpec, Attaching):
     @field_validator("command")
     @classmethod
     def _command(cls, value: str | list[str]) -> str | list[str]:
-        if not value or (isinstance(value, list) and not all(value)):
-            raise ValueError("must be a non-empty command")
-        if isinstance(value, str):
-            return _check_text(value)
-        for index, item in enumerate(value):
-            try:
-                _check_text(item)
-            except ValueError as exc:
-                raise ValueError(f"item {index} {exc}") from None
-        return value
+        return _check_command(value)
 
     @field_validator("timezone")
     @classmethod
@@ -552,6 +557,96 @@ class JobSpec(CommonSpec, Attaching):
     def _finite(cls, value: str | None) -> str | None:
         if value is not None and parse_duration(value) is None:
             raise ValueError("give a duration such as '30s' or '1h' ('never' is not one here)")
+        return value
+
+
+# A route's path: "/" or "/"-separated segments of URL-safe characters, no "." or "..".
+_SEGMENT = r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*"
+_ROUTE_PATH = re.compile(rf"^/({_SEGMENT}(/{_SEGMENT})*/?)?\Z")
+Visibility = Literal["owner", "group", "account", "public"]
+
+
+def _check_route_path(value: str) -> str:
+    if len(value) > 512 or not _ROUTE_PATH.match(value):
+        raise ValueError(
+            f"{quoted(value)} is not a route path: start with '/', then segments of letters, "
+            "digits, '-', '_', '~' and '.' (no '.' or '..' segment), e.g. '/' or '/v1/predict'"
+        )
+    return value
+
+
+class Route(StrictModel):
+    """A path of the deployment's app served at its stable URL, and who may call it."""
+
+    path: Annotated[str, AfterValidator(_check_route_path)] = Field(
+        default="/",
+        description="the path prefix served (the app sees the same path), e.g. '/' or '/v1'",
+    )
+    visibility: Visibility = Field(
+        default="owner",
+        description="who may call it: 'owner' (the owner, its group's members if a group "
+        "owns it, and admins), 'group' (members of any group the owner is in), 'account' "
+        "(any signed-in user), 'public' (anyone, no token)",
+    )
+
+
+class HealthCheck(StrictModel):
+    """How the control plane checks a replica serves: ``GET path`` answering 2xx or 3xx."""
+
+    path: Annotated[str, AfterValidator(_check_route_path)] = Field(
+        default="/", description="the path checked, e.g. '/healthz'"
+    )
+    interval: float = Field(default=2, ge=0.2, le=300, description="seconds between checks")
+    timeout: float = Field(default=2, gt=0, le=60, description="seconds a check may take")
+    failures: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="checks failed in a row that make a replica unhealthy: it gets no traffic "
+        "and is replaced (a new version's replica: the rollout stops)",
+    )
+    start_period: float = Field(
+        default=120,
+        ge=0,
+        le=3600,
+        description="seconds a new replica may take to pass its first check before it "
+        "counts as failed",
+    )
+
+
+class DeploymentSpec(CommonSpec):
+    """An HTTP service: ``scale`` replicas of ``command``, each listening on ``$PORT``,
+    served through the control plane at ``/deploy/<owner>/<name>/`` to callers its
+    ``routes`` let in; a changed recipe rolls out one replica at a time."""
+
+    command: str | list[str] = Field(
+        description="shell command or argv list serving HTTP on $PORT (on $TITAN_BIND_HOST)"
+    )
+    scale: int = Field(default=1, ge=1, le=100, description="replicas serving at once")
+    routes: list[Route] = Field(
+        default_factory=lambda: [Route()],
+        min_length=1,
+        max_length=32,
+        description="paths served through the control plane and who may call each; the "
+        "longest matching path decides",
+    )
+    health_check: HealthCheck = Field(
+        default_factory=HealthCheck,
+        description="checked on every replica; a replica gets traffic only once it passes",
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str | list[str]) -> str | list[str]:
+        return _check_command(value)
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: list[Route]) -> list[Route]:
+        paths = [route.path.rstrip("/") or "/" for route in value]
+        twice = sorted({p for p in paths if paths.count(p) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(map(repr, twice))} is the path of more than one route")
         return value
 
 
@@ -602,12 +697,22 @@ class JobRecipe(RecipeBase):
     spec: JobSpec
 
 
-Recipe = Annotated[WorkspaceRecipe | ClusterRecipe | JobRecipe, Field(discriminator="type")]
+class DeploymentRecipe(RecipeBase):
+    """A deployment: replicas of an HTTP service behind the control plane."""
+
+    type: Literal["deployment"]
+    spec: DeploymentSpec
+
+
+Recipe = Annotated[
+    WorkspaceRecipe | ClusterRecipe | JobRecipe | DeploymentRecipe, Field(discriminator="type")
+]
 RECIPE_ADAPTER: TypeAdapter[Recipe] = TypeAdapter(Recipe)
 _BY_TYPE: dict[str, type[RecipeBase]] = {
     "workspace": WorkspaceRecipe,
     "cluster": ClusterRecipe,
     "job": JobRecipe,
+    "deployment": DeploymentRecipe,
 }
 
 

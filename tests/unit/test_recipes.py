@@ -140,8 +140,7 @@ def test_job_needs_a_command() -> None:
     assert "spec.command" in problems({"type": "job", "name": "j", "spec": {"command": ""}})
 
 
-def test_deployment_is_reserved_and_unknown_types_rejected() -> None:
-    assert "reserved" in problems({"type": "deployment", "name": "d"})["type"]["message"]
+def test_unknown_types_rejected() -> None:
     assert "workspace" in problems({"type": "vm", "name": "d"})["type"]["message"]
     assert "" in problems([1, 2])
 

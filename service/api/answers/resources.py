@@ -26,11 +26,18 @@ class ProcessAnswer(Answer):
     endpoints: dict[str, str] | None
     node: str | None = Field(description="where the backend placed it")
     gpus: list[str] | None = Field(description="GPU UUIDs it holds")
+    health: str | None = Field(
+        default=None,
+        description="a deployment's replica: healthy, unknown (not passed its health check "
+        "yet: no traffic) or failed (being replaced); None for other processes",
+    )
 
 
 class WorkersAnswer(Answer):
-    ready: int = Field(description="workers that joined their cluster")
-    wanted: int = Field(description="workers the cluster asks for now")
+    ready: int = Field(
+        description="workers that joined their cluster (a deployment: healthy replicas)"
+    )
+    wanted: int = Field(description="workers the cluster asks for now (a deployment: its scale)")
 
 
 class ResourceAnswer(Answer):

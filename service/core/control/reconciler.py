@@ -57,15 +57,18 @@ from service.core.workloads.cluster_credentials import ClusterConnections, clust
 from service.core.workloads.dashboards import dashboard_path, jupyter_path
 from service.core.workloads.outputs import outputs_folder
 from service.core.workloads.processes import endpoints_of, launch_of, planned_processes
+from service.core.workloads.replicas import Health, Step, is_replica, rollout_step
+from service.core.workloads.serving import ServingTable
 from service.core.workloads.worker_names import is_worker
 from service.database.db import in_transaction
 from service.database.models import Process, Resource, utcnow
 from service.engines import engine_of
 from service.engines.base import Engine, Place, PlannedProcess
-from service.recipes.models import SecretRef, parse_recipe
+from service.recipes.models import DeploymentRecipe, SecretRef, parse_recipe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DRAIN_SECONDS = 30.0  # longest wait for a leaving replica's requests to be answered
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,10 @@ class Reconciler:
         tokens_revoked: Callable[[], None] = lambda: None,
         timed: Callable[[float], None] = lambda seconds: None,
         vault: Vault | None = None,
+        serving: ServingTable | None = None,
     ) -> None:
         self.sessions = sessions
+        self.serving = serving or ServingTable()  # deployments' replicas and their health
         self.vault = vault or vault_of(settings)  # decrypts secrets into the processes only
         self.tokens_revoked = tokens_revoked
         self.timed = timed  # told how long each reconcile pass took
@@ -309,6 +314,9 @@ class Reconciler:
             await self._db(records.forget_processes, resource.id, [o.name for o in interrupted])
             observed = {n: o for n, o in observed.items() if not o.interrupted}
         observed = await self._finish_queued(resource, engine, desired, observed)
+        step: Step | None = None
+        if isinstance(recipe, DeploymentRecipe):  # its replicas roll out one by one
+            desired, step = await self._rollout(resource, desired, observed)
         ended = [o for n, o in observed.items() if _job_ended(o, desired.get(n))]
         if ended:
             await self._finish_job(resource, observed, ended, runs)
@@ -329,8 +337,11 @@ class Reconciler:
                 died = Degraded if _up(resource, desired, alive) else ProcessDied
                 raise died(f"{what} exited unexpectedly")
         current = {**alive, **waiting}
+        kept = step.keep if step is not None else ()  # old replicas serving until replaced
         outdated = [
-            o for n, o in current.items() if n not in desired or o.spec_hash != desired[n].spec_hash
+            o
+            for n, o in current.items()
+            if n not in kept and (n not in desired or o.spec_hash != desired[n].spec_hash)
         ]
         head = engine.head if engine is not None else None
         if (
@@ -351,6 +362,8 @@ class Reconciler:
             await self._retire(
                 resource.id, engine, alive, [o.name for o in outdated if o.name not in desired]
             )
+            if step is not None:  # no new request goes to them; those under way finish
+                await self.serving.drain(resource.id, [o.name for o in outdated], DRAIN_SECONDS)
             await self._stop(resource.id, outdated)
             await self._db(records.forget_processes, resource.id, [o.name for o in outdated])
             for process in outdated:
@@ -369,9 +382,7 @@ class Reconciler:
             await self._db(records.mark_observed, resource.id, resource.generation)
             return
         if not missing:
-            await self._db(
-                self._mark_running, resource.id, resource.generation, len(desired), bool(outdated)
-            )
+            await self._running(resource, len(desired), bool(outdated), step)
             return
         # What fits now starts (the essential processes first, then workers in order);
         # the rest waits, pending, and starts once there is room.
@@ -400,7 +411,43 @@ class Reconciler:
             await self._db(self._set_status, resource.id, waits, waiting_now)
             await self._db(records.mark_observed, resource.id, resource.generation)
             return
-        await self._db(self._mark_running, resource.id, resource.generation, len(desired), True)
+        await self._running(resource, len(desired), True, step)
+
+    async def _rollout(
+        self, resource: Resource, desired: dict[str, PlannedProcess], observed: dict[str, Observed]
+    ) -> tuple[dict[str, PlannedProcess], Step]:
+        """The replicas of a deployment that may run now, and the rollout's step. Replicas
+        that failed their health check are stopped first, and Degraded raised saying so
+        (a new version's failure stops its rollout: the old replicas keep serving)."""
+        running = [n for n, o in observed.items() if is_replica(n) and o.state.running]
+        step = rollout_step(list(desired), running, self.serving.health(resource.id))
+        if step.failed:
+            why = "; ".join(self.serving.problem(resource.id, n) for n in step.failed)
+            await self._stop(resource.id, [observed[n] for n in step.failed])
+            await self._db(records.forget_processes, resource.id, list(step.failed))
+            if step.keep and any(n in desired for n in step.failed):  # a new version's
+                raise Degraded(
+                    f"rollout stopped: {why}; {len(step.keep)} replica(s) of the previous "
+                    "version keep serving"
+                )
+            raise Degraded(f"{why}; replacing it")
+        return {n: desired[n] for n in step.run}, step
+
+    async def _running(
+        self, resource: Resource, count: int, changed: bool, step: Step | None
+    ) -> None:
+        """Record ``resource`` as running its ``count`` processes; a deployment as running
+        while a replica is healthy (before: starting; none healthy any more: degraded),
+        saying how its rollout stands."""
+        if step is None or not step.waiting:
+            await self._db(self._mark_running, resource.id, resource.generation, count, changed)
+            return
+        health = self.serving.health(resource.id)
+        if any(h == Health.HEALTHY for h in health.values()):
+            status = Status.RUNNING
+        else:
+            status = Status.DEGRADED if resource.status in SERVING else Status.STARTING
+        await self._db(self._set_status, resource.id, status, step.waiting)
 
     async def _cluster_address(self, resource_id: str, engine: Engine | None) -> str | None:
         if engine is None:

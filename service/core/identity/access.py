@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from service.database.models import Group, Resource, User
-from service.errors import Forbidden, InvalidInput, NotFound
+from service.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -141,3 +141,30 @@ def check_attachable(
             f"{field}: a resource of group {resource_owner!r} may only use the group's own "
             f"{what.split()[0]}s, not those of {owner!r}"
         )
+
+
+def check_route(
+    principal: Principal | None,
+    visibility: str,
+    owner: str,
+    owner_groups: frozenset[str],
+    what: str,
+) -> None:
+    """Let a caller through a deployment's route of ``visibility`` (see the recipe's
+    ``routes``), or raise: Unauthenticated without a token where one is needed,
+    Forbidden for a resource token, NotFound for a user the route does not let in
+    (``what`` names the deployment, never confirming it to them)."""
+    if visibility == "public":
+        return
+    if principal is None:
+        raise Unauthenticated(
+            f"{what} needs a Titan token: send 'Authorization: Bearer <token>' "
+            "(make one with `titan token create`)"
+        )
+    if principal.resource_id is not None:
+        raise Forbidden("a resource token can only act for its own resource; use a user's token")
+    if visibility == "account" or may_see(principal, owner):
+        return
+    if visibility == "group" and principal.groups & owner_groups:
+        return
+    raise NotFound(f"{what} not found")

@@ -27,6 +27,7 @@ from service.database.models import AuditEvent, utcnow
 log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOT_AUDITED = frozenset({"/api/v1/telemetry", "/api/v1/recipes/plan"})
+NOT_AUDITED_UNDER = "/deploy/"  # deployments' own traffic: the apps' business, not Titan's
 
 
 def actor_of(principal: Principal | None) -> str:
@@ -50,6 +51,7 @@ class AuditLog:
             scope["type"] != "http"
             or scope["method"] not in MUTATING
             or scope["path"] in NOT_AUDITED
+            or scope["path"].startswith(NOT_AUDITED_UNDER)
         ):
             await self.app(scope, receive, send)
             return

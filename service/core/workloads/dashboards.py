@@ -16,6 +16,11 @@ def jupyter_path(resource_id: str) -> str:
     return f"/jupyter/{resource_id}"
 
 
+def deployment_path(owner: str, name: str) -> str:
+    """The stable path a deployment is served under (``/deploy/<owner>/<name>``)."""
+    return f"/deploy/{owner}/{name}"
+
+
 def dashboard_path(resource_id: str) -> str:
     """The path a resource's dashboard is served under, by its scheduler and the API alike."""
     return f"/dashboards/{resource_id}"

@@ -15,11 +15,13 @@ from typing import Any
 
 from service.config import InstanceType
 from service.core.workloads import programs
+from service.core.workloads.replicas import replica_set
 from service.core.workloads.worker_names import next_workers
 from service.engines import engine_of
 from service.engines.base import Launch, Place, PlannedProcess
 from service.recipes.models import (
     CommonSpec,
+    DeploymentRecipe,
     JobRecipe,
     RecipeBase,
     Resources,
@@ -72,6 +74,20 @@ def planned_processes(
         worker_size = size if cluster is spec else size.model_copy(update={"gpu": 0})
         engine = engine_of(cluster.engine)
         processes.update(engine.processes(cluster, names, common, declared, worker_size))
+    if isinstance(recipe, DeploymentRecipe):
+        command = recipe.spec.command
+        replica = PlannedProcess(
+            name=programs.REPLICA,
+            role=programs.REPLICA,
+            args={"shell": command} if isinstance(command, str) else {"argv": command},
+            ports={programs.REPLICA: 1},
+            cpu=size.cpu if declared else 0.0,
+            memory_bytes=parse_memory(size.memory) if declared else 0,
+            gpu=size.gpu,
+            essential=False,  # replaced one by one while the others serve
+            **common,
+        )
+        processes.update(replica_set(replica, recipe.spec.scale))
     main = _main_process(recipe)
     if main is not None:
         name, args = main

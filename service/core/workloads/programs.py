@@ -1,4 +1,5 @@
-"""The programs of a workspace and a job: JupyterLab, and the job's own command.
+"""The programs of a workspace, a job and a deployment: JupyterLab, the job's own
+command, and each replica of a deployment (its command, serving HTTP on ``$PORT``).
 
 These are a resource's main process (clusters come from
 :mod:`service.engines`); this is the one place their command lines are made.
@@ -10,6 +11,7 @@ from service.engines.base import BIND_HOST, PYTHON, Launch, PlannedProcess
 
 JUPYTER = "jupyter"
 JOB = "job"
+REPLICA = "replica"  # a deployment's replica: its role, and its port's name
 
 
 def launch(
@@ -27,11 +29,15 @@ def launch(
         return Launch(argv, env, ready_port=port, published=(port,), telemetry=JUPYTER, home=True)
     shell = planned.args.get("shell")
     argv = ["/bin/sh", "-c", shell] if isinstance(shell, str) else list(planned.args["argv"])
+    if planned.role == REPLICA:  # serves on $PORT; the health checker says when it is up
+        port = ports[REPLICA]
+        return Launch(argv, {"PORT": str(port)}, published=(port,))
     return Launch(argv)
 
 
 def endpoints(planned: PlannedProcess, ports: dict[str, int], host: str) -> dict[str, str]:
-    """Where JupyterLab listens (the API shows its front door instead); nothing for a job."""
-    if planned.role == JUPYTER:
-        return {JUPYTER: f"http://{host}:{ports[JUPYTER]}/"}
+    """Where JupyterLab or a replica listens (the API shows the front door instead);
+    nothing for a job."""
+    if planned.role in (JUPYTER, REPLICA):
+        return {planned.role: f"http://{host}:{ports[planned.role]}/"}
     return {}

@@ -39,7 +39,7 @@ from service.core.identity.users import check_owner_enabled
 from service.core.sharing.folders import check_folders
 from service.core.sharing.image_registry import ImageService
 from service.core.sharing.secrets import check_refs
-from service.core.workloads.dashboards import dashboard_path, jupyter_path
+from service.core.workloads.dashboards import dashboard_path, deployment_path, jupyter_path
 from service.core.workloads.job_runs import (
     begin_run,
     is_scheduled,
@@ -51,6 +51,9 @@ from service.core.workloads.job_runs import (
 )
 from service.core.workloads.outputs import list_outputs, open_output
 from service.core.workloads.processes import planned_processes
+from service.core.workloads.programs import REPLICA
+from service.core.workloads.replicas import Health
+from service.core.workloads.serving import ServingTable
 from service.core.workloads.worker_names import next_workers
 from service.database.models import Process, Resource, StatusEvent, utcnow
 from service.engines import ENGINES, engine_of
@@ -65,7 +68,7 @@ from service.recipes.models import (
     recipe_document,
 )
 
-RESOURCE_TYPES = ("workspace", "cluster", "job")
+RESOURCE_TYPES = ("workspace", "cluster", "job", "deployment")
 # A listing page holds at most this many resources (the API's default and largest limit).
 PAGE_MOST = 500
 
@@ -81,8 +84,10 @@ class ResourceService:
         wake: Callable[[str], None],
         key: bytes,
         images: ImageService | None = None,
+        serving: ServingTable | None = None,
     ) -> None:
         self.sessions = sessions
+        self.serving = serving or ServingTable()  # deployments' replicas' health
         self.images = images or ImageService(sessions, settings)
         self.settings = settings
         self.backend = backend
@@ -188,6 +193,7 @@ class ResourceService:
         if schedule_key(existing.recipe) != schedule_key(document):
             # A new schedule (or one resumed) counts from now: nothing before is "missed".
             existing.schedule_since = utcnow() if scheduled else None
+        existing.previous_recipe = existing.recipe
         existing.recipe = document
         existing.generation += 1
         if existing.type != "job" or open_run(session, existing.id) is not None:
@@ -202,6 +208,29 @@ class ResourceService:
         existing.updated_at = utcnow()
         session.flush()
         return {"action": "updated", "resource": self.view(existing), "plan": plan}
+
+    def rollback(
+        self, principal: Principal, type: str, name: str, owner: str | None
+    ) -> dict[str, Any]:
+        """Apply the deployment's previous recipe again, as a new generation (rolled out
+        like any change; a second rollback returns to the recipe rolled back from).
+        Returns what :meth:`apply` does; Conflict if there is no previous recipe."""
+        require_user(principal)
+        if type != "deployment":
+            raise InvalidInput(
+                f"type: rollback is for deployments, not {type}s; apply the recipe you want"
+            )
+        with self.admitting, self.sessions.begin() as session:
+            resource = self.load(session, principal, type, name, owner, change=True)
+            if resource.previous_recipe is None:
+                raise Conflict(
+                    f"deployment {name!r} has no previous recipe to roll back to: "
+                    "it was applied once and never changed"
+                )
+            recipe = self.parse(resource.previous_recipe)
+            result = self._apply(session, principal, recipe, None)
+        self.wake(result["resource"]["id"])
+        return result
 
     def plan(self, principal: Principal, data: Any) -> dict[str, Any]:
         """What applying ``data`` would change, applying nothing."""
@@ -573,6 +602,15 @@ class ResourceService:
             ticket = workspace_ticket(self.key, resource.id)
             path = jupyter_path(resource.id)
             endpoints["jupyter"] = f"{self.settings.api_url}{path}/lab?ticket={ticket}"
+        workers = _workers_view(resource.workers, processes)
+        health: dict[str, str] = {}
+        if resource.type == "deployment":  # its replicas only through the front door
+            endpoints.pop(REPLICA, None)
+            url = f"{self.settings.api_url}{deployment_path(resource.owner, resource.name)}/"
+            endpoints["url"] = url
+            health = dict(self.serving.health(resource.id))
+            scale = int(resource.recipe.get("spec", {}).get("scale", 1))
+            workers = {"ready": sum(h == Health.HEALTHY for h in health.values()), "wanted": scale}
         engine = next(
             (e for e in ENGINES.values() if any(p.name == e.head for p in processes)), None
         )
@@ -596,10 +634,10 @@ class ResourceService:
             "created_at": resource.created_at.isoformat(),
             "updated_at": resource.updated_at.isoformat(),
             "endpoints": endpoints,
-            "workers": _workers_view(resource.workers, processes),
+            "workers": workers,  # a deployment's: its healthy replicas of its scale
             # The named workers the control plane keeps (a cluster's; None before its start).
             "worker_names": resource.workers,
-            "processes": [_process_view(p) for p in processes],
+            "processes": [_process_view(p, health.get(p.name)) for p in processes],
         }
 
 
@@ -628,8 +666,9 @@ def _workers_view(wanted: list[str] | None, processes: list[Any]) -> dict[str, i
     return {"ready": ready, "wanted": len(wanted)}
 
 
-def _process_view(process: Any) -> dict[str, Any]:
+def _process_view(process: Any, health: str | None) -> dict[str, Any]:
     return {
+        "health": health,
         "name": process.name,
         "role": process.role,
         "state": process.state,
@@ -656,6 +695,7 @@ _LISTED = (
     Resource.created_at,
     Resource.updated_at,
     Resource.workers,
+    Resource.recipe,
 )
 _PROCESS_FIELDS = (
     Process.resource_id,
