@@ -8,6 +8,13 @@ replica in turn. A replica that refuses the connection (it stopped meanwhile)
 gets the request sent to another one, once, so a rollout fails no request. The
 caller's token and cookies never reach the replica; it gets ``X-Titan-User``
 (the caller's user name, where signed in) instead.
+
+A deployment's pages share the control plane's origin with the web console, so
+what a replica answers is made harmless there: ``Content-Security-Policy:
+sandbox`` (without ``allow-same-origin``) runs its pages as an opaque origin —
+their scripts run, but cannot read the console or send its session cookie — and
+its ``Set-Cookie`` headers are dropped (they would land on the console's origin,
+e.g. sign a visitor in as the deployment's owner).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["deployments"], include_in_schema=False)
 METHODS = ["GET", "HEAD", "OPTIONS", *CHANGES]
 RETRY_AFTER = 2  # seconds a caller finding no healthy replica is asked to wait
+# A replica's pages: scripts, forms, pop-ups and downloads, in an origin of their own.
+SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-downloads allow-modals"
 
 
 class NoReplica(TitanError):
@@ -128,7 +137,7 @@ async def _relay(
             except httpx.HTTPError as exc:
                 return _refusal(BadAnswer(f"{replica.name} could not be reached: {exc!r}"))
             error = response.status_code >= 500
-            return response
+            return _contained(response)
         if tried:
             names = ", ".join(tried)
             return _unavailable(f"no replica of {served.name!r} answered (tried {names})")
@@ -151,6 +160,13 @@ async def _send(
         return await relay_request(titan.http, request, f"{replica.url}/{path}", added, "")
     finally:
         replica.in_flight -= 1
+
+
+def _contained(response: Response) -> Response:
+    """A replica's answer, unable to act as the console's origin (see the module's doc)."""
+    del response.headers["set-cookie"]  # every one of them
+    response.headers.append("content-security-policy", SANDBOX)
+    return response
 
 
 def _unavailable(message: str) -> Response:

@@ -7,6 +7,7 @@
   ``POST /sicken``);
 - ``GET|POST /<anything>``: JSON ``{"version", "replica", "path", "query", "body",
   "user"}`` (``replica`` is ``$TITAN_PROCESS``'s name, else the pid);
+- ``GET /cookie``: sets cookies (one named as the console's session);
 - ``POST /exit``: the process exits with code 3.
 
 ``--delay`` waits that long before it listens (a slow start).
@@ -48,6 +49,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path == "/sicken":
             SICK.set()
+        if path == "/cookie":  # tries to sign the visitor in to the console
+            self.send_response(200)
+            self.send_header("Set-Cookie", "titan_session=planted; Path=/; HttpOnly")
+            self.send_header("Set-Cookie", "app=1; Path=/")
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if path == "/exit":
             self._answer(200, {"exiting": True})
             self.wfile.flush()
@@ -63,6 +72,7 @@ class Handler(BaseHTTPRequestHandler):
                 "method": self.command,
                 "user": self.headers.get("X-Titan-User"),
                 "authorization": self.headers.get("Authorization"),
+                "cookie": self.headers.get("Cookie"),
             },
         )
 

@@ -116,6 +116,15 @@ def test_traffic_waits_for_health_then_is_balanced_and_relayed(server: RunningSe
     assert echoed["method"] == "POST" and echoed["path"] == "/v1/predict"
     assert echoed["query"] == "x=1&y=2" and echoed["body"] == '{"a": 1}'
     assert echoed["user"] == "alice" and echoed["authorization"] is None
+    # Its pages share the console's origin: they run sandboxed, set no cookie there, and
+    # never see the caller's cookies.
+    cookies = {"Cookie": "titan_session=the-callers-session; other=x"}
+    seen = get(server, "/deploy/alice/web/echo", alice, headers=cookies)
+    assert seen.json()["cookie"] is None
+    planted = get(server, "/deploy/alice/web/cookie", alice)
+    assert planted.status_code == 200 and "set-cookie" not in planted.headers
+    policy = planted.headers["content-security-policy"]
+    assert policy.startswith("sandbox ") and "allow-same-origin" not in policy
     # Round robin: 10 requests reach both replicas, about evenly.
     answers = [get(server, "/deploy/alice/web/", alice) for _ in range(10)]
     replicas = Counter(answer.json()["replica"] for answer in answers)
