@@ -1,11 +1,13 @@
 """Screenshots of the web console's pages with a running cluster, to look at them by eye.
 
 Starts an embedded ``titan server`` (its own temporary data directory, SQLite, the
-local backend), applies recipes/cpu-cluster.json through the API, waits for the
-cluster to run and for its telemetry to arrive, signs in with the admin token in
-headless Chromium and saves full-page PNGs into DIR: the sign-in page, the resource
-list (/), a new resource (/new), the cluster's page, /nodes, /usage, /tokens and
-/admin/users. Then it deletes the cluster and stops the server, also after a failure.
+local backend), applies recipes/cpu-cluster.json through the API, and a small job on a
+schedule that it runs once, waits for the cluster to run and for its telemetry to
+arrive, signs in with the admin token in headless Chromium and saves full-page PNGs
+into DIR: the sign-in page, the resource list (/), a new resource (/new), the
+cluster's page, /nodes, /usage, /tokens, /admin/users, the job's page with its
+schedule and runs, and its run's page with the logs and outputs. Then it deletes both
+and stops the server, also after a failure.
 
 A page that does not show the console's navigation (an error page, say) is still
 saved, and named at the end; the exit status is then 1.
@@ -24,6 +26,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from selenium.webdriver.common.by import By
@@ -38,6 +41,18 @@ from tests.browser.pages import sign_in, wait_for
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "cpu-cluster.json"
 NAV = 'nav[aria-label="Main"]'
+JOB_NAME = "nightly-report"
+JOB: dict[str, Any] = {
+    "type": "job",
+    "name": JOB_NAME,
+    "spec": {
+        "command": 'echo "report for $(date -u +%F)"; echo ok > "$TITAN_OUTPUT_DIR/report.txt"',
+        "schedule": "30 2 * * *",
+        "timezone": "Europe/Berlin",
+        "retries": 2,
+        "timeout": "1h",
+    },
+}
 
 
 def save_page(browser: WebDriver, url: str, png: Path, ready: str = NAV) -> bool:
@@ -69,9 +84,13 @@ def take_screenshots(url: str, token: str, out: Path, settle: float, console: Co
     applied = hub.apply(recipe)
     kind, name = recipe["type"], recipe["name"]
     cluster = ResourceRef(kind, name, applied["resource"]["owner"])
+    job = ResourceRef("job", JOB_NAME, hub.apply(JOB)["resource"]["owner"])
     console.print(f"applied {RECIPE.name} as {cluster}; waiting for it to run")
     try:
+        run = hub.run(job)["number"]
         hub.wait(cluster, {"running"}, timeout=300)
+        while hub.job_run(job, run)["finished_at"] is None:
+            time.sleep(1)
         console.print(f"running; {settle:.0f} s for telemetry and logs to arrive")
         time.sleep(settle)
         browser = start_chromium()
@@ -80,9 +99,10 @@ def take_screenshots(url: str, token: str, out: Path, settle: float, console: Co
         finally:
             browser.quit()
     finally:
-        hub.delete(cluster)
-        hub.wait_gone(cluster, timeout=120)
-        console.print(f"deleted {cluster}")
+        for made in (cluster, job):
+            hub.delete(made)
+            hub.wait_gone(made, timeout=120)
+            console.print(f"deleted {made}")
 
 
 def save_pages(
@@ -98,6 +118,8 @@ def save_pages(
         ("usage", "/usage", NAV),
         ("tokens", "/tokens", NAV),
         ("admin-users", "/admin/users", NAV),
+        ("job-runs", f"/resources/job/{JOB_NAME}", "#run-history"),
+        ("job-run", f"/resources/job/{JOB_NAME}/runs/1", "#run-logs"),
     ]
     failed = []
     if not save_page(browser, url + "/sign-in", out / "01-sign-in.png", "#token"):

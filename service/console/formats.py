@@ -1,4 +1,5 @@
-"""How the console's pages write amounts: sizes in binary units, limits that may be none."""
+"""How the console's pages write amounts: sizes in binary units, limits that may be none,
+lengths of time."""
 
 from __future__ import annotations
 
@@ -22,3 +23,21 @@ def count(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def duration(seconds: float) -> str:
+    """A length of time as people read it: ``"0.4s"``, ``"42s"``, ``"3m 05s"``,
+    ``"2h 07m"``, ``"3d 4h"``."""
+    if seconds < 10:
+        return f"{max(seconds, 0):.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"

@@ -1,5 +1,5 @@
 """One resource's page: status and history, endpoints, processes, live logs, charts,
-the recipe with plan-then-apply, and scaling."""
+the recipe with plan-then-apply, scaling, and a job's runs and schedule."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from service.api.deps import TitanDep
+from service.console import runs
 from service.console.pages import render
 from service.console.recipe_forms import problems_of, read_recipe
 from service.console.resources import resource_path
@@ -64,6 +65,7 @@ def resource_page(
     """The resource's page."""
     details = facts(titan, principal, type, name, owner)
     recipe = details.recipe
+    jobs = runs.runs_context(titan, principal, details.view, recipe) if type == "job" else None
     return render(
         request,
         "resource.html",
@@ -75,6 +77,7 @@ def resource_page(
         charts=CHARTS,
         scalable=type == "cluster",
         workers=(recipe.get("spec") or {}).get("n_workers"),
+        runs_part=jobs,
     )
 
 

@@ -18,6 +18,7 @@ from service.console import (
     quotas,
     resource,
     resources,
+    runs,
     sign_in,
     tokens,
     usage,
@@ -27,7 +28,8 @@ from service.console.pages import STATIC, render
 from service.console.session import NotSignedIn
 from service.errors import TitanError
 
-PAGES = (sign_in, resources, resource, new, tokens, usage, quotas, nodes, jobs)  # ``router`` each
+# ``router`` each
+PAGES = (sign_in, resources, resource, runs, new, tokens, usage, quotas, nodes, jobs)
 ADMIN_PAGES = (users, groups, alerts, audit)
 
 

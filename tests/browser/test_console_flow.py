@@ -1,8 +1,8 @@
 """Whole journeys through the web console in Chromium against a real server (local
 backend): a cluster from an example to its deletion, what another user sees, a recipe's
-problems at their fields, a page elsewhere trying to act for the user, local times and
-the keyboard. Every assertion is on what the browser shows (or, for what must not have
-happened, on the API)."""
+problems at their fields, a page elsewhere trying to act for the user, local times, a
+job's runs and a run's logs, and the keyboard. Every assertion is on what the browser
+shows (or, for what must not have happened, on the API)."""
 
 from __future__ import annotations
 
@@ -278,6 +278,46 @@ def test_times_are_shown_in_the_readers_timezone(
         "the refreshed times in Tokyo's time",
     )
     assert browser.find_elements(By.CSS_SELECTOR, times)
+
+
+REPORT = {
+    "schema_version": 1,
+    "type": "job",
+    "name": "report",
+    "spec": {
+        "command": 'echo "hello from run $TITAN_JOB_RUN"; echo done >$TITAN_OUTPUT_DIR/result.txt',
+        "schedule": "0 3 1 1 *",  # once a year: only the run asked for runs here
+        "timezone": "Europe/Berlin",
+    },
+}
+
+
+def test_a_jobs_runs_schedule_and_a_runs_logs(browser: WebDriver, console: RunningServer) -> None:
+    answer = console.request("PUT", "/api/v1/recipes", json=REPORT)
+    assert answer.status_code == 201, answer.text
+    sign_in(browser, console.url, console.token)
+    browser.get(console.url + "/jobs")
+    browser.find_element(By.LINK_TEXT, "runs and schedule").click()
+    wait_for(browser, lambda b: path_of(b) == "/resources/job/report", 30, "the job's page")
+    assert "0 3 1 1 * in Europe/Berlin" in text_of(browser, "#schedule")
+    assert text_of(browser, "#next-due")  # a time, in the reader's timezone
+    assert text_of(browser, "#runs-empty").startswith("No runs yet — press Run now")
+
+    button(browser, "Run now").click()  # htmx: the answer beside the button, no new page
+    wait_for(browser, shows("#run-now-answer", "Run 1 begun."), 30)
+    row = '#run-history tr[data-run="1"]'
+    wait_for(browser, shows(row, "succeeded"), 60)  # the runs part refreshes by itself
+    assert "manual" in text_of(browser, row)
+
+    browser.find_element(By.LINK_TEXT, "Run 1: logs and outputs").click()
+    wait_for(browser, shows("#run-panel #run-logs", "hello from run 1"), 30)
+    assert path_of(browser) == "/resources/job/report"  # a panel on the same page
+    assert "result.txt" in text_of(browser, "#run-panel #run-outputs")
+
+    button(browser, "Suspend schedule").click()
+    wait_for(browser, shows("#suspended", "yes"), 30)
+    assert text_of(browser, "#next-due") == "none while suspended"
+    assert button(browser, "Resume schedule").is_enabled()
 
 
 UNLABELLED = """

@@ -75,3 +75,24 @@ def test_a_plan_and_apply_from_the_console_obey_the_owner_rules(
         "/resources/job/j/apply", {"owner": "team", "recipe": edited, "generation": generation}
     )
     assert stale.status_code == 409 and "changed it since you read it" in stale.text
+
+
+def test_a_jobs_runs_follow_the_same_rules(
+    server: RunningServer, consoles: dict[str, Console]
+) -> None:
+    # ``j`` ran when applied: run 1 goes on (sleep 300).
+    for path in (
+        "/resources/job/j/runs?owner=team",
+        "/resources/job/j/runs/1?owner=team",
+    ):
+        assert _statuses(consoles, lambda c, p=path: c.get(p)) == (404, 200, 200, 200), path
+    page = consoles["gus"].get("/resources/job/j?owner=team").text
+    assert 'data-run="1"' in page and "Run now" in page
+    assert "data-run" not in consoles["oscar"].get("/resources/job/j/runs?owner=team").text
+    # Run now: nothing for the outsider, not for a plain member; the group's admin is
+    # answered by the job's concurrency policy (Forbid, while run 1 goes on).
+    asked = [consoles[who].post("/resources/job/j/run-now", {"owner": "team"}) for who in WHO[:3]]
+    assert [answer.status_code for answer in asked] == [404, 403, 409]
+    assert "concurrency_policy is Forbid" in asked[2].text
+    runs = server.request("GET", "/api/v1/resources/job/j/runs?owner=team").json()
+    assert [run["number"] for run in runs] == [1]

@@ -1,5 +1,6 @@
 """`titan import saturn` and POST /api/v1/recipes/import/saturn against a real server: the
-report, refusals naming each field, --lenient, and a converted job that really runs."""
+report, refusals naming each field, --lenient, and a converted scheduled job that really
+runs (started now with `titan run`, its own logs read back)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.integration.test_cli import titan
 
 ROUTE = "/api/v1/recipes/import/saturn"
 SIZES = {"large": "cpu-small", "medium": "cpu-small"}
-# A Saturn job as the 2022 schema writes it, with what Titan has no counterpart for yet.
+# A Saturn job as the 2022 schema writes it: a schedule, retries and a policy Titan keeps.
 JOB_2022: dict[str, Any] = {
     "name": "Nightly-Greeting",
     "image_uri": "public.ecr.aws/saturncloud/saturn:2022.04.01",
@@ -27,6 +28,8 @@ JOB_2022: dict[str, Any] = {
     },
     "schema_version": "2022.06.01",
 }
+# The same job letting runs overlap (Saturn's 2022 default), which Titan refuses.
+OVERLAPPING = {**JOB_2022, "job": {**JOB_2022["job"], "concurrency_policy": "Allow"}}
 WORKSPACE_2025: dict[str, Any] = {
     "schema_version": "2025.10.01",
     "type": "workspace",
@@ -56,28 +59,47 @@ def test_the_cli_reports_refuses_and_applies_leniently(
     recipe = tmp_path / "saturn.json"
     recipe.write_text(json.dumps(JOB_2022))
 
-    strict = titan(server, "import", "saturn", str(recipe))
-    assert strict.returncode == 1 and strict.stdout == ""
-    assert "3 Saturn fields cannot be converted" in strict.stderr
-    for path in ("job.schedule", "job.backoff_limit", "job.concurrency_policy"):
-        assert f"  {path}: Titan has no job " in strict.stderr, strict.stderr
-    assert "--lenient" in strict.stderr
-
-    converted = titan(server, "import", "saturn", "-", "--lenient", stdin=recipe.read_text())
+    converted = titan(server, "import", "saturn", str(recipe))
     assert converted.returncode == 0, converted.stderr
     (job,) = json.loads(converted.stdout)
     assert job["name"] == "nightly-greeting" and job["spec"]["instance_type"] == "cpu-small"
     assert job["spec"]["environment_variables"] == {"GREETING": "hello from saturn"}
+    spec = job["spec"]
+    assert (spec["schedule"], spec["retries"], spec["concurrency_policy"]) == (
+        "0 2 * * *",
+        3,
+        "Forbid",
+    )
     table = converted.stderr
     assert "job.instance_type" in table and "translated" in table and "spec.instance_type" in table
-    assert "Titan has no job schedules (cron) yet (dropped: --lenient)" in table
+    for field in ("job.schedule", "job.backoff_limit", "job.concurrency_policy"):
+        assert field in table, table
+    assert "spec.retries" in table and "spec.schedule" in table
 
-    applied = titan(server, "import", "saturn", str(recipe), "--lenient", "--apply")
+    overlapping = tmp_path / "overlapping.json"
+    overlapping.write_text(json.dumps(OVERLAPPING))
+    strict = titan(server, "import", "saturn", str(overlapping))
+    assert strict.returncode == 1 and strict.stdout == ""
+    assert "1 Saturn field cannot be converted" in strict.stderr, strict.stderr
+    assert "  job.concurrency_policy: Titan runs one run of a job at a time" in strict.stderr
+    assert "--lenient" in strict.stderr
+
+    lenient = titan(server, "import", "saturn", "-", "--lenient", stdin=overlapping.read_text())
+    assert lenient.returncode == 0, lenient.stderr
+    (forbidding,) = json.loads(lenient.stdout)
+    assert "concurrency_policy" not in forbidding["spec"]  # Titan's default: Forbid
+    assert "(dropped: --lenient)" in lenient.stderr
+
+    applied = titan(server, "import", "saturn", str(recipe), "--apply")
     assert applied.returncode == 0, applied.stderr
     assert "job/nightly-greeting created (generation 1)" in applied.stdout
     hub = server.hub()
-    hub.wait("job/nightly-greeting", {"succeeded"}, timeout=120)
-    logs = hub.logs("job/nightly-greeting")
+    assert hub.runs("job/nightly-greeting") == []  # it waits for 02:00 UTC
+    started = titan(server, "run", "job/nightly-greeting", "--wait", "--timeout", "120")
+    assert started.returncode == 0, started.stdout + started.stderr
+    (run,) = hub.runs("job/nightly-greeting")
+    assert (run["trigger"], run["status"]) == ("manual", "succeeded")
+    logs = hub.logs("job/nightly-greeting", job_run=run["number"])
     assert any("hello from saturn" in chunk["text"] for chunk in logs["processes"].values())
 
 

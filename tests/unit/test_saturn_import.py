@@ -305,24 +305,105 @@ def test_the_generated_script_runs_exactly_the_programs_and_arguments_meant(
     ]  # fmt: skip
 
 
-def test_a_2022_job_is_refused_for_what_titan_has_not_yet_and_converts_leniently() -> None:
-    problems = refused(JOB_2022)
-    assert set(problems) == {"job.schedule", "job.backoff_limit", "job.concurrency_policy"}
-    assert problems["job.schedule"]["message"] == "Titan has no job schedules (cron) yet"
-    assert problems["job.schedule"]["value"] == "0 2 * * *"
-    made = lenient(JOB_2022)
+def test_a_2022_job_keeps_its_schedule_and_policy_and_its_backoff_limit_becomes_retries() -> None:
+    made = convert(JOB_2022, SIZES, DEFAULT_INSTANCE_TYPES)  # nothing refused: strict
     (job,) = made.recipes
     assert job["type"] == "job" and job["spec"]["command"] == "python etl.py --date today"
+    spec = job["spec"]
+    assert (spec["schedule"], spec["concurrency_policy"], spec["retries"]) == (
+        "0 2 * * *",
+        "Forbid",
+        3,
+    )
+    assert "timezone" not in spec  # Saturn gives none: Titan's default, UTC
     # two processes per Saturn worker machine: a Titan worker each, with half the machine
-    assert job["spec"]["dask_cluster"] == {
+    assert spec["dask_cluster"] == {
         "n_workers": 4,
         "scheduler": {"memory": "8GiB"},
         "worker": {"nthreads": 2, "memory": "8192MiB", "gpu": 0},
     }
     found = rows(made)
-    for path in problems:
-        assert found[path].outcome == "dropped" and found[path].why.endswith("(dropped: --lenient)")
+    assert (found["job.schedule"].outcome, found["job.schedule"].titan) == (
+        "kept",
+        "spec.schedule",
+    )
+    assert "UTC" in found["job.schedule"].why
+    assert "overlap" not in found["job.schedule"].why  # the policy is given: nothing changes
+    assert (found["job.backoff_limit"].outcome, found["job.backoff_limit"].titan) == (
+        "translated",
+        "spec.retries",
+    )
+    assert found["job.concurrency_policy"].outcome == "kept"
     assert found["owner"].outcome == "dropped" and found["secrets"].why == "empty"
+
+
+def test_a_2025_job_keeps_schedule_policy_and_retries() -> None:
+    made = convert(JOB_2025, SIZES, DEFAULT_INSTANCE_TYPES)
+    spec = made.recipes[0]["spec"]
+    assert (spec["schedule"], spec["concurrency_policy"], spec["retries"]) == (
+        "0 3 * * 1",
+        "Replace",
+        2,
+    )
+    found = rows(made)
+    assert [found[f"spec.{k}"].outcome for k in ("schedule", "concurrency_policy", "retries")] == [
+        "kept"
+    ] * 3
+
+
+def job(**fields: Any) -> dict[str, Any]:
+    return {"schema_version": "2025.10.01", "type": "job",
+            "spec": {"name": "j", "command": "true", **fields}}  # fmt: skip
+
+
+def test_allow_is_refused_as_titan_refuses_it_and_lenient_leaves_titans_forbid() -> None:
+    problems = refused(job(schedule="*/5 * * * *", concurrency_policy="Allow"))
+    assert set(problems) == {"spec.concurrency_policy"}
+    assert (
+        "'Allow' (overlapping runs) is not supported"
+        in problems["spec.concurrency_policy"]["message"]
+    )
+    made = lenient(job(schedule="*/5 * * * *", concurrency_policy="Allow"))
+    assert "concurrency_policy" not in made.recipes[0]["spec"]
+    assert rows(made)["spec.concurrency_policy"].why.endswith("(dropped: --lenient)")
+    assert refused(job(concurrency_policy="Sometimes"))["spec.concurrency_policy"][
+        "message"
+    ].startswith("not one of Saturn's policies")
+
+
+def test_a_2022_job_without_backoff_limit_says_saturn_retried_where_titan_does_not() -> None:
+    plain = {"name": "j", "job": {"command": "true"}, "schema_version": "2022.06.01"}
+    found = rows(convert(plain, SIZES, DEFAULT_INSTANCE_TYPES))
+    assert "Saturn's 2022 schema retried a failed run 3 times" in found["job.command"].why
+    assert (
+        "retried" not in rows(convert(JOB_2022, SIZES, DEFAULT_INSTANCE_TYPES))["job.command"].why
+    )  # its backoff_limit is given
+    assert "retried" not in rows(convert(job(), SIZES, DEFAULT_INSTANCE_TYPES))["spec.command"].why
+
+
+def test_a_schedule_without_a_policy_says_saturn_overlapped_where_titan_skips() -> None:
+    # Saturn's 2022 schema defaults concurrency_policy to Allow; Titan's default is Forbid.
+    found = rows(convert(job(schedule="0 2 * * *"), SIZES, DEFAULT_INSTANCE_TYPES))
+    assert "Saturn let runs overlap (Allow)" in found["spec.schedule"].why
+
+
+def test_cron_shorthands_become_five_fields_and_a_bad_schedule_is_refused_by_titans_rules() -> None:
+    made = convert(job(schedule="@daily"), SIZES, DEFAULT_INSTANCE_TYPES)
+    assert made.recipes[0]["spec"]["schedule"] == "0 0 * * *"
+    assert rows(made)["spec.schedule"].outcome == "translated"
+    message = refused(job(schedule="0 2 * *"))["spec.schedule"]["message"]
+    assert "Titan's spec.schedule: " in message and "5-field cron" in message
+    assert "cron expression, as text" in refused(job(schedule=5))["spec.schedule"]["message"]
+
+
+def test_retries_must_be_whole_numbers_titan_takes_and_only_jobs_have_them() -> None:
+    for bad in (True, 2.0, "2", -1, 101):
+        assert "spec.retries" in refused(job(retries=bad)), bad
+    assert refused(job(retries=101))["spec.retries"]["message"].startswith("Titan's spec.retries")
+    workspace = {"type": "workspace", "spec": {"name": "w", "schedule": "0 2 * * *", "retries": 2}}
+    problems = refused(workspace)
+    assert problems["spec.schedule"]["message"] == "only a Titan job has a schedule"
+    assert problems["spec.retries"]["message"] == "only a Titan job has retries"
 
 
 def test_the_refusal_names_every_field_and_the_way_out() -> None:
@@ -363,6 +444,7 @@ def test_deployments_are_refused_and_leniently_leave_their_dask_cluster_standing
 
 
 def test_the_not_yet_table_refuses_each_of_its_fields() -> None:
+    assert {"schedule", "retries", "backoff_limit", "concurrency_policy"}.isdisjoint(NOT_YET)
     for name in NOT_YET:
         if name == "deployment":
             continue
@@ -645,7 +727,8 @@ JUNK: list[Any] = [
     [{"url": 10**5000, "name": 3, "location": None, "type": "file", "reference_type": 3}],
 ]
 FIELDS = sorted(
-    {*NOT_YET, "name", "description", "command", "instance_type", "auto_shutoff", "image",
+    {*NOT_YET, "schedule", "retries", "backoff_limit", "concurrency_policy", "name",
+     "description", "command", "instance_type", "auto_shutoff", "image",
      "environment_variables", "secrets", "shared_folders", "working_directory",
      "dask_cluster", "start_script", "extra_packages", "git_repositories", "owner", "tags",
      "schema_version", "ide", "start_ssh", "config_files", "state", "viewers", "no_such"}

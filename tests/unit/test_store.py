@@ -32,15 +32,7 @@ def test_status_changes_are_kept_as_history(database_url: str) -> None:
     migrate(engine)
     sessions = session_factory(engine)
     with sessions.begin() as session:
-        resource = Resource(
-            id="r1",
-            owner="a",
-            type="job",
-            name="j",
-            recipe={},
-            target="running",
-            status=Status.PENDING,
-        )
+        resource = _a_job()
         session.add(resource)
         session.flush()
         assert set_status(session, resource, Status.STARTING, "starting job")
@@ -65,17 +57,7 @@ def test_a_read_then_write_transaction_loses_no_concurrent_change(database_url: 
     migrate(engine)
     sessions = session_factory(engine)
     with sessions.begin() as session:
-        session.add(
-            Resource(
-                id="r1",
-                owner="a",
-                type="job",
-                name="j",
-                recipe={},
-                target="running",
-                status=Status.PENDING,
-            )
-        )
+        session.add(_a_job())
 
     def increment() -> None:
         for _ in range(20):
@@ -95,3 +77,10 @@ def test_a_read_then_write_transaction_loses_no_concurrent_change(database_url: 
         resource = session.get(Resource, "r1")
         assert resource is not None and resource.failures == 40
     engine.dispose()
+
+
+def _a_job() -> Resource:
+    """A pending job resource, r1, to store."""
+    return Resource(
+        id="r1", owner="a", type="job", name="j", recipe={}, target="running", status=Status.PENDING
+    )

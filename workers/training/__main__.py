@@ -6,7 +6,9 @@ every process of a resource with a Dask cluster); with ``--engine ray`` to
 Train. Either way it trains on synthetic data or a Parquet/CSV file, saves
 the model under ``--output`` (default ``$TITAN_OUTPUT_DIR``), reports train
 time, rows/s and RMSE to the monitoring store, prints the result as JSON,
-and exits non-zero if the model did not learn.
+and exits non-zero if the model did not learn. With ``--publish MODEL_DIR`` a
+model that learned is also published as a new version of a model folder
+(``workers.model_folder``), where a serving app takes it up.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ def main() -> int:
     parser.add_argument("--label", default="label", help="target column of --data")
     parser.add_argument("--output", default=os.environ.get("TITAN_OUTPUT_DIR", "."))
     parser.add_argument(
+        "--publish",
+        default=None,
+        metavar="MODEL_DIR",
+        help="also publish the model, if it learned, as a new version in this model folder "
+        "(a shared folder's path as the recipe names it, e.g. /models)",
+    )
+    parser.add_argument(
         "--engine",
         choices=["dask", "ray"],
         default=default_engine(),
@@ -60,8 +69,32 @@ def main() -> int:
     model = save(result, booster, Path(args.output))
     reported = report("training", result.metrics(), {"device": result.device, "model": str(model)})
     print(f"model saved to {model}; metrics {'reported' if reported else 'not reported'}")
-    print(json.dumps({**dataclasses.asdict(result), "model": str(model)}), flush=True)
-    return 0 if result.rmse < result.baseline_rmse / 2 else 1
+    learned = result.rmse < result.baseline_rmse / 2
+    published = publish_if(learned, args.publish, result, booster)
+    print(json.dumps({**dataclasses.asdict(result), "model": str(model), **published}), flush=True)
+    return 0 if learned else 1
+
+
+def publish_if(
+    learned: bool, folder: str | None, result: TrainingResult, booster: Any
+) -> dict[str, str]:
+    """Publish the model to ``folder`` if one is given and the model learned; the version
+    and its folder (none if not published). A model that did not learn never replaces
+    the one being served."""
+    if folder is None:
+        return {}
+    if not learned:
+        print(
+            f"not published to {folder}: RMSE {result.rmse:.4g} is not below half the "
+            f"baseline {result.baseline_rmse:.4g}"
+        )
+        return {}
+    from workers.model_folder import publish, shared_folder
+    from workers.training.xgboost_train import model_metadata
+
+    version = publish(booster, model_metadata(result), shared_folder(folder))
+    print(f"published model version {version.name} to {version.folder}")
+    return {"version": version.name, "published": str(version.folder)}
 
 
 def default_engine() -> str:

@@ -192,3 +192,25 @@ def save(result: TrainingResult, booster: Any, folder: Path) -> Path:
     metrics = {**asdict(result), "rows_per_second": result.rows_per_second}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return model
+
+
+def model_metadata(result: TrainingResult) -> dict[str, Any]:
+    """What a published model says of itself: features, metric, how and where it was
+    trained (the resource and job run, where Titan ran it)."""
+    import xgboost
+
+    return {
+        "features": {"count": result.features},
+        "metric": {"name": "rmse", "value": result.rmse, "baseline": result.baseline_rmse},
+        "training": {
+            "rows": result.rows,
+            "rounds": result.rounds,
+            "device": result.device,
+            "seconds": result.seconds,
+        },
+        "source": {
+            "resource": os.environ.get("TITAN_RESOURCE"),
+            "run": os.environ.get("TITAN_JOB_RUN"),
+        },
+        "xgboost_version": xgboost.__version__,
+    }

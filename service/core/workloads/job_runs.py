@@ -61,6 +61,31 @@ def run_policy(recipe: dict[str, Any], time_scale: float = 1.0) -> RunPolicy:
     )
 
 
+def schedule_view(recipe: dict[str, Any], now: datetime, time_scale: float = 1.0) -> dict[str, Any]:
+    """A job recipe's run settings as people read them, defaults filled in: ``schedule``
+    (None: it runs when applied or asked), ``timezone``, ``suspended``, ``next_due`` (the
+    schedule's next due time after ``now``, UTC; None without a schedule or while
+    suspended), ``concurrency_policy``, ``retries``, ``retry_backoff``, ``timeout`` (None:
+    never) and ``starting_deadline``."""
+    policy = run_policy(recipe, time_scale)
+    spec = recipe.get("spec") or {}
+    schedule = policy.schedule
+    next_due = None
+    if schedule is not None and not policy.suspend:
+        next_due = schedule.next_after(now)
+    return {
+        "schedule": schedule.cron if schedule is not None else None,
+        "timezone": schedule.timezone if schedule is not None else None,
+        "suspended": policy.suspend,
+        "next_due": next_due,
+        "concurrency_policy": policy.concurrency,
+        "retries": policy.retries,
+        "retry_backoff": spec.get("retry_backoff") or "10s",
+        "timeout": spec.get("timeout") if policy.timeout is not None else None,
+        "starting_deadline": spec.get("starting_deadline") or "1h",
+    }
+
+
 def is_scheduled(recipe: dict[str, Any]) -> bool:
     """Whether a stored recipe is a job with a schedule (applying it starts no run)."""
     return recipe.get("type") == "job" and bool((recipe.get("spec") or {}).get("schedule"))

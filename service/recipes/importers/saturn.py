@@ -8,7 +8,8 @@ standalone cluster. Each Saturn field is reported as
 
 - **kept**: the same value in a Titan field;
 - **translated**: a Titan value made from it (sizes through the operator's table
-  ``TITAN_SATURN_INSTANCE_TYPES``; ``extra_packages`` pip requirements and
+  ``TITAN_SATURN_INSTANCE_TYPES``; a job's schedule, concurrency policy and retries
+  through :mod:`~service.recipes.importers.saturn_job`; ``extra_packages`` pip requirements and
   ``git_repositories`` as lines of the start script, only where they are safe);
 - **dropped**: Saturn bookkeeping or a hint that changes nothing the resource does
   in Titan (tags, disk size, spot instances, Saturn's image and owner), or a value
@@ -29,6 +30,7 @@ from typing import Any
 
 from service.json_values import join_path, quoted, shown
 from service.recipes.importers import saturn_attachments as attachments
+from service.recipes.importers import saturn_job as job
 from service.recipes.importers import start_scripts as scripts
 from service.recipes.importers.draft import Draft
 from service.recipes.importers.report import Conversion, Row
@@ -45,10 +47,6 @@ from service.recipes.models import DNS_LABEL, RecipeInvalid, parse_recipe
 # when Titan gains one, its line leaves this table for a translation.
 NOT_YET: dict[str, str] = {
     "deployment": "deployments",
-    "schedule": "job schedules (cron)",
-    "retries": "job retries",
-    "backoff_limit": "job retries",
-    "concurrency_policy": "job concurrency policies",
     "scale": "replicas (scale)",
     "instance_count": "replicas (instance_count)",
     "routes": "routes (a port served at a URL, with a visibility)",
@@ -64,7 +62,7 @@ SAME_AS_TITAN: dict[str, tuple[Any, str]] = {
     "ide": ("jupyter", "JupyterLab, which Titan's workspaces run"),
     "scale": (1, "one copy, as Titan runs"),
     "instance_count": (1, "one copy, as Titan runs"),
-    "retries": (0, "no retries, as in Titan"),
+    "retries": (0, "no retries, as Titan's default"),
     "public": (False, "not public: nothing of Titan's is"),
 }
 # Behaviour Titan cannot give, whatever the value.
@@ -247,9 +245,8 @@ def _command(work: _Converting, item: SaturnField) -> None:
     if problem is not None:
         work.draft.invalid(item.path, problem, item.value)
     else:
-        work.draft.keep(
-            item.path, ("spec", "command"), item.value, "the same command, run by the shell"
-        )
+        why = "the same command, run by the shell" + job.unsaid_retries(work.document)
+        work.draft.keep(item.path, ("spec", "command"), item.value, why)
 
 
 def _instance_type(work: _Converting, item: SaturnField) -> None:
@@ -458,6 +455,10 @@ HANDLERS: dict[str, Callable[[_Converting, SaturnField], None]] = {
     "working_directory": _working_directory,
     "image": _image,
     "dask_cluster": _dask_cluster,
+    "schedule": lambda w, f: job.schedule(w.draft, f, w.document),
+    "concurrency_policy": lambda w, f: job.concurrency_policy(w.draft, f),
+    "retries": lambda w, f: job.retries(w.draft, f),
+    "backoff_limit": lambda w, f: job.retries(w.draft, f),
     "start_script": _start_script,
     "extra_packages": _extra_packages,
     "git_repositories": _git_repositories,

@@ -1,0 +1,1 @@
+"""Serving apps that run as deployments: small HTTP servers answering predictions."""
