@@ -101,7 +101,7 @@ def rollout_of(
     """How the rollout to ``revision`` (the recipe's, of ``scale`` replicas) stands:
     ``state`` is "done", "in progress", "stopped" (a new replica failed its health check
     while old ones serve; ``reason`` says which and why) or "none" (not meant to run), with
-    ``new_healthy``, ``old_left`` and ``old_revisions``, and ``text`` saying it all.
+    ``new_healthy``, ``old_left`` and ``old_revisions``, and ``text`` saying the rest.
     ``history`` is the status changes, newest first."""
     new = [r for r in replicas if r["revision"] == revision]
     old = [r for r in replicas if r["revision"] != revision]
@@ -120,21 +120,21 @@ def rollout_of(
         None,
     )
     if view["target"] != Target.RUNNING:
-        return {**facts, "state": "none", "text": f"none: the deployment is {view['target']}"}
+        return {**facts, "state": "none", "text": f"the deployment is {view['target']}"}
     if old and stop is not None:
         reason = stop["reason"]
-        text = f"stopped: revision {revision} failed; the previous version keeps serving"
+        text = f"revision {revision} failed; the previous version keeps serving"
         return {**facts, "state": "stopped", "reason": reason, "text": text}
     if old:
         text = (
-            f"in progress: revision {revision} rolling out, {healthy} of {scale} new "
+            f"revision {revision} rolling out, {healthy} of {scale} new "
             f"replicas healthy, {len(old)} old left"
         )
         return {**facts, "state": "in progress", "text": text}
     if healthy >= scale:
-        text = f"done: revision {revision}, {healthy} of {scale} replicas healthy"
+        text = f"revision {revision}, {healthy} of {scale} replicas healthy"
         return {**facts, "state": "done", "text": text}
-    text = f"in progress: revision {revision} starting, {healthy} of {scale} replicas healthy"
+    text = f"revision {revision} starting, {healthy} of {scale} replicas healthy"
     return {**facts, "state": "in progress", "text": text}
 
 

@@ -86,7 +86,7 @@ def test_a_deployments_page_shows_routes_replicas_health_and_rollout_and_rolls_b
     assert text.count('<span class="badge healthy">healthy</span>') == 2
     assert text_of(text, "healthy-replicas") == "2 of 2 wanted"
     first = next(iter(replicas)).split("-")[1]
-    assert text_of(text, "rollout") == f"done done: revision {first}, 2 of 2 replicas healthy"
+    assert text_of(text, "rollout") == f"done — revision {first}, 2 of 2 replicas healthy"
     # The resources list: ready of wanted, and the URL.
     listed = console.get("/").text.split('data-resource="deployment/web"')[1].split("</tr>")[0]
     assert "2/2 healthy" in listed and f'<a href="{url}"' in listed
@@ -105,7 +105,7 @@ def test_a_deployments_page_shows_routes_replicas_health_and_rollout_and_rolls_b
     # A new version rolls out replica by replica: the page says how far it is.
     hub.apply(recipe("v2", "--delay", "2", routes=ROUTES))
     going = wait_for(lambda: "rolling out" in (r := rollout(console)) and r, timeout=60)
-    assert going.startswith("in progress in progress: revision ") and " old left" in going
+    assert going.startswith("in progress — revision ") and " old left" in going
     wait_for(lambda: serving(server, token, {"v2"}, 2), timeout=120, every=1)
     wait_for(lambda: rollout(console).startswith("done"), timeout=60)
 
@@ -127,12 +127,8 @@ def test_a_deployments_page_shows_routes_replicas_health_and_rollout_and_rolls_b
     # Scale from the page: the recipe's spec.scale.
     scaled = console.post(f"{PAGE}/scale", {"workers": "3", "owner": "alice"})
     assert scaled.status_code == 303, scaled.text
-    assert (
-        server.request("GET", f"/api/v1/resources/{PAGE[11:]}/recipe", token=token).json()["spec"][
-            "scale"
-        ]
-        == 3
-    )
+    applied = server.request("GET", "/api/v1/resources/deployment/web/recipe", token=token)
+    assert applied.json()["spec"]["scale"] == 3
     wait_for(lambda: text_of(console.get(PART).text, "healthy-replicas").endswith("of 3 wanted"))
     too_many = console.post(f"{PAGE}/scale", {"workers": "101", "owner": "alice"})
     assert too_many.status_code == 422 and "spec.scale" in html.unescape(too_many.text)
@@ -152,7 +148,7 @@ def test_a_failing_version_shows_its_stopped_rollout_and_a_plain_form_rolls_back
         return part if "rollout-stopped" in part else None
 
     part = wait_for(stopped, timeout=120, every=0.5)
-    assert "stopped: revision " in text_of(part, "rollout")
+    assert text_of(part, "rollout").startswith("stopped — revision ")
     reason = text_of(part, "rollout-reason")
     assert reason.startswith("rollout stopped: replica-") and "GET /healthz" in reason
     assert "1 replica(s) of the previous version keep serving" in reason

@@ -66,7 +66,7 @@ def test_a_rollout_in_progress_counts_new_healthy_and_old_left() -> None:
     assert (rollout["new_healthy"], rollout["old_left"]) == (1, 1)
     assert rollout["old_revisions"] == ["old00000"]
     assert rollout["text"] == (
-        "in progress: revision new00000 rolling out, 1 of 2 new replicas healthy, 1 old left"
+        "revision new00000 rolling out, 1 of 2 new replicas healthy, 1 old left"
     )
 
 
@@ -92,4 +92,4 @@ def test_a_stopped_rollout_says_why_while_old_replicas_serve() -> None:
     # A stop recorded for an earlier generation says nothing of this one.
     assert rollout_of(view(), "new00000", 2, replicas, history[2:])["state"] == "in progress"
     stopped = rollout_of(view("stopped"), "new00000", 2, [], history)
-    assert (stopped["state"], stopped["text"]) == ("none", "none: the deployment is stopped")
+    assert (stopped["state"], stopped["text"]) == ("none", "the deployment is stopped")
