@@ -37,8 +37,8 @@ CHARTS = (
     ("process_cpu_percent", "Process CPU", "%"),
     ("process_memory_bytes", "Process memory", "bytes"),
 )
-# A deployment's: what its front door counted (source ``deploy:front_door``), then its
-# replicas' own use.
+# A deployment's: what its front door counted (source ``deploy:front_door``), then the
+# host's and its replicas' own use.
 DEPLOYMENT_CHARTS = (
     ("requests_per_second", "Requests", "req/s"),
     ("errors_per_second", "Errors (5xx or no answer)", "req/s"),
@@ -93,7 +93,9 @@ def resource_page(
         generation=details.generation,
         charts=DEPLOYMENT_CHARTS if type == "deployment" else CHARTS,
         scalable=type in SCALED,
-        workers=(recipe.get("spec") or {}).get(SCALED.get(type, "")),
+        workers=serving["scale"]
+        if serving
+        else (recipe.get("spec") or {}).get(SCALED.get(type, "")),
         runs_part=jobs,
         serving_part=serving,
     )
