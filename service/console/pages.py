@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from service.console.formats import count, size
 from service.core.identity.access import Principal
@@ -95,3 +95,13 @@ def render(
         status_code=status_code,
         headers=HEADERS,
     )
+
+
+def answer_line(element_id: str, text: str, role: str) -> HTMLResponse:
+    """A line answering a button pressed through the page's script: ``role`` "status"
+    (done: a notice) or "alert" (refused: a problem), replacing element ``element_id``."""
+    kind = "problem" if role == "alert" else "notice"
+    line = Markup('<p id="{}" class="{}" role="{}">{}</p>').format(
+        element_id, kind, role, escape(text)
+    )
+    return HTMLResponse(line, headers=HEADERS)

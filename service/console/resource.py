@@ -1,5 +1,6 @@
 """One resource's page: status and history, endpoints, processes, live logs, charts,
-the recipe with plan-then-apply, scaling, and a job's runs and schedule."""
+the recipe with plan-then-apply, scaling, a job's runs and schedule, and a deployment's
+routes, replicas, rollout and rollback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from service.api.deps import TitanDep
-from service.console import runs
+from service.console import deployments, runs
 from service.console.pages import render
 from service.console.recipe_forms import problems_of, read_recipe
 from service.console.resources import resource_path
@@ -36,6 +37,17 @@ CHARTS = (
     ("process_cpu_percent", "Process CPU", "%"),
     ("process_memory_bytes", "Process memory", "bytes"),
 )
+# A deployment's: what its front door counted (source ``deploy:front_door``), then the
+# host's and its replicas' own use.
+DEPLOYMENT_CHARTS = (
+    ("requests_per_second", "Requests", "req/s"),
+    ("errors_per_second", "Errors (5xx or no answer)", "req/s"),
+    ("latency_ms", "Latency, mean", "ms"),
+    ("latency_p95_ms", "Latency, 95th percentile", "ms"),
+    *CHARTS[4:],
+)
+# What the scale control sets, by type: the recipe's spec field.
+SCALED = {"cluster": "n_workers", "deployment": "scale"}
 
 
 def shown_recipe(recipe: dict[str, Any]) -> str:
@@ -64,20 +76,28 @@ def resource_page(
 ) -> Response:
     """The resource's page."""
     details = facts(titan, principal, type, name, owner)
-    recipe = details.recipe
-    jobs = runs.runs_context(titan, principal, details.view, recipe) if type == "job" else None
+    recipe, view = details.recipe, details.view
+    jobs = runs.runs_context(titan, principal, view, recipe) if type == "job" else None
+    serving = (
+        deployments.serving_context(titan, view, recipe, details.history)
+        if type == "deployment"
+        else None
+    )
     return render(
         request,
         "resource.html",
         principal,
         f"{type}/{name}",
-        r=details.view,
+        r=view,
         recipe=shown_recipe(recipe),
         generation=details.generation,
-        charts=CHARTS,
-        scalable=type == "cluster",
-        workers=(recipe.get("spec") or {}).get("n_workers"),
+        charts=DEPLOYMENT_CHARTS if type == "deployment" else CHARTS,
+        scalable=type in SCALED,
+        workers=serving["scale"]
+        if serving
+        else (recipe.get("spec") or {}).get(SCALED.get(type, "")),
         runs_part=jobs,
+        serving_part=serving,
     )
 
 
@@ -161,10 +181,14 @@ def scale(
     workers: Annotated[int, Form(ge=0, le=10_000)],
     owner: Owner = None,
 ) -> Response:
-    """Set a cluster's worker count (its recipe's ``spec.n_workers``)."""
+    """Set a cluster's worker count (its recipe's ``spec.n_workers``) or a deployment's
+    replicas (``spec.scale``; the recipe's own limits answer a bad count)."""
     recipe, generation = titan.resources.recipe(principal, type, name, owner)
-    if type != "cluster":
-        raise InvalidInput(f"workers: only clusters scale; edit this {type}'s recipe instead")
-    recipe["spec"] = {**(recipe.get("spec") or {}), "n_workers": workers}
+    field = SCALED.get(type)
+    if field is None:
+        raise InvalidInput(
+            f"workers: only clusters and deployments scale; edit this {type}'s recipe instead"
+        )
+    recipe["spec"] = {**(recipe.get("spec") or {}), field: workers}
     applied = titan.resources.apply(principal, recipe, generation)
     return RedirectResponse(resource_path(applied["resource"], principal), status_code=303)

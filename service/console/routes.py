@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from service.console import (
     alerts,
     audit,
+    deployments,
     groups,
     jobs,
     new,
@@ -29,7 +30,7 @@ from service.console.session import NotSignedIn
 from service.errors import TitanError
 
 # ``router`` each
-PAGES = (sign_in, resources, resource, runs, new, tokens, usage, quotas, nodes, jobs)
+PAGES = (sign_in, resources, resource, runs, deployments, new, tokens, usage, quotas, nodes, jobs)
 ADMIN_PAGES = (users, groups, alerts, audit)
 
 

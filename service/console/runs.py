@@ -16,12 +16,11 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from markupsafe import escape
+from fastapi.responses import RedirectResponse, Response
 
 from service.api.deps import TitanDep
 from service.console.formats import duration
-from service.console.pages import HEADERS, render
+from service.console.pages import answer_line, render
 from service.console.resources import resource_path
 from service.console.session import Changing, SignedIn
 from service.core.identity.access import Principal
@@ -175,18 +174,13 @@ def run_now(
     except TitanError as exc:
         if not request.headers.get("hx-request"):
             raise
-        return _answer(f"Not started: {exc.message}", "alert", "problem")
+        return answer_line("run-now-answer", f"Not started: {exc.message}", "alert")
     if request.headers.get("hx-request"):
-        answer = _answer(f"Run {run['number']} begun.", "status", "notice")
+        answer = answer_line("run-now-answer", f"Run {run['number']} begun.", "status")
         answer.headers["HX-Trigger"] = RUNS_CHANGED  # the runs part shows it at once
         return answer
     job = {"type": "job", "name": name, "owner": owner or principal.user_name}
     return RedirectResponse(resource_path(job, principal) + "#job-runs", 303)
-
-
-def _answer(text: str, role: str, kind: str) -> HTMLResponse:
-    line = f'<p id="run-now-answer" class="{kind}" role="{role}">{escape(text)}</p>'
-    return HTMLResponse(line, headers=HEADERS)
 
 
 @router.post(JOB + "/suspend")

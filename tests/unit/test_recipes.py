@@ -17,13 +17,7 @@ from service.recipes.schema import render
 from service.recipes.units import parse_duration, parse_memory
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-# PENDING(issue 17, deployments): examples of a recipe type not merged yet, left out of
-# "every example is valid" until it is; test_pending_examples_wait_for_their_type fails
-# once the type exists, to say: remove them from here.
-PENDING = {"serve-xgboost.json": "deployment"}
-EXAMPLES = sorted(
-    p for p in RECIPES.glob("*.json") if p.name != "schema.json" and p.name not in PENDING
-)
+EXAMPLES = sorted(p for p in RECIPES.glob("*.json") if p.name != "schema.json")
 
 
 def problems(data: Any) -> dict[str, dict[str, Any]]:
@@ -41,14 +35,6 @@ def test_there_are_examples_for_each_use() -> None:
 def test_every_example_recipe_is_valid(path: Path) -> None:
     recipe = parse_recipe(json.loads(path.read_text()), DEFAULT_INSTANCE_TYPES)
     assert recipe.name == json.loads(path.read_text())["name"]
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_pending_examples_wait_for_their_type(name: str) -> None:
-    data = json.loads((RECIPES / name).read_text())
-    assert data["type"] == PENDING[name]
-    found = problems(data)
-    assert "type" in found, f"type {PENDING[name]!r} exists now: drop {name} from PENDING"
 
 
 def test_schema_file_is_current() -> None:
