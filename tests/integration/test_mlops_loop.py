@@ -12,6 +12,7 @@ import json
 import shlex
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -85,16 +86,14 @@ def predictions(version: ModelVersion) -> list[float]:
     return [float(v) for v in booster.predict(xgboost.DMatrix(ROWS))]
 
 
-def serves(server: RunningServer, token: str, version: ModelVersion) -> bool:
-    """Whether both replicas answer with ``version`` (8 calls, round robin)."""
+def serves(server: RunningServer, token: str, version: ModelVersion, calls: int = 8) -> bool:
+    """Whether ``calls`` predictions (round robin: every replica) all come from ``version``."""
+    expected = {"predictions": predictions(version), "model_version": version.name}
     answers = [
         server.request("POST", PREDICT, token=token, json={"instances": ROWS.tolist()})
-        for _ in range(8)
+        for _ in range(calls)
     ]
-    return all(a.status_code == 200 for a in answers) and all(
-        a.json() == {"predictions": predictions(version), "model_version": version.name}
-        for a in answers
-    )
+    return all(a.status_code == 200 and a.json() == expected for a in answers)
 
 
 class Load:
@@ -134,16 +133,33 @@ class Load:
                     self.failures.append(f"{answer.status_code}: {answer.text[:300]}")
                 else:
                     self.versions[answer.json()["model_version"]] += 1
+                time.sleep(0.02)  # steady, not a flood: the machine also trains and rolls out
 
 
-def rolled_out(server: RunningServer, load: Load, generation: int, version: ModelVersion) -> None:
-    """Wait until ``generation`` has replaced every replica and serves ``version``,
-    and the load went on meanwhile; no request failed."""
+def replicas(server: RunningServer) -> set[str]:
+    """The names of the deployment's replicas now."""
+    return {p["name"] for p in server.hub().get(SERVE)["processes"]}
+
+
+def rolled_out(server: RunningServer, load: Load, before: set[str], version: ModelVersion) -> None:
+    """Wait until new replicas have replaced every one of ``before``, all healthy, the
+    rollout done, and they serve ``version`` while the load goes on; no request failed."""
     hub = server.hub()
-    done = hub.wait(SERVE, {"running"}, generation=generation, timeout=180)
-    replicas = [p["name"] for p in done["processes"]]
-    assert len(replicas) == 2 and all(p["health"] == "healthy" for p in done["processes"])
-    wait_for(lambda: serves(server, load.token, version), timeout=30)
+
+    def done() -> dict[str, Any] | None:
+        now = hub.get(SERVE)
+        names = {p["name"] for p in now["processes"]}
+        settled = (
+            now["status"] == "running"
+            and not now["status_reason"].startswith("rolling out")
+            and len(names) == 2
+            and names.isdisjoint(before)
+            and all(p["health"] == "healthy" for p in now["processes"])
+        )
+        return now if settled else None
+
+    wait_for(done, timeout=180, every=1)
+    assert wait_for(lambda: serves(server, load.token, version), timeout=30)
     count = load.answered()
     wait_for(lambda: load.answered() > count + 10, timeout=60)
     assert load.failures == [], load.failures[:5]
@@ -192,10 +208,11 @@ def test_train_serve_watch_roll_out_and_roll_back(start_server: ServerFactory) -
     assert wrong.status_code == 400 and "the model takes 20 features" in wrong.text
 
     # 5. Watch it: requests reach its telemetry, `titan top` and /metrics.
-    assert wait_for(lambda: front_door_metric(server, "requests_total") >= 18, timeout=30)
+    assert serves(server, bob, first, calls=20)
+    assert wait_for(lambda: front_door_metric(server, "requests_total") >= 20, timeout=30)
     telemetry = hub.telemetry(SERVE, "requests_total", start="-5m", agg="max")
     [series] = [s for s in telemetry["series"] if s["source"] == "deploy:front_door"]
-    assert max(value for _, value in series["points"]) >= 18, telemetry
+    assert max(value for _, value in series["points"]) >= 20, telemetry
     admin_metrics = server.request("GET", "/metrics").text
     assert 'titan_deployment_requests_total{deployment="admin/serve-xgboost",outcome="ok"}' in (
         admin_metrics
@@ -206,20 +223,23 @@ def test_train_serve_watch_roll_out_and_roll_back(start_server: ServerFactory) -
 
     with Load(server, bob) as load:
         # 6. Pin the version served, then roll out the next night's model by its version.
-        pinned = hub.apply(serve_recipe(pinned=first.name))["resource"]["generation"]
-        rolled_out(server, load, pinned, first)
+        before = replicas(server)
+        hub.apply(serve_recipe(pinned=first.name))
+        rolled_out(server, load, before, first)
         second = train(server)  # the next nightly run
         assert second.name != first.name
         assert serves(server, bob, first)  # pinned: a new version is not served by itself
+        before = replicas(server)
         newer = hub.apply(serve_recipe(pinned=second.name))["resource"]["generation"]
-        rolled_out(server, load, newer, second)
+        rolled_out(server, load, before, second)
         assert load.versions[first.name] > 0 and load.versions[second.name] > 0
 
         # ...and roll back: the previous recipe, so the previous model, the same way.
-        back = titan(server, "rollback", SERVE, "--wait", "--timeout", "180")
+        before = replicas(server)
+        back = titan(server, "rollback", SERVE, "--wait", "--timeout", "180", timeout=240)
         assert back.returncode == 0, back.stdout + back.stderr
         assert f"generation {newer + 1}" in back.stdout, back.stdout
-        rolled_out(server, load, newer + 1, first)
+        rolled_out(server, load, before, first)
     assert load.failures == [], load.failures[:5]
     history = [event["reason"] for event in hub.history(SERVE)]
     assert any("rolling out" in reason for reason in history), history
