@@ -496,6 +496,8 @@ def test_a_2022_deployment_its_instances_public_flag_and_subdomain() -> None:
     assert recipe["spec"]["routes"] == [{"path": "/", "visibility": "account"}]
     said = rows(convert(private, SIZES, DEFAULT_INSTANCE_TYPES))["deployment.command"].why
     assert "with no routes, spec.routes is / for any signed-in user" in said
+    (recipe,) = convert(deployment(routes=[]), SIZES, DEFAULT_INSTANCE_TYPES).recipes
+    assert recipe["spec"]["routes"] == [{"path": "/", "visibility": "account"}]
     private["deployment"]["public"] = False
     (recipe,) = convert(private, SIZES, DEFAULT_INSTANCE_TYPES).recipes
     assert recipe["spec"]["routes"] == [{"path": "/", "visibility": "account"}]

@@ -171,7 +171,7 @@ def _route(draft: Draft, field: str, visibility: str, saturn: str) -> None:
 def default_route(draft: Draft, document: SaturnDocument) -> str:
     """For a deployment whose document sets no visibility (no routes, no ``public``):
     the route ``/`` for any signed-in user, as Saturn's default; what the report says."""
-    if document.value("routes") is not None or document.value("public") is not None:
+    if document.value("routes") not in (None, []) or document.value("public") is not None:
         return ""
     draft.recipe["spec"]["routes"] = [{"path": "/", "visibility": "account"}]
     return (
