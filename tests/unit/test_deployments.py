@@ -104,6 +104,7 @@ def test_a_rolling_update_goes_one_replica_at_a_time() -> None:
     health["replica-new-1"] = H
     step = rollout_step(NEW, [step.keep[0], *NEW], health)
     assert step.run == tuple(NEW) and step.keep == ()
+    assert step.waiting == ""  # the last old one goes: the status stops saying "rolling out"
 
 
 def test_an_unhealthy_old_replica_goes_first() -> None:
