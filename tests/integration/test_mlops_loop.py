@@ -158,7 +158,13 @@ def rolled_out(server: RunningServer, load: Load, before: set[str], version: Mod
         )
         return now if settled else None
 
-    wait_for(done, timeout=180, every=1)
+    try:
+        wait_for(done, timeout=180, every=1)
+    except AssertionError as exc:
+        now = hub.get(SERVE)
+        state = [(p["name"], p["state"], p["health"]) for p in now["processes"]]
+        where = f"{now['status']}: {now['status_reason']} {state}"
+        raise AssertionError(f"not rolled out: {where}") from exc
     assert wait_for(lambda: serves(server, load.token, version), timeout=30)
     count = load.answered()
     wait_for(lambda: load.answered() > count + 10, timeout=60)
