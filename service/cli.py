@@ -18,7 +18,7 @@ from service.cli_import import add_import_commands
 from service.cli_logs import add_logs_command
 from service.cli_runs import add_runs_commands
 from service.cli_sharing import add_sharing_commands
-from service.cli_tables import alerts_table, top_table
+from service.cli_tables import alerts_table, top_view
 from service.client import ResourceRef, TitanClientError
 from service.client.extras import needs
 
@@ -182,15 +182,15 @@ def top(
     interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 2.0,
 ) -> None:
     """Live table of running resources: each GPU's utilisation, memory, temperature, power;
-    each deployment's requests, errors and latency."""
+    and each deployment's requests, errors and latency through the front door."""
     client = hub()
     if once:
-        console.print(top_table(client.current()))
+        console.print(top_view(client.current()))
         return
-    with Live(top_table(client.current()), console=console, auto_refresh=False) as live:
+    with Live(top_view(client.current()), console=console, auto_refresh=False) as live:
         while True:
             time.sleep(interval)
-            live.update(top_table(client.current()), refresh=True)
+            live.update(top_view(client.current()), refresh=True)
 
 
 @app.command()

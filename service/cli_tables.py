@@ -5,14 +5,57 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 
 GiB = 1024**3
 
 
+def top_view(resources: list[dict[str, Any]], now: float | None = None) -> RenderableType:
+    """``titan top``: the hardware table and, where deployments serve, their front door's
+    requests, errors and latency."""
+    served = deployments_table(resources, now)
+    return top_table(resources, now) if served is None else Group(top_table(resources, now), served)
+
+
+def deployments_table(resources: list[dict[str, Any]], now: float | None = None) -> Table | None:
+    """Each deployment's newest front door reading (requests and errors per second over
+    the last report interval, mean and p95 latency, totals); None if there is none."""
+    now = time.time() if now is None else now
+    table = Table(
+        "resource",
+        "source",
+        "req/s",
+        "errors/s",
+        "latency ms",
+        "p95 ms",
+        "requests",
+        "errors",
+        "age s",
+        title="deployments",
+    )
+    for resource in resources:
+        name = f"{resource['owner']}/{resource['type']}/{resource['name']}"
+        for reading in resource["sources"]:
+            if not reading["source"].startswith("deploy:"):
+                continue
+            values = reading["values"]
+            table.add_row(
+                name,
+                "front door",
+                _rate(values.get("requests_per_second")),
+                _rate(values.get("errors_per_second")),
+                _rate(values.get("latency_ms")),
+                _rate(values.get("latency_p95_ms")),
+                _number(values.get("requests_total")),
+                _number(values.get("errors_total")),
+                f"{now - reading['time']:.0f}",
+            )
+    return table if table.row_count else None
+
+
 def top_table(resources: list[dict[str, Any]], now: float | None = None) -> Table:
-    """Each running resource's GPUs and hosts: utilisation, memory, temperature, power; and
-    each deployment's requests through the front door (per second, errors, latency)."""
+    """Each running resource's GPUs and hosts: utilisation, memory, temperature, power."""
     now = time.time() if now is None else now
     table = Table(
         "resource",
@@ -39,7 +82,7 @@ def top_table(resources: list[dict[str, Any]], now: float | None = None) -> Tabl
 
 
 def _shown(source: str) -> bool:
-    return source.startswith(("gpu:", "host:", "deploy:"))
+    return source.startswith(("gpu:", "host:"))
 
 
 def _columns(reading: dict[str, Any]) -> list[str]:
@@ -54,13 +97,6 @@ def _columns(reading: dict[str, Any]) -> list[str]:
             _number(values.get("gpu_temperature_celsius")),
             _number(values.get("gpu_power_watts")),
         ]
-    if reading["source"].startswith("deploy:"):
-        latency = values.get("latency_ms")
-        said = f"front door: {values.get('requests_per_second', 0):.1f} req/s, "
-        said += f"{values.get('errors_per_second', 0):.1f} errors/s"
-        if latency is not None:
-            said += f", {latency:.0f} ms (p95 {values.get('latency_p95_ms', 0):.0f} ms)"
-        return [said, "", "", "", ""]
     memory = _memory(values.get("process_memory_bytes"), values.get("host_memory_total_bytes"))
     return [
         f"host {reading['info'].get('host', '')} (CPU)",
@@ -88,6 +124,10 @@ def alerts_table(events: list[dict[str, Any]]) -> Table:
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.0f}"
+
+
+def _rate(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def _memory(used: float | None, total: float | None) -> str:

@@ -1,16 +1,19 @@
-"""The MLOps loop's training half on a real server (local backend): the nightly recipe,
-run now, publishes a model to the shared folder that the serving app loads and answers with.
+"""The MLOps loop end to end on a real server (local backend), as the README walks it:
+the nightly training job, run now, publishes a model to the shared folder 'models';
+serve-xgboost.json runs as a deployment answering predictions through the front door
+for any signed-in user; its requests reach its telemetry, `titan top` and /metrics; a
+new model is rolled out replica by replica and rolled back with `titan rollback`, under
+a steady stream of requests none of which fails.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shlex
-import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,111 +22,230 @@ import numpy as np
 import pytest
 import xgboost
 
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import RunningServer, ServerFactory
+from tests.integration.test_cli import titan
 from tests.waiting import wait_for
-from workers.model_folder import versions
+from workers.model_folder import ModelVersion, versions
 
 pytestmark = pytest.mark.slow
 
-RECIPE = Path(__file__).parents[2] / "recipes" / "train-xgboost-nightly.json"
-SERVE = RECIPE.with_name("serve-xgboost.json")  # a deployment: started by hand here
+RECIPES = Path(__file__).parents[2] / "recipes"
+TRAIN = "job/train-xgboost-nightly"
+SERVE = "deployment/serve-xgboost"
+PREDICT = "/deploy/admin/serve-xgboost/predict"  # the front door: /deploy/<owner>/<name>/<path>
 ENDED = {"succeeded", "failed", "timed_out", "lost", "stopped", "skipped", "missed"}
+ROWS = np.random.default_rng(5).normal(size=(10, 20)).astype(np.float32)
 
 
-@pytest.fixture
-def serving_app(tmp_path: Path) -> Iterator[Any]:
-    """Start the serving app as serve-xgboost.json's command does, in a replica's folder
-    where the local backend links the 'models' folder, on a free loopback port; its URL.
-    Stopped (SIGTERM) after; its log is printed."""
-    started: list[subprocess.Popen[str]] = []
-    log_path = tmp_path / "serving.log"
-
-    def start(model_dir: Path) -> str:
-        command = json.loads(SERVE.read_text())["spec"]["command"]
-        assert command.startswith('python -m workers.serving.xgboost_server --port "$PORT"')
-        command = command.replace("python", shlex.quote(sys.executable), 1)
-        command += " --reload-seconds 0.5"
-        replica = tmp_path / "replica"
-        replica.mkdir()
-        (replica / "models").symlink_to(model_dir, target_is_directory=True)
-        env = {**os.environ, "PORT": "0", "PYTHONPATH": str(Path(__file__).parents[2])}
-        with log_path.open("w") as log:
-            app = subprocess.Popen(
-                ["sh", "-c", f"exec {command}"],
-                cwd=replica,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        started.append(app)
-
-        def listening() -> str | None:
-            found = re.search(r"listening on (http://\S+),", log_path.read_text())
-            assert app.poll() is None, log_path.read_text()
-            return found.group(1) if found else None
-
-        return str(wait_for(listening, timeout=60, every=0.2))
-
-    yield start
-    for app in started:
-        app.terminate()
-        assert app.wait(timeout=30) == 0  # SIGTERM is a clean stop
-    if log_path.exists():
-        print(log_path.read_text())
+def with_this_python(command: str) -> str:
+    """The recipe's shell command run by the interpreter Titan is installed in (the
+    image's ``python``, here)."""
+    assert command.startswith("python -m workers.serving.xgboost_server "), command
+    return shlex.quote(sys.executable) + command.removeprefix("python")
 
 
-def test_the_nightly_job_publishes_a_model_the_serving_app_answers_with(
-    server: RunningServer, serving_app: Any
-) -> None:
-    made = server.request("POST", "/api/v1/folders", json={"name": "models"})
-    assert made.status_code == 201, made.text
-    recipe = json.loads(RECIPE.read_text())
-    assert recipe["spec"]["command"][:3] == ["python", "-m", "workers.training"]
-    recipe["spec"]["command"][0] = sys.executable  # the interpreter Titan is installed in
+def serve_recipe(pinned: str | None = None) -> dict[str, Any]:
+    """recipes/serve-xgboost.json, its command pinned to a model version if given."""
+    recipe: dict[str, Any] = json.loads((RECIPES / "serve-xgboost.json").read_text())
+    spec = recipe["spec"]
+    assert spec["command"] == (
+        'python -m workers.serving.xgboost_server --host "$TITAN_BIND_HOST" --port "$PORT" '
+        "--model-dir /models"
+    )
+    assert (spec["scale"], spec["routes"]) == (2, [{"path": "/", "visibility": "account"}])
+    spec["command"] = with_this_python(spec["command"])
+    if pinned:
+        spec["command"] += f" --model-version {pinned}"  # as the README says to pin one
+    return recipe
+
+
+def train(server: RunningServer) -> ModelVersion:
+    """`titan run job/train-xgboost-nightly`, waited for: the version it published."""
     hub = server.hub()
-    hub.apply(recipe)
-    ref = "job/train-xgboost-nightly"
-    assert hub.get(ref)["status"] == "stopped"  # it waits for its schedule (03:00 Berlin)
-
-    number = hub.run(ref)["number"]  # `titan run job/train-xgboost-nightly`
+    number = hub.run(TRAIN)["number"]
 
     def ended() -> dict[str, Any] | None:
-        return next(
-            (r for r in hub.runs(ref) if r["number"] == number and r["status"] in ENDED), None
-        )
+        runs = hub.runs(TRAIN)
+        return next((r for r in runs if r["number"] == number and r["status"] in ENDED), None)
 
     run = wait_for(ended, timeout=300)
-    text = hub.logs(ref, job_run=number)["processes"]["job"]["text"]
+    text = hub.logs(TRAIN, job_run=number)["processes"]["job"]["text"]
     assert (run["trigger"], run["status"]) == ("manual", "succeeded"), text
     result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
-
-    folder = server.settings.folders_dir / "admin" / "models"
-    [version] = versions(folder)
+    version = versions(server.settings.folders_dir / "admin" / "models")[-1]
     assert result["version"] == version.name
-    assert sorted(p.name for p in version.folder.iterdir()) == ["metadata.json", "model.json"]
     metadata = version.metadata()
-    assert metadata["version"] == version.name and metadata["features"] == {"count": 20}
-    assert metadata["metric"]["name"] == "rmse"
+    assert metadata["source"] == {"resource": f"admin/{TRAIN}", "run": str(number)}
     assert metadata["metric"]["value"] == result["rmse"] < result["baseline_rmse"] / 2
-    assert metadata["source"] == {"resource": "admin/job/train-xgboost-nightly", "run": str(number)}
-    assert metadata["training"]["rows"] == 50_000 and metadata["training"]["device"] == "cpu"
+    return version
 
-    url = serving_app(folder)
 
-    def healthy() -> dict[str, Any] | None:
-        answer = httpx.get(url + "/healthz")
-        return answer.json() if answer.status_code == 200 else None  # type: ignore[no-any-return]
-
-    assert wait_for(healthy, timeout=60)["model_version"] == version.name
-    described = httpx.get(url + "/model").json()
-    assert described["model_dir"].endswith("/replica/models")  # the link, for /models
-    assert described["metadata"] == metadata
-    rows = np.random.default_rng(5).normal(size=(10, 20)).astype(np.float32)
-    answer = httpx.post(url + "/predict", json={"instances": rows.tolist()})
-    assert answer.status_code == 200, answer.text
+def predictions(version: ModelVersion) -> list[float]:
+    """What ``version`` predicts for ROWS, computed here."""
     booster = xgboost.Booster(model_file=str(version.model_file))
-    expected = [float(v) for v in booster.predict(xgboost.DMatrix(rows))]
-    assert answer.json() == {"predictions": expected, "model_version": version.name}
-    wrong = httpx.post(url + "/predict", json={"instances": [[1.0] * 19]})
+    return [float(v) for v in booster.predict(xgboost.DMatrix(ROWS))]
+
+
+def serves(server: RunningServer, token: str, version: ModelVersion, calls: int = 8) -> bool:
+    """Whether ``calls`` predictions (round robin: every replica) all come from ``version``."""
+    expected = {"predictions": predictions(version), "model_version": version.name}
+    answers = [
+        server.request("POST", PREDICT, token=token, json={"instances": ROWS.tolist()})
+        for _ in range(calls)
+    ]
+    return all(a.status_code == 200 and a.json() == expected for a in answers)
+
+
+class Load:
+    """A caller sending predictions through the front door without pause, counting the
+    model versions answering and every failure (any answer but 200, or none)."""
+
+    def __init__(self, server: RunningServer, token: str) -> None:
+        self.url, self.token = server.url, token
+        self.versions: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=60)
+
+    def answered(self) -> int:
+        """How many requests have been answered so far."""
+        return sum(self.versions.values())
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        body = {"instances": ROWS[:2].tolist()}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=30) as client:
+            while not self.stopping.is_set():
+                try:
+                    answer = client.post(PREDICT, json=body)
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                    continue
+                if answer.status_code != 200:
+                    self.failures.append(f"{answer.status_code}: {answer.text[:300]}")
+                else:
+                    self.versions[answer.json()["model_version"]] += 1
+                time.sleep(0.02)  # steady, not a flood: the machine also trains and rolls out
+
+
+def replicas(server: RunningServer) -> set[str]:
+    """The names of the deployment's replicas now."""
+    return {p["name"] for p in server.hub().get(SERVE)["processes"]}
+
+
+def rolled_out(server: RunningServer, load: Load, before: set[str], version: ModelVersion) -> None:
+    """Wait until new replicas have replaced every one of ``before``, all healthy, the
+    rollout done, and they serve ``version`` while the load goes on; no request failed."""
+    hub = server.hub()
+
+    def done() -> dict[str, Any] | None:
+        now = hub.get(SERVE)
+        names = {p["name"] for p in now["processes"]}
+        settled = (
+            now["status"] == "running"
+            and not now["status_reason"].startswith("rolling out")
+            and len(names) == 2
+            and names.isdisjoint(before)
+            and all(p["health"] == "healthy" for p in now["processes"])
+        )
+        return now if settled else None
+
+    try:
+        wait_for(done, timeout=180, every=1)
+    except AssertionError as exc:
+        now = hub.get(SERVE)
+        state = [(p["name"], p["state"], p["health"]) for p in now["processes"]]
+        where = f"{now['status']}: {now['status_reason']} {state}"
+        raise AssertionError(f"not rolled out: {where}") from exc
+    assert wait_for(lambda: serves(server, load.token, version), timeout=30)
+    count = load.answered()
+    wait_for(lambda: load.answered() > count + 10, timeout=60)
+    assert load.failures == [], load.failures[:5]
+
+
+def front_door_metric(server: RunningServer, metric: str) -> float:
+    """The deployment's newest ``metric`` on /metrics ("titan_<metric>{...}"); 0 if none."""
+    text = server.request("GET", "/metrics").text
+    rows = [
+        row
+        for row in text.splitlines()
+        if row.startswith(f"titan_{metric}{{") and f'resource="admin/{SERVE}"' in row
+    ]
+    return float(rows[0].rsplit(" ", 1)[1]) if rows else 0.0
+
+
+def test_train_serve_watch_roll_out_and_roll_back(start_server: ServerFactory) -> None:
+    server = start_server(deployment_metrics_seconds=1)
+    hub = server.hub()
+    bob = str(hub.send_json("POST", "/api/v1/users", {"name": "bob"})["token"])
+
+    # 1. A folder for the models, and the nightly job: one run now publishes a model.
+    made = server.request("POST", "/api/v1/folders", json={"name": "models"})
+    assert made.status_code == 201, made.text
+    recipe = json.loads((RECIPES / "train-xgboost-nightly.json").read_text())
+    assert recipe["spec"]["command"][:3] == ["python", "-m", "workers.training"]
+    recipe["spec"]["command"][0] = sys.executable  # the interpreter Titan is installed in
+    hub.apply(recipe)
+    assert hub.get(TRAIN)["status"] == "stopped"  # it waits for its schedule (03:00 Berlin)
+    first = train(server)
+
+    # 2-3. Deploy the recipe as shipped: it serves the newest version once healthy.
+    assert hub.apply(serve_recipe())["action"] == "created"
+    running = hub.wait(SERVE, {"running"}, generation=1, timeout=180)
+    assert running["endpoints"]["url"] == f"{server.settings.api_url}/deploy/admin/serve-xgboost/"
+    assert running["workers"] == {"ready": 2, "wanted": 2}, running
+
+    # 4. Called with a token: any signed-in user (visibility account); no one else.
+    assert wait_for(lambda: serves(server, bob, first), timeout=30)
+    anonymous = server.request("POST", PREDICT, token="", json={"instances": ROWS.tolist()})
+    assert anonymous.status_code == 401, anonymous.text
+    model = server.request("GET", "/deploy/admin/serve-xgboost/model", token=bob).json()
+    assert model["model_version"] == first.name and model["metadata"] == first.metadata()
+    assert model["follows"] == "newest version"
+    wrong = server.request("POST", PREDICT, token=bob, json={"instances": [[1.0] * 19]})
     assert wrong.status_code == 400 and "the model takes 20 features" in wrong.text
+
+    # 5. Watch it: requests reach its telemetry, `titan top` and /metrics.
+    assert serves(server, bob, first, calls=20)
+    assert wait_for(lambda: front_door_metric(server, "requests_total") >= 20, timeout=30)
+    telemetry = hub.telemetry(SERVE, "requests_total", start="-5m", agg="max")
+    [series] = [s for s in telemetry["series"] if s["source"] == "deploy:front_door"]
+    assert max(value for _, value in series["points"]) >= 20, telemetry
+    admin_metrics = server.request("GET", "/metrics").text
+    assert 'titan_deployment_requests_total{deployment="admin/serve-xgboost",outcome="ok"}' in (
+        admin_metrics
+    )
+    top = titan(server, "top", "--once", env={"COLUMNS": "200"})
+    assert top.returncode == 0, top.stderr
+    assert f"admin/{SERVE}" in top.stdout and "front door" in top.stdout, top.stdout
+
+    with Load(server, bob) as load:
+        # 6. Pin the version served, then roll out the next night's model by its version.
+        before = replicas(server)
+        hub.apply(serve_recipe(pinned=first.name))
+        rolled_out(server, load, before, first)
+        second = train(server)  # the next nightly run
+        assert second.name != first.name
+        assert serves(server, bob, first)  # pinned: a new version is not served by itself
+        before = replicas(server)
+        newer = hub.apply(serve_recipe(pinned=second.name))["resource"]["generation"]
+        rolled_out(server, load, before, second)
+        assert load.versions[first.name] > 0 and load.versions[second.name] > 0
+
+        # ...and roll back: the previous recipe, so the previous model, the same way.
+        before = replicas(server)
+        back = titan(server, "rollback", SERVE, "--wait", "--timeout", "180", timeout=240)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert f"generation {newer + 1}" in back.stdout, back.stdout
+        rolled_out(server, load, before, first)
+    assert load.failures == [], load.failures[:5]
+    history = [event["reason"] for event in hub.history(SERVE)]
+    assert any("rolling out" in reason for reason in history), history

@@ -1,15 +1,21 @@
 """`titan import saturn` and POST /api/v1/recipes/import/saturn against a real server: the
-report, refusals naming each field, --lenient, and a converted scheduled job that really
-runs (started now with `titan run`, its own logs read back)."""
+report, refusals naming each field, --lenient, a converted scheduled job that really
+runs (started now with `titan run`, its own logs read back), and a converted deployment
+that really serves through the front door."""
 
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.integration.conftest import RunningServer, ServerFactory
 from tests.integration.test_cli import titan
+from tests.waiting import wait_for
 
 ROUTE = "/api/v1/recipes/import/saturn"
 SIZES = {"large": "cpu-small", "medium": "cpu-small"}
@@ -44,6 +50,38 @@ WORKSPACE_2025: dict[str, Any] = {
             "worker": {"instance_type": "xlarge"},
         },
         "routes": [{"subdomain": "tb", "container_port": 6006, "visibility": "org"}],
+    },
+}
+
+
+# A Saturn deployment as the 2022 schema writes it: a command on port 8000 and 0.0.0.0
+# (Saturn's rule), two instances, a subdomain, public. Python's own file server stands for
+# the app (run by the interpreter Titan is installed in).
+PYTHON = shlex.quote(sys.executable)
+DEPLOYMENT_2022: dict[str, Any] = {
+    "name": "Files",
+    "image": {"owner": "saturncloud", "name": "saturn", "version": "2022.05.01"},
+    "deployment": {
+        "instance_type": "large",
+        "command": f"{PYTHON} -m http.server 8000 --bind 0.0.0.0",
+        "instance_count": 2,
+        "start_ssh": False,
+        "subdomain": "files",
+        "public": True,
+    },
+    "schema_version": "2022.08.01",
+}
+# The current schema's deployment with viewers, which Titan refuses (visibility only).
+DEPLOYMENT_2025: dict[str, Any] = {
+    "schema_version": "2025.10.01",
+    "type": "deployment",
+    "spec": {
+        "name": "model",
+        "instance_type": "large",
+        "command": "uvicorn app:app --host 0.0.0.0 --port 8080",
+        "scale": 2,
+        "routes": [{"subdomain": "model", "container_port": 8080, "visibility": "owner"}],
+        "viewers": [{"identity": "ml-team"}],
     },
 }
 
@@ -147,3 +185,44 @@ def test_the_api_refuses_what_is_no_saturn_recipe_or_no_json(start_server: Serve
     huge += "}}"
     big = server.request("POST", ROUTE, content=huge, headers={"Content-Type": "application/json"})
     assert big.status_code == 422 and "spec.retries" in big.json()["error"]["message"]
+
+
+def test_a_saturn_deployment_is_imported_applied_and_served_through_the_front_door(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    server = _server(start_server)
+    recipe = tmp_path / "saturn-deployment.json"
+    recipe.write_text(json.dumps(DEPLOYMENT_2022))
+    applied = titan(server, "import", "saturn", str(recipe), "--apply")
+    assert applied.returncode == 0, applied.stderr
+    assert "deployment/files created (generation 1)" in applied.stdout, applied.stdout
+    report = applied.stderr
+    for field in ("deployment.command", "deployment.instance_count", "deployment.public"):
+        assert field in report, report
+    assert "spec.scale" in report and "spec.routes" in report and "deployment.subdomain" in report
+    hub = server.hub()
+    running = hub.wait("deployment/files", {"running"}, timeout=120)
+    assert running["workers"] == {"ready": 2, "wanted": 2}, running
+    spec = hub.recipe("deployment/files")["spec"]
+    assert spec["command"] == f"{PYTHON} -m http.server ${{PORT}} --bind ${{TITAN_BIND_HOST}}"
+    assert (spec["scale"], spec["routes"]) == (2, [{"path": "/", "visibility": "public"}])
+    # public: anyone, without a token, through the front door; both replicas answer.
+    url = f"{server.url}/deploy/admin/files/"
+
+    def listed() -> bool:
+        answers = [httpx.get(url, timeout=30) for _ in range(4)]
+        return all(a.status_code == 200 and "Directory listing" in a.text for a in answers)
+
+    assert wait_for(listed, timeout=30)
+
+    # The current schema: viewers refused (422 naming the field), dropped with lenient.
+    strict = server.request("POST", ROUTE, json=DEPLOYMENT_2025)
+    assert strict.status_code == 422, strict.text
+    assert [p["path"] for p in strict.json()["error"]["details"]] == ["spec.viewers"]
+    answer = server.request("POST", ROUTE + "?lenient=true", json=DEPLOYMENT_2025)
+    assert answer.status_code == 200, answer.text
+    (model,) = answer.json()["recipes"]
+    assert model["spec"]["command"] == "uvicorn app:app --host ${TITAN_BIND_HOST} --port ${PORT}"
+    assert model["spec"]["routes"] == [{"path": "/", "visibility": "owner"}]
+    planned = server.request("POST", "/api/v1/recipes/plan", json=model)
+    assert planned.status_code == 200 and planned.json()["action"] == "create", planned.text

@@ -104,6 +104,7 @@ def test_a_rolling_update_goes_one_replica_at_a_time() -> None:
     health["replica-new-1"] = H
     step = rollout_step(NEW, [step.keep[0], *NEW], health)
     assert step.run == tuple(NEW) and step.keep == ()
+    assert step.waiting == ""  # the last old one goes: the status stops saying "rolling out"
 
 
 def test_an_unhealthy_old_replica_goes_first() -> None:
@@ -216,26 +217,6 @@ def test_metric_values_between_two_counts() -> None:
     assert values["latency_ms"] == pytest.approx(61.0)
     assert values["latency_p95_ms"] == 250.0
     assert "latency_ms" not in values_between(1.0, now, now)  # no request: no latency
-
-
-def test_titan_top_shows_a_deployments_requests() -> None:
-    from rich.console import Console
-
-    from service.cli_tables import top_table
-
-    values = {"requests_per_second": 12.5, "errors_per_second": 0.5, "latency_ms": 4.2}
-    reading = {
-        "source": "deploy:front_door",
-        "process": "front-door",
-        "time": 100.0,
-        "info": {},
-        "values": {**values, "latency_p95_ms": 10.0},
-    }
-    resource = {"owner": "alice", "type": "deployment", "name": "web", "sources": [reading]}
-    console = Console(width=200, record=True)
-    console.print(top_table([resource], now=101.0))
-    text = console.export_text()
-    assert "front door: 12.5 req/s, 0.5 errors/s, 4 ms (p95 10 ms)" in text
 
 
 def test_health_checks_count_failures_after_the_start_period() -> None:

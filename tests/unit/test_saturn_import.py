@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import DEFAULT_INSTANCE_TYPES, Settings
-from service.recipes.importers import NOT_YET, Conversion, ImportRefused, convert
+from service.recipes.importers import Conversion, ImportRefused, convert
 from service.recipes.models import RecipeInvalid, parse_recipe
 
 SIZES = {"medium": "cpu-medium", "large": "cpu-large", "xlarge": "cpu-large", "g4dnxlarge": "gpu-1"}
@@ -416,12 +416,25 @@ def test_the_refusal_names_every_field_and_the_way_out() -> None:
     assert any(row.outcome == "kept" for row in info.value.report)
 
 
-def test_deployments_are_refused_and_leniently_leave_their_dask_cluster_standing_alone() -> None:
+def test_a_2025_deployment_becomes_a_deployment_and_its_dask_cluster_stands_alone() -> None:
     problems = refused(DEPLOYMENT_2025)
-    assert set(problems) == {"type", "spec.scale", "spec.routes", "spec.viewers"}
-    assert problems["type"]["message"] == "Titan has no deployments yet"
-    made = lenient(DEPLOYMENT_2025)
+    assert set(problems) == {"spec.viewers"}  # Titan lets callers in by visibility only
+    assert "not by a list of viewers" in problems["spec.viewers"]["message"]
+    without_viewers = {**DEPLOYMENT_2025, "spec": {**DEPLOYMENT_2025["spec"]}}
+    del without_viewers["spec"]["viewers"]
+    made = convert(without_viewers, SIZES, DEFAULT_INSTANCE_TYPES)  # strict: nothing refused
     assert made.recipes == [
+        {
+            "schema_version": 1,
+            "type": "deployment",
+            "name": "serve-model",
+            "spec": {
+                "command": "uvicorn app:app --host ${TITAN_BIND_HOST} --port ${PORT}",
+                "instance_type": "cpu-large",
+                "scale": 3,
+                "routes": [{"path": "/", "visibility": "account"}],
+            },
+        },
         {
             "schema_version": 1,
             "type": "cluster",
@@ -431,26 +444,178 @@ def test_deployments_are_refused_and_leniently_leave_their_dask_cluster_standing
                 "scheduler": {"memory": "8GiB"},
                 "worker": {"nthreads": 4, "memory": "16GiB", "gpu": 0},
             },
+        },
+    ]
+    found = rows(made)
+    assert (found["type"].outcome, found["type"].titan) == ("kept", "type")
+    command = found["spec.command"]
+    assert (command.outcome, command.titan) == ("translated", "spec.command")
+    assert "8000 → ${PORT}, 0.0.0.0 → ${TITAN_BIND_HOST}" in command.why
+    assert "Titan sends GET / to each replica" in command.why  # no healthcheck given
+    assert (found["spec.scale"].outcome, found["spec.scale"].titan) == ("kept", "spec.scale")
+    visibility = found["spec.routes[0].visibility"]
+    assert (visibility.outcome, visibility.titan) == ("translated", "spec.routes")
+    assert "'org'" in visibility.why and "any signed-in user" in visibility.why
+    assert found["spec.routes[0].subdomain"].outcome == "dropped"
+    assert "/deploy/<owner>/<name>/" in found["spec.routes[0].subdomain"].why
+    assert found["spec.routes[0].container_port"].titan == "spec.command"
+    assert found["spec.dask_cluster"].titan == "cluster:"
+    assert "TitanCluster.from_name" in found["spec.dask_cluster"].why
+    assert found["spec.dask_cluster.num_workers"].titan == "cluster:spec.n_workers"
+    dropped = rows(lenient(DEPLOYMENT_2025))["spec.viewers"]
+    assert dropped.outcome == "dropped" and dropped.why.endswith("(dropped: --lenient)")
+
+
+def test_a_2022_deployment_its_instances_public_flag_and_subdomain() -> None:
+    made = convert(DEPLOYMENT_2022, SIZES, DEFAULT_INSTANCE_TYPES)
+    assert made.recipes == [
+        {
+            "schema_version": 1,
+            "type": "deployment",
+            "name": "dashboard",
+            "spec": {
+                "command": "python -m panel serve app.py --port ${PORT}",
+                "instance_type": "cpu-medium",
+                "scale": 2,
+                "routes": [{"path": "/", "visibility": "public"}],
+            },
         }
     ]
     found = rows(made)
-    assert found["spec.command"].outcome == "dropped"
-    assert "goes with the deployment" in found["spec.command"].why
-    assert found["spec.dask_cluster.num_workers"].titan == "cluster:spec.n_workers"
-    old = refused(DEPLOYMENT_2022)
-    assert set(old) == {"deployment", "deployment.instance_count", "deployment.subdomain",
-                        "deployment.public"}  # fmt: skip
-    assert lenient(DEPLOYMENT_2022).recipes == []
+    assert (found["deployment"].outcome, found["deployment"].titan) == ("kept", "type")
+    assert found["deployment.instance_count"].titan == "spec.scale"
+    assert found["deployment.instance_count"].outcome == "translated"
+    assert found["deployment.public"].titan == "spec.routes"
+    assert "anyone, without a token" in found["deployment.public"].why
+    assert found["deployment.subdomain"].outcome == "dropped"
+    assert found["deployment.start_ssh"].outcome == "dropped"
+    assert "it names no address" in found["deployment.command"].why  # panel's own default
+    private = {**DEPLOYMENT_2022, "deployment": {**DEPLOYMENT_2022["deployment"]}}
+    del private["deployment"]["public"]  # Saturn's default: any signed-in user
+    (recipe,) = convert(private, SIZES, DEFAULT_INSTANCE_TYPES).recipes
+    assert recipe["spec"]["routes"] == [{"path": "/", "visibility": "account"}]
+    said = rows(convert(private, SIZES, DEFAULT_INSTANCE_TYPES))["deployment.command"].why
+    assert "with no routes, spec.routes is / for any signed-in user" in said
+    (recipe,) = convert(deployment(routes=[]), SIZES, DEFAULT_INSTANCE_TYPES).recipes
+    assert recipe["spec"]["routes"] == [{"path": "/", "visibility": "account"}]
+    private["deployment"]["public"] = False
+    (recipe,) = convert(private, SIZES, DEFAULT_INSTANCE_TYPES).recipes
+    assert recipe["spec"]["routes"] == [{"path": "/", "visibility": "account"}]
 
 
-def test_the_not_yet_table_refuses_each_of_its_fields() -> None:
-    assert {"schedule", "retries", "backoff_limit", "concurrency_policy"}.isdisjoint(NOT_YET)
-    for name in NOT_YET:
-        if name == "deployment":
-            continue
-        document = {"schema_version": "2025.10.01", "type": "job",
-                    "spec": {"name": "j", "command": "true", name: 5}}  # fmt: skip
-        assert refused(document)[f"spec.{name}"]["message"].startswith("Titan has no ")
+def deployment(command: str = "gunicorn -b 0.0.0.0:8000 app:app", **spec: Any) -> dict[str, Any]:
+    return {"schema_version": "2025.10.01", "type": "deployment",
+            "spec": {"name": "d", "command": command, **spec}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("saturn", "titan"),
+    [("owner", "owner"), ("org", "account"), ("account", "account"),
+     ("unauthenticated", "public"), (None, "account")],
+)  # fmt: skip
+def test_each_saturn_visibility_is_a_titan_one(saturn: str | None, titan: str) -> None:
+    route: dict[str, Any] = {"subdomain": "x", "container_port": 8000}
+    if saturn is not None:
+        route["visibility"] = saturn
+    (recipe,) = convert(deployment(routes=[route]), SIZES, DEFAULT_INSTANCE_TYPES).recipes
+    assert recipe["spec"]["routes"] == [{"path": "/", "visibility": titan}]
+
+
+def test_an_unknown_visibility_a_second_route_and_a_bad_port_are_refused() -> None:
+    problems = refused(deployment(routes=[{"container_port": 8000, "visibility": "world"}]))
+    assert "not one of Saturn's visibilities" in problems["spec.routes[0].visibility"]["message"]
+    two = [{"container_port": 8000, "visibility": "org"}, {"container_port": 9000}]
+    problems = refused(deployment(routes=two))
+    assert set(problems) == {"spec.routes[1]"}
+    assert "one URL, from one port of each replica" in problems["spec.routes[1]"]["message"]
+    (recipe,) = lenient(deployment(routes=two)).recipes
+    assert recipe["spec"]["routes"] == [{"path": "/", "visibility": "account"}]
+    for port in (0, 70000, "8000", True):
+        problems = refused(deployment(routes=[{"container_port": port}]))
+        assert "spec.routes[0].container_port" in problems, port
+    problems = refused(deployment(routes=[{"container_port": 8000, "path": "/x"}]))
+    assert "not a Saturn route field" in problems["spec.routes[0].path"]["message"]
+    assert "a list of routes" in refused(deployment(routes={"a": 1}))["spec.routes"]["message"]
+
+
+PROGRAMS = ("uvicorn", "gunicorn", "streamlit", "python", "echo")
+
+
+@pytest.mark.parametrize(
+    ("command", "port", "titan"),
+    [
+        ("uvicorn app:app --host 0.0.0.0 --port 8000", 8000,
+         "uvicorn app:app --host ${TITAN_BIND_HOST} --port ${PORT}"),
+        ('gunicorn -b "0.0.0.0:8000" app:app', 8000,
+         'gunicorn -b "${TITAN_BIND_HOST}:${PORT}" app:app'),
+        ("streamlit run app.py --server.port=8080 --server.address=0.0.0.0", 8080,
+         "streamlit run app.py --server.port=${PORT} --server.address=${TITAN_BIND_HOST}"),
+        ("python serve.py 8000 --workers 18000 --v 8000.1", 8000,
+         "python serve.py ${PORT} --workers 18000 --v 8000.1"),
+        ("echo '0.0.0.0 8000' && python app.py --port 8000", 8000,
+         "echo '0.0.0.0 8000' && python app.py --port ${PORT}"),
+    ],
+)  # fmt: skip
+def test_the_command_listens_on_port_where_it_named_saturns(
+    command: str, port: int, titan: str
+) -> None:
+    document = deployment(command, routes=[{"container_port": port, "visibility": "owner"}])
+    (recipe,) = convert(document, SIZES, DEFAULT_INSTANCE_TYPES).recipes
+    assert recipe["spec"]["command"] == titan
+    # What the shell makes of it: the variables expand where Saturn's values stood (each
+    # program here a function printing its arguments).
+    programs = "".join(f"{p}() {{ printf '%s\\n' \"$@\"; }}; " for p in PROGRAMS)
+    env = {"PORT": "40123", "TITAN_BIND_HOST": "127.0.0.2", "PATH": os.environ["PATH"]}
+    shown = subprocess.run(
+        ["sh", "-c", programs + titan], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "${PORT}" not in " ".join(shown)
+    assert "40123" in shown or any(s.endswith((":40123", "=40123")) for s in shown)
+
+
+def test_a_command_showing_no_port_is_refused_or_kept_as_it_is_with_lenient() -> None:
+    for command in ("python app.py", "python -c 'serve(port=8000)'", "sleep 80000"):
+        problems = refused(deployment(command))
+        message = problems["spec.command"]["message"]
+        assert "shows no port 8000" in message and "--port $PORT" in message, command
+        (recipe,) = lenient(deployment(command)).recipes
+        assert recipe["spec"]["command"] == command
+        row = rows(lenient(deployment(command)))["spec.command"]
+        assert row.outcome == "kept" and row.why.startswith("kept as it is (--lenient)")
+    assert "is text" in refused(deployment(["python", "app.py"]))["spec.command"]["message"]  # type: ignore[arg-type]
+    no_command = {"type": "deployment", "spec": {"name": "d"}}
+    assert "a Saturn deployment runs a command" in refused(no_command)["command"]["message"]
+
+
+def test_a_healthcheck_path_is_the_health_check_and_scale_is_checked() -> None:
+    (recipe,) = convert(deployment(healthcheck="/healthz", scale=2), SIZES,
+                        DEFAULT_INSTANCE_TYPES).recipes  # fmt: skip
+    assert recipe["spec"]["health_check"] == {"path": "/healthz"}
+    assert recipe["spec"]["scale"] == 2
+    found = rows(convert(deployment(healthcheck="/healthz"), SIZES, DEFAULT_INSTANCE_TYPES))
+    assert found["spec.healthcheck"].titan == "spec.health_check.path"
+    assert "GET /" not in found["spec.command"].why  # it has its own check
+    assert "spec.healthcheck" in refused(deployment(healthcheck="no slash"))
+    assert "spec.healthcheck" in refused(deployment(healthcheck=3))
+    for bad in (0, 101, True, "2", 1.5):
+        assert "spec.scale" in refused(deployment(scale=bad)), bad
+    (one,) = convert(deployment(scale=1), SIZES, DEFAULT_INSTANCE_TYPES).recipes
+    assert one["spec"]["scale"] == 1  # a deployment's scale 1 is kept, not dropped
+
+
+def test_deployment_fields_elsewhere_are_refused_saying_why() -> None:
+    job = {"schema_version": "2025.10.01", "type": "job",
+           "spec": {"name": "j", "command": "true", "scale": 2, "viewers": [],
+                    "healthcheck": "/"}}  # fmt: skip
+    problems = refused(job)
+    assert "runs one copy of its command" in problems["spec.scale"]["message"]
+    assert "spec.healthcheck" in problems and "spec.viewers" not in problems  # empty: dropped
+    workspace = {"type": "workspace", "spec": {"name": "w", "subdomain": "nb",
+                 "routes": [{"container_port": 6006}], "public": True}}  # fmt: skip
+    problems = refused(workspace)
+    assert set(problems) == {"spec.routes", "spec.public"}
+    assert "serves JupyterLab only" in problems["spec.routes"]["message"]
+    assert rows(lenient(workspace))["spec.subdomain"].outcome == "dropped"
 
 
 def test_values_titan_does_anyway_are_dropped_not_refused() -> None:
@@ -727,11 +892,12 @@ JUNK: list[Any] = [
     [{"url": 10**5000, "name": 3, "location": None, "type": "file", "reference_type": 3}],
 ]
 FIELDS = sorted(
-    {*NOT_YET, "schedule", "retries", "backoff_limit", "concurrency_policy", "name",
+    {"scale", "instance_count", "routes", "subdomain", "public", "viewers", "healthcheck",
+     "schedule", "retries", "backoff_limit", "concurrency_policy", "name",
      "description", "command", "instance_type", "auto_shutoff", "image",
      "environment_variables", "secrets", "shared_folders", "working_directory",
      "dask_cluster", "start_script", "extra_packages", "git_repositories", "owner", "tags",
-     "schema_version", "ide", "start_ssh", "config_files", "state", "viewers", "no_such"}
+     "schema_version", "ide", "start_ssh", "config_files", "state", "no_such"}
 )  # fmt: skip
 
 
@@ -741,6 +907,8 @@ def test_any_value_of_any_field_is_reported_or_refused_never_a_crash(name: str) 
         for document in (
             {"type": "job", "spec": {"name": "j", "command": "true", name: junk}},
             {"name": "j", "job": {"command": "true", name: junk}, name: junk},
+            {"type": "deployment", "spec": {"name": "d", "command": "serve :8000", name: junk}},
+            {"name": "d", "deployment": {"command": "serve 8000", name: junk}, name: junk},
         ):
             for mode in (True, False):
                 try:

@@ -95,6 +95,8 @@ def rollout_step(
     if not started_new and len(run) < scale:
         run.append(next(n for n in wanted if n not in run))
     done = len(healthy_new)
+    if done == scale and not keep:  # the last old replica goes now: the rollout is over
+        return Step(tuple(wanted), (), failed, "")
     waiting = f"rolling out: {done} of {scale} replicas updated, {len(keep)} old serving"
     if started_new:
         waiting += f"; waiting for {', '.join(started_new)} to pass its health check"

@@ -2,6 +2,6 @@
 reported as kept, translated, dropped or refused (see ``report``)."""
 
 from service.recipes.importers.report import Conversion, ImportRefused, Row
-from service.recipes.importers.saturn import NOT_YET, convert
+from service.recipes.importers.saturn import convert
 
-__all__ = ["NOT_YET", "Conversion", "ImportRefused", "Row", "convert"]
+__all__ = ["Conversion", "ImportRefused", "Row", "convert"]

@@ -109,7 +109,8 @@ class Draft:
     def titan_problem(self, spec: dict[str, Any]) -> str | None:
         """What Titan's own validation says of a recipe of this kind whose spec is
         ``spec`` (None: nothing), so a value is checked before it is kept."""
-        filler = {"command": "true"} if self.kind == "job" and "command" not in spec else {}
+        commanded = self.kind in ("job", "deployment")
+        filler = {"command": "true"} if commanded and "command" not in spec else {}
         try:
             parse_recipe({"type": self.kind, "name": "x", "spec": {**filler, **spec}}, self.catalog)
         except RecipeInvalid as exc:

@@ -2,20 +2,23 @@
 
 :func:`convert` reads a Saturn resource recipe of either schema (see
 :mod:`service.recipes.importers.saturn_document` for the schemas and their sources)
-and writes the Titan recipes it amounts to: a workspace (with its ``dask_cluster``)
-or a job (with its ``dask_cluster``); a deployment's Dask cluster becomes a
-standalone cluster. Each Saturn field is reported as
+and writes the Titan recipes it amounts to: a workspace (with its ``dask_cluster``),
+a job (with its ``dask_cluster``) or a deployment (through
+:mod:`~service.recipes.importers.saturn_deployment`; its Dask cluster becomes a
+standalone cluster, as Titan deployments attach none). Each Saturn field is reported as
 
 - **kept**: the same value in a Titan field;
 - **translated**: a Titan value made from it (sizes through the operator's table
   ``TITAN_SATURN_INSTANCE_TYPES``; a job's schedule, concurrency policy and retries
-  through :mod:`~service.recipes.importers.saturn_job`; ``extra_packages`` pip requirements and
+  through :mod:`~service.recipes.importers.saturn_job`; a deployment's command, replicas,
+  routes and health check through :mod:`~service.recipes.importers.saturn_deployment`;
+  ``extra_packages`` pip requirements and
   ``git_repositories`` as lines of the start script, only where they are safe);
 - **dropped**: Saturn bookkeeping or a hint that changes nothing the resource does
   in Titan (tags, disk size, spot instances, Saturn's image and owner), or a value
   that asks for what Titan does anyway (``start_ssh: false``);
 - **refused**: behaviour Titan cannot give (SSH, RStudio, conda and apt packages,
-  an unmapped size) or does not have yet (:data:`NOT_YET`). Refused fields are an
+  an unmapped size, a deployment's viewers or second route). Refused fields are an
   error naming each of them, unless ``lenient``: then they are dropped, their
   reason kept in the report.
 
@@ -30,6 +33,7 @@ from typing import Any
 
 from service.json_values import join_path, quoted, shown
 from service.recipes.importers import saturn_attachments as attachments
+from service.recipes.importers import saturn_deployment as deployment
 from service.recipes.importers import saturn_job as job
 from service.recipes.importers import start_scripts as scripts
 from service.recipes.importers.draft import Draft
@@ -43,24 +47,13 @@ from service.recipes.importers.saturn_document import (
 )
 from service.recipes.models import DNS_LABEL, RecipeInvalid, parse_recipe
 
-# What Titan does not have yet. A field named here is refused ("Titan has no ... yet");
-# when Titan gains one, its line leaves this table for a translation.
-NOT_YET: dict[str, str] = {
-    "deployment": "deployments",
-    "scale": "replicas (scale)",
-    "instance_count": "replicas (instance_count)",
-    "routes": "routes (a port served at a URL, with a visibility)",
-    "subdomain": "routes (a URL of its own)",
-    "public": "public routes",
-    "viewers": "route viewers",
-}
 # Values asking for what Titan does anyway: dropped, saying so.
 SAME_AS_TITAN: dict[str, tuple[Any, str]] = {
     "start_ssh": (False, "no SSH server: Titan runs none either"),
     "self_destruct": (False, "kept when stopped, as Titan does"),
     "start_dind": (False, "no Docker inside: Titan runs none either"),
     "ide": ("jupyter", "JupyterLab, which Titan's workspaces run"),
-    "scale": (1, "one copy, as Titan runs"),
+    "scale": (1, "one copy, as Titan runs"),  # a deployment's is kept instead
     "instance_count": (1, "one copy, as Titan runs"),
     "retries": (0, "no retries, as Titan's default"),
     "public": (False, "not public: nothing of Titan's is"),
@@ -129,7 +122,7 @@ def convert(
     without a command); RecipeInvalid if it is no Saturn resource recipe at all.
     """
     saturn = read_saturn(document)
-    main = Draft("job" if saturn.kind == "deployment" else saturn.kind, lenient, catalog)
+    main = Draft(saturn.kind, lenient, catalog)
     work = _Converting(saturn, main, instance_types, catalog, main.beside("cluster", "cluster:"))
     # Handled in HANDLERS' order (variables before the secrets that must not clash with
     # them), reported in the document's.
@@ -148,10 +141,12 @@ def _one(work: _Converting, item: SaturnField) -> None:
     draft, value = work.draft, item.value
     if item.name not in REQUIRED and value in (None, "", [], {}):
         draft.drop(item.path, "empty")
-    elif item.name in SAME_AS_TITAN and _same(SAME_AS_TITAN[item.name][0], value):
+    elif (
+        item.name in SAME_AS_TITAN
+        and _same(SAME_AS_TITAN[item.name][0], value)
+        and not (draft.kind == "deployment" and item.name in deployment.FIELDS)
+    ):
         draft.drop(item.path, SAME_AS_TITAN[item.name][1])
-    elif item.name in NOT_YET:
-        draft.refuse(item.path, f"Titan has no {NOT_YET[item.name]} yet", value)
     elif item.name in CANNOT:
         draft.refuse(item.path, CANNOT[item.name], value)
     elif item.name in SATURN_ONLY:
@@ -186,9 +181,7 @@ def _schema_version(work: _Converting, item: SaturnField) -> None:
 
 def _type(work: _Converting, item: SaturnField) -> None:
     draft = work.draft
-    if item.value == "deployment":
-        draft.refuse(item.path, f"Titan has no {NOT_YET['deployment']} yet", item.value)
-    elif item.value == "rstudio_server":
+    if item.value == "rstudio_server":
         draft.refuse(item.path, "Titan workspaces run JupyterLab, not RStudio", item.value)
     elif item.value == "jupyter_server":
         draft.translate(
@@ -238,6 +231,9 @@ def _description(work: _Converting, item: SaturnField) -> None:
 
 
 def _command(work: _Converting, item: SaturnField) -> None:
+    if work.draft.kind == "deployment":
+        deployment.command(work.draft, item, work.document)
+        return
     if work.draft.kind != "job":
         work.draft.refuse(item.path, "a Titan workspace runs JupyterLab, not a command", item.value)
         return
@@ -432,7 +428,10 @@ def _clone_problem(work: _Converting, repo: dict[str, Any]) -> tuple[str | None,
 
 def _dask_cluster(work: _Converting, item: SaturnField) -> None:
     if work.document.kind == "deployment":
-        why = "a cluster recipe of its own: Titan has no deployments to attach it to yet"
+        why = (
+            "a cluster recipe of its own, as a Titan deployment attaches none: its replicas "
+            "reach it by name (TitanCluster.from_name)"
+        )
         work.cluster.note(item.path, "", why)
         attachments.dask_cluster(work.cluster, item, work.sizes, work.catalog, ("spec",))
     else:
@@ -462,6 +461,13 @@ HANDLERS: dict[str, Callable[[_Converting, SaturnField], None]] = {
     "start_script": _start_script,
     "extra_packages": _extra_packages,
     "git_repositories": _git_repositories,
+    "scale": lambda w, f: deployment.scale(w.draft, f),
+    "instance_count": lambda w, f: deployment.scale(w.draft, f),
+    "routes": lambda w, f: deployment.routes(w.draft, f),
+    "subdomain": lambda w, f: deployment.subdomain(w.draft, f),
+    "public": lambda w, f: deployment.public(w.draft, f),
+    "viewers": lambda w, f: deployment.viewers(w.draft, f),
+    "healthcheck": lambda w, f: deployment.healthcheck(w.draft, f),
 }
 
 
@@ -470,8 +476,8 @@ def _finish(work: _Converting) -> Conversion:
     spec = draft.recipe["spec"]
     if work.document.value("name") is None:
         draft.invalid("name", "a Saturn recipe names its resource; add a name", None)
-    if work.document.kind == "job" and work.document.value("command") is None:
-        draft.invalid("command", "a Saturn job runs a command; add one", None)
+    if work.document.kind != "workspace" and work.document.value("command") is None:
+        draft.invalid("command", f"a Saturn {work.document.kind} runs a command; add one", None)
     if work.script:
         own = spec.get("start_script")
         lines = [f"# from {SCRIPT_FIELDS} (titan import saturn)", *work.script]
@@ -480,12 +486,10 @@ def _finish(work: _Converting) -> Conversion:
         if problem is not None:
             draft.invalid(SCRIPT_FIELDS, problem, None)
         spec["start_script"] = script
-    recipes = [] if work.document.kind == "deployment" else [draft.document()]
-    if work.document.kind == "deployment":
-        _with_the_deployment(draft)
-        if "n_workers" in cluster.recipe["spec"] and "name" in draft.recipe:
-            cluster.recipe["name"] = f"{draft.recipe['name'][:58].rstrip('-')}-dask"
-            recipes.append(cluster.document())
+    recipes = [draft.document()]
+    if "n_workers" in cluster.recipe["spec"] and "name" in draft.recipe:  # a deployment's
+        cluster.recipe["name"] = f"{draft.recipe['name'][:58].rstrip('-')}-dask"
+        recipes.append(cluster.document())
     draft.check()  # an incomplete recipe is not worth validating
     for recipe in recipes:
         try:
@@ -497,11 +501,3 @@ def _finish(work: _Converting) -> Conversion:
                 )
     draft.check()
     return Conversion(recipes, draft.rows)
-
-
-def _with_the_deployment(draft: Draft) -> None:
-    """What would have gone into the deployment is dropped with it."""
-    for index, row in enumerate(draft.rows):
-        if row.outcome in ("kept", "translated") and not (row.titan or "").startswith("cluster"):
-            why = f"goes with the deployment, which Titan cannot run yet (it would be: {row.why})"
-            draft.rows[index] = Row(row.field, "dropped", None, why)
