@@ -36,6 +36,7 @@ SHOWN_RUNS = 50  # the newest runs on the page; `titan runs` lists every kept on
 LOG_TAIL = 1000  # lines of a run's log shown
 LOG_MOST = 32 * 1024  # characters of them, at most: escaped (up to 5 each), pages stay small
 POLICIES = {
+    "Allow": "a run due while one still runs starts beside it, up to max_concurrent_runs at once",
     "Forbid": "a run due while one still runs is skipped; Run now is refused",
     "Replace": "a run due while one still runs stops it and starts",
 }

@@ -34,8 +34,8 @@ JOB_2022: dict[str, Any] = {
     },
     "schema_version": "2022.06.01",
 }
-# The same job letting runs overlap (Saturn's 2022 default), which Titan refuses.
-OVERLAPPING = {**JOB_2022, "job": {**JOB_2022["job"], "concurrency_policy": "Allow"}}
+# The same job installing an apt package, which Titan cannot do safely: refused.
+WITH_APT = {**JOB_2022, "extra_packages": {"apt": {"install": "htop"}}}
 WORKSPACE_2025: dict[str, Any] = {
     "schema_version": "2025.10.01",
     "type": "workspace",
@@ -114,18 +114,17 @@ def test_the_cli_reports_refuses_and_applies_leniently(
         assert field in table, table
     assert "spec.retries" in table and "spec.schedule" in table
 
-    overlapping = tmp_path / "overlapping.json"
-    overlapping.write_text(json.dumps(OVERLAPPING))
-    strict = titan(server, "import", "saturn", str(overlapping))
+    with_apt = tmp_path / "with-apt.json"
+    with_apt.write_text(json.dumps(WITH_APT))
+    strict = titan(server, "import", "saturn", str(with_apt))
     assert strict.returncode == 1 and strict.stdout == ""
     assert "1 Saturn field cannot be converted" in strict.stderr, strict.stderr
-    assert "  job.concurrency_policy: Titan runs one run of a job at a time" in strict.stderr
-    assert "--lenient" in strict.stderr
+    assert "  extra_packages.apt: " in strict.stderr and "--lenient" in strict.stderr
 
-    lenient = titan(server, "import", "saturn", "-", "--lenient", stdin=overlapping.read_text())
+    lenient = titan(server, "import", "saturn", "-", "--lenient", stdin=with_apt.read_text())
     assert lenient.returncode == 0, lenient.stderr
-    (forbidding,) = json.loads(lenient.stdout)
-    assert "concurrency_policy" not in forbidding["spec"]  # Titan's default: Forbid
+    (without_apt,) = json.loads(lenient.stdout)
+    assert "htop" not in json.dumps(without_apt)
     assert "(dropped: --lenient)" in lenient.stderr
 
     applied = titan(server, "import", "saturn", str(recipe), "--apply")

@@ -356,16 +356,20 @@ def job(**fields: Any) -> dict[str, Any]:
             "spec": {"name": "j", "command": "true", **fields}}  # fmt: skip
 
 
-def test_allow_is_refused_as_titan_refuses_it_and_lenient_leaves_titans_forbid() -> None:
-    problems = refused(job(schedule="*/5 * * * *", concurrency_policy="Allow"))
-    assert set(problems) == {"spec.concurrency_policy"}
+def test_each_concurrency_policy_is_kept_and_an_unknown_one_refused() -> None:
+    for policy in ("Allow", "Forbid", "Replace"):
+        made = convert(
+            job(schedule="*/5 * * * *", concurrency_policy=policy), SIZES, DEFAULT_INSTANCE_TYPES
+        )
+        assert made.recipes[0]["spec"]["concurrency_policy"] == policy
+        assert rows(made)["spec.concurrency_policy"].outcome == "kept"
     assert (
-        "'Allow' (overlapping runs) is not supported"
-        in problems["spec.concurrency_policy"]["message"]
+        "started alongside"
+        in rows(
+            made_allow := convert(job(concurrency_policy="Allow"), SIZES, DEFAULT_INSTANCE_TYPES)
+        )["spec.concurrency_policy"].why
     )
-    made = lenient(job(schedule="*/5 * * * *", concurrency_policy="Allow"))
-    assert "concurrency_policy" not in made.recipes[0]["spec"]
-    assert rows(made)["spec.concurrency_policy"].why.endswith("(dropped: --lenient)")
+    assert made_allow.recipes[0]["spec"]["concurrency_policy"] == "Allow"
     assert refused(job(concurrency_policy="Sometimes"))["spec.concurrency_policy"][
         "message"
     ].startswith("not one of Saturn's policies")

@@ -8,8 +8,8 @@ failed"), so each field has a Titan field of the same meaning:
 - ``schedule``: 5-field cron, kept; the Kubernetes shorthands (``@daily`` ...) become
   their 5 fields. Saturn's recipes give no time zone, so Titan reads it in UTC, its
   default (add ``spec.timezone`` if the times were meant in another zone).
-- ``concurrency_policy``: ``Forbid`` and ``Replace`` kept; ``Allow`` (two runs of one
-  job at once) is refused, as Titan refuses it (``--lenient``: Titan's ``Forbid``).
+- ``concurrency_policy``: ``Allow``, ``Forbid`` and ``Replace`` kept (Titan's ``Allow``
+  runs at most ``max_concurrent_runs``, 5 unless the recipe says, at once).
 - ``retries`` / ``backoff_limit``: ``spec.retries``; Titan waits 10s before the first
   retry, doubling, as Kubernetes backs off (Kubernetes stops doubling at 6 minutes,
   Titan at 1 hour).
@@ -26,6 +26,12 @@ from service.json_values import quoted
 from service.recipes.importers.draft import Draft
 from service.recipes.importers.saturn_document import SaturnDocument, SaturnField
 
+# What each policy does with a run due while one still runs, in Titan as in Kubernetes.
+WHEN_BUSY = {
+    "Allow": "started alongside it (at most max_concurrent_runs, 5 by default, at once)",
+    "Forbid": "skipped",
+    "Replace": "started, stopping the running one",
+}
 # Kubernetes' cron shorthands (robfig/cron, which its CronJob controller uses), as 5 fields.
 SHORTHANDS = {
     "@yearly": "0 0 1 1 *",
@@ -36,7 +42,6 @@ SHORTHANDS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-POLICIES = ("Allow", "Forbid", "Replace")
 SAME_TIMES = (
     "Saturn's recipes give no time zone: Titan reads the times in UTC, its default "
     "(add spec.timezone if they were meant in another zone)"
@@ -68,7 +73,7 @@ def schedule(draft: Draft, item: SaturnField, document: SaturnDocument) -> None:
     if document.value("concurrency_policy") is None:
         why += (
             "; with no concurrency_policy Saturn let runs overlap (Allow), Titan skips a "
-            "run due while one still runs (Forbid)"
+            "run due while one still runs (Forbid) unless concurrency_policy is 'Allow'"
         )
     if cron == value:
         draft.keep(item.path, ("spec", "schedule"), cron, f"the same 5-field cron; {why}")
@@ -79,28 +84,19 @@ def schedule(draft: Draft, item: SaturnField, document: SaturnDocument) -> None:
 
 
 def concurrency_policy(draft: Draft, item: SaturnField) -> None:
-    """Saturn's ``concurrency_policy``: Forbid and Replace kept, Allow refused."""
+    """Saturn's ``concurrency_policy``: kept, each meaning the same in Titan."""
     if not _only_jobs(draft, item, "a concurrency policy"):
         return
     value = item.value
-    if value == "Allow":
-        draft.refuse(
-            item.path,
-            "Titan runs one run of a job at a time: 'Allow' (overlapping runs) is not "
-            "supported; use 'Forbid' (skip a run due while one runs) or 'Replace' (stop the "
-            "running one); without it Titan's default, 'Forbid', applies",
-            value,
-        )
-    elif value in ("Forbid", "Replace"):
-        what = "skipped" if value == "Forbid" else "started, stopping the running one"
+    if isinstance(value, str) and value in WHEN_BUSY:
         draft.keep(
             item.path,
             ("spec", "concurrency_policy"),
             value,
-            f"the same in Titan: a run due while one still runs is {what}",
+            f"the same in Titan: a run due while one still runs is {WHEN_BUSY[value]}",
         )
     else:
-        draft.refuse(item.path, f"not one of Saturn's policies ({', '.join(POLICIES)})", value)
+        draft.refuse(item.path, f"not one of Saturn's policies ({', '.join(WHEN_BUSY)})", value)
 
 
 def retries(draft: Draft, item: SaturnField) -> None:
