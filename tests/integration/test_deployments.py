@@ -4,7 +4,6 @@ updates and rollbacks under steady load, visibility, and metrics."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from tests.integration.conftest import RunningServer
 from tests.integration.test_cli import titan
 from tests.integration.test_restart_safety import running_server_process
+from tests.steady_load import SteadyLoad
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -58,42 +58,16 @@ def serving(server: RunningServer, token: str, versions: set[str], replicas: int
     return len(seen) == replicas and set(seen.values()) == versions
 
 
-class Load:
-    """A client thread sending requests to the deployment continuously; counts answers."""
+def _predict(client: httpx.Client, count: int) -> httpx.Response:
+    """Reads and changes in turn."""
+    if count % 2:
+        return client.get("/deploy/alice/web/predict", params={"n": count})
+    return client.post("/deploy/alice/web/predict", content=str(count))
 
-    def __init__(self, server: RunningServer, token: str) -> None:
-        self.server, self.token = server, token
-        self.answers: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Load:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=30)
-
-    def _run(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        with httpx.Client(base_url=self.server.url, headers=headers, timeout=30) as client:
-            count = 0
-            while not self.stopping.is_set():
-                count += 1
-                try:
-                    if count % 2:
-                        answer = client.get("/deploy/alice/web/predict", params={"n": count})
-                    else:
-                        answer = client.post("/deploy/alice/web/predict", content=str(count))
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                    continue
-                if answer.status_code != 200:
-                    self.failures.append(f"{answer.status_code}: {answer.text[:300]}")
-                else:
-                    self.answers[answer.json()["version"]] += 1
+def steady_load(server: RunningServer, token: str) -> SteadyLoad:
+    """Steady GETs and POSTs to alice's deployment 'web', counted by app version."""
+    return SteadyLoad(server.url, token, _predict, lambda answer: answer.json()["version"])
 
 
 def test_traffic_waits_for_health_then_is_balanced_and_relayed(server: RunningServer) -> None:
@@ -185,8 +159,8 @@ def test_a_rolling_update_and_a_rollback_fail_no_request(server: RunningServer) 
     hub.apply(recipe("v1"))
     hub.wait("deployment/web", {"running"}, timeout=120)
     wait_for(lambda: serving(server, alice, {"v1"}, 2), timeout=60)
-    with Load(server, alice) as load:
-        wait_for(lambda: load.answers["v1"] > 20, timeout=30)
+    with steady_load(server, alice) as load:
+        wait_for(lambda: load.versions["v1"] > 20, timeout=30)
         hub.apply(recipe("v2", "--delay", "1"))  # a new version: rolled out one by one
         wait_for(lambda: serving(server, alice, {"v2"}, 2), timeout=120, every=1)
         assert load.failures == [], load.failures[:5]
@@ -197,10 +171,10 @@ def test_a_rolling_update_and_a_rollback_fail_no_request(server: RunningServer) 
         back = hub.rollback("deployment/web")  # the Python client
         assert back["action"] == "updated" and back["resource"]["generation"] == 3
         wait_for(lambda: serving(server, alice, {"v1"}, 2), timeout=120, every=1)
-        count = sum(load.answers.values())
-        wait_for(lambda: sum(load.answers.values()) > count + 20, timeout=30)
+        count = load.answered()
+        wait_for(lambda: load.answered() > count + 20, timeout=30)
     assert load.failures == [], load.failures[:5]
-    assert load.answers["v1"] > 0 and load.answers["v2"] > 0
+    assert load.versions["v1"] > 0 and load.versions["v2"] > 0
     history = [e["reason"] for e in hub.history("deployment/web")]
     assert any("rolling out" in reason for reason in history), history
 
@@ -213,7 +187,7 @@ def test_a_failing_new_version_stops_its_rollout_and_the_old_one_serves(
     hub.apply(recipe("v1"))
     hub.wait("deployment/web", {"running"}, timeout=120)
     wait_for(lambda: serving(server, alice, {"v1"}, 2), timeout=60)
-    with Load(server, alice) as load:
+    with steady_load(server, alice) as load:
         hub.apply(recipe("v2", "--never-healthy"))
         degraded = wait_for(
             lambda: [e for e in hub.history("deployment/web") if "rollout stopped" in e["reason"]],
@@ -224,7 +198,7 @@ def test_a_failing_new_version_stops_its_rollout_and_the_old_one_serves(
         assert "2 replica(s) of the previous version keep serving" in reason
         assert serving(server, alice, {"v1"}, 2)
     assert load.failures == [], load.failures[:5]
-    assert set(load.answers) == {"v1"}
+    assert set(load.versions) == {"v1"}
     # Rolling back to v1 (the CLI) ends the rollout: the old replicas are the recipe's again.
     env = {"TITAN_TOKEN": alice}
     back = titan(server, "rollback", "deployment/web", "--wait", "--timeout", "60", env=env)

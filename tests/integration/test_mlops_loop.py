@@ -11,19 +11,16 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import threading
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import xgboost
 
 from tests.integration.conftest import RunningServer, ServerFactory
 from tests.integration.test_cli import titan
+from tests.steady_load import SteadyLoad
 from tests.waiting import wait_for
 from workers.model_folder import ModelVersion, versions
 
@@ -96,44 +93,17 @@ def serves(server: RunningServer, token: str, version: ModelVersion, calls: int 
     return all(a.status_code == 200 and a.json() == expected for a in answers)
 
 
-class Load:
-    """A caller sending predictions through the front door without pause, counting the
-    model versions answering and every failure (any answer but 200, or none)."""
-
-    def __init__(self, server: RunningServer, token: str) -> None:
-        self.url, self.token = server.url, token
-        self.versions: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Load:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=60)
-
-    def answered(self) -> int:
-        """How many requests have been answered so far."""
-        return sum(self.versions.values())
-
-    def _run(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        body = {"instances": ROWS[:2].tolist()}
-        with httpx.Client(base_url=self.url, headers=headers, timeout=30) as client:
-            while not self.stopping.is_set():
-                try:
-                    answer = client.post(PREDICT, json=body)
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                    continue
-                if answer.status_code != 200:
-                    self.failures.append(f"{answer.status_code}: {answer.text[:300]}")
-                else:
-                    self.versions[answer.json()["model_version"]] += 1
-                time.sleep(0.02)  # steady, not a flood: the machine also trains and rolls out
+def steady_load(server: RunningServer, token: str) -> SteadyLoad:
+    """Predictions sent one after another, 20 ms apart (steady, not a flood: the machine
+    also trains and rolls out), counted by the model version answering."""
+    body = {"instances": ROWS[:2].tolist()}
+    return SteadyLoad(
+        server.url,
+        token,
+        lambda client, _count: client.post(PREDICT, json=body),
+        lambda answer: str(answer.json()["model_version"]),
+        pause=0.02,
+    )
 
 
 def replicas(server: RunningServer) -> set[str]:
@@ -141,7 +111,9 @@ def replicas(server: RunningServer) -> set[str]:
     return {p["name"] for p in server.hub().get(SERVE)["processes"]}
 
 
-def rolled_out(server: RunningServer, load: Load, before: set[str], version: ModelVersion) -> None:
+def rolled_out(
+    server: RunningServer, load: SteadyLoad, before: set[str], version: ModelVersion
+) -> None:
     """Wait until new replicas have replaced every one of ``before``, all healthy, the
     rollout done, and they serve ``version`` while the load goes on; no request failed."""
     hub = server.hub()
@@ -227,7 +199,7 @@ def test_train_serve_watch_roll_out_and_roll_back(start_server: ServerFactory) -
     assert top.returncode == 0, top.stderr
     assert f"admin/{SERVE}" in top.stdout and "front door" in top.stdout, top.stdout
 
-    with Load(server, bob) as load:
+    with steady_load(server, bob) as load:
         # 6. Pin the version served, then roll out the next night's model by its version.
         before = replicas(server)
         hub.apply(serve_recipe(pinned=first.name))
