@@ -76,6 +76,19 @@ def driver(address: str, token: str | None, code: str = DRIVER) -> subprocess.Co
     return done
 
 
+def sees_nodes(address: str, token: str, count: int, timeout: float = 120) -> None:
+    """Wait until a driver of ``address`` counts ``count`` alive nodes: Ray marks a killed
+    node dead only after its health checks time out, and a new one alive once it has
+    joined, so right after a replacement it may count one more or one fewer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = driver(address, token)
+        if f"nodes {count}\n" in done.stdout:
+            return
+        assert time.monotonic() < deadline, done.stdout + done.stderr[-3000:]
+        time.sleep(2)
+
+
 def succeeded(jobs: Any, job: str, timeout: float = 180) -> str:
     """The logs of Ray job ``job`` once it has succeeded (it must, within ``timeout``)."""
     from ray.job_submission import JobStatus
@@ -157,14 +170,14 @@ def test_a_dead_worker_node_is_replaced_and_scale_down_keeps_the_head(
     after = recorded(ray_server.settings.sqlalchemy_url, running["id"])
     assert after["worker-1"]["handle"]["pid"] != before["worker-1"]["handle"]["pid"]
     assert after["head"]["handle"]["pid"] == before["head"]["handle"]["pid"]
-    assert "nodes 3" in driver(running["endpoints"]["ray"], token).stdout
+    sees_nodes(running["endpoints"]["ray"], token, 3)
     # Down to one worker node: the head and worker-0 keep running, untouched.
     hub.apply(ray_cluster(n_workers=1))
     hub.wait("cluster/r", {"running"}, generation=2, timeout=120)
     final = recorded(ray_server.settings.sqlalchemy_url, running["id"])
     assert sorted(final) == ["head", "worker-0"]
     assert final["worker-0"]["handle"]["pid"] == before["worker-0"]["handle"]["pid"]
-    assert "nodes 2" in driver(running["endpoints"]["ray"], token).stdout
+    sees_nodes(running["endpoints"]["ray"], token, 2)
 
 
 def test_a_ray_cluster_and_a_dask_cluster_run_side_by_side(ray_server: RunningServer) -> None:
