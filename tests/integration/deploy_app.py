@@ -30,6 +30,7 @@ if "--never-healthy" in sys.argv:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart
 
     def _answer(self, code: int, body: dict[str, object]) -> None:
         data = json.dumps(body).encode()
