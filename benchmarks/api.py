@@ -109,6 +109,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def titan_server(work: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    """``titan server`` on a free loopback port, its data in ``work``/data, none of this
+    shell's TITAN_ settings: the process, its URL (once it answers) and that environment
+    without the server's own settings (for other processes the benchmark starts)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    titan_env = {**env, "TITAN_DATA_DIR": str(work / "data"), "TITAN_PORT": str(port)}
+    titan = serve([sys.executable, "-m", "service.cli", "server"], titan_env, url + "/healthz")
+    return titan, url, env
+
+
 def serve(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import tempfile
 from pathlib import Path
 
 import httpx
-from api import EACH, free_port, load, populate, serve
+from api import EACH, load, populate, titan_server
 from rich.console import Console
 from rich.table import Table
 
@@ -33,11 +31,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="titan-console-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    titan_env = {**env, "TITAN_DATA_DIR": str(work / "data"), "TITAN_PORT": str(port)}
-    titan = serve([sys.executable, "-m", "service.cli", "server"], titan_env, url + "/healthz")
+    titan, url, _env = titan_server(work)
     try:
         admin = (work / "data" / "admin-token").read_text().strip()
         tokens = populate(f"{url}/api/v1", admin, work / "data")

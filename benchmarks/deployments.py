@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from api import free_port, load, serve
+from api import free_port, load, titan_server
 from rich.console import Console
 from rich.table import Table
 
@@ -36,11 +35,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="titan-deploy-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
-    port, app_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{port}"
-    titan_env = {**env, "TITAN_DATA_DIR": str(work / "data"), "TITAN_PORT": str(port)}
-    titan = serve([sys.executable, "-m", "service.cli", "server"], titan_env, url + "/healthz")
+    titan, url, env = titan_server(work)
+    app_port = free_port()
     bare = subprocess.Popen([sys.executable, str(APP), "v1"], env={**env, "PORT": str(app_port)})
     try:
         admin = (work / "data" / "admin-token").read_text().strip()
@@ -50,20 +46,17 @@ def main() -> None:
             deploy(url, bearer, scale)
             for clients in args.concurrency:
                 cases = [
-                    ("the app alone, on its own port", app_port, {}),
-                    (f"through the front door, {scale} replica(s)", port, bearer),
+                    ("the app alone, on its own port", f"http://127.0.0.1:{app_port}/predict", {}),
+                    (
+                        f"through the front door, {scale} replica(s)",
+                        f"{url}/deploy/admin/web/predict",
+                        bearer,
+                    ),
                 ]
                 baseline = 0.0
-                for name, target, headers in cases:
-                    path = "/predict" if target == app_port else "/deploy/admin/web/predict"
+                for name, address, headers in cases:
                     rate, p50, p99 = asyncio.run(
-                        load(
-                            "GET",
-                            f"http://127.0.0.1:{target}{path}",
-                            clients,
-                            args.seconds,
-                            headers=headers,
-                        )
+                        load("GET", address, clients, args.seconds, headers=headers)
                     )
                     baseline = baseline or rate
                     table.add_row(
