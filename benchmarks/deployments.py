@@ -68,6 +68,7 @@ def main() -> None:
                         f"{rate / baseline:.2f}",
                     )
         Console(width=140).print(table)
+        undeploy(url, bearer)
     finally:
         bare.terminate()
         titan.terminate()
@@ -100,6 +101,18 @@ def deploy(url: str, bearer: dict[str, str], scale: int) -> None:
             return
         time.sleep(0.5)
     raise SystemExit(f"deployment 'web' did not serve from {scale} replica(s) within 120 s")
+
+
+def undeploy(url: str, bearer: dict[str, str]) -> None:
+    """Delete deployment 'web' and wait until it is gone (its replicas stopped): a server
+    stopped with it running would leave them for its next start to adopt."""
+    where = f"{url}/api/v1/resources/deployment/web"
+    httpx.delete(where, headers=bearer, timeout=30).raise_for_status()
+    deadline = time.monotonic() + 60
+    while httpx.get(where, headers=bearer, timeout=30).status_code != 404:
+        if time.monotonic() > deadline:
+            raise SystemExit("deployment 'web' was not deleted within 60 s")
+        time.sleep(0.25)
 
 
 if __name__ == "__main__":
